@@ -1,0 +1,212 @@
+"""Directory: saga id -> live SagaActor; activates from the snapshot on demand, passivates idle ones.
+
+Every message to a saga goes through ``send``, under the lock of the saga's shard. A saga
+actor passivates itself only through ``try_passivate``, which takes the same lock and checks
+that its mailbox is empty: so no message can slip into a mailbox that is about to stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any
+
+import pykka
+
+from saga_journey.runtime.codec import state_from_dict, status_view
+from saga_journey.runtime.errors import ConflictError, NotFoundError, OverloadedError
+from saga_journey.runtime.model import Journey
+
+from .messages import Passivate, RunOwed
+from .saga_actor import SagaActor
+from .services import Services
+
+log = logging.getLogger("saga_journey.directory")
+
+SHARDS = 64
+EAGER_PASSIVATION_INTERVAL_S = 0.1
+
+
+class Directory:
+    def __init__(self, services: Services) -> None:
+        self._svc = services
+        self._shards: list[tuple[threading.Lock, dict[str, pykka.ActorRef[Any]]]] = [
+            (threading.Lock(), {}) for _ in range(SHARDS)
+        ]
+        self._count_lock = threading.Lock()
+        self._live = 0
+        self._activations = 0
+        self._waiters: dict[str, list[Future[dict[str, Any]]]] = {}
+        self._waiters_lock = threading.Lock()
+        self._last_eager = 0.0
+        self._reaper = None
+        services.directory = self
+
+    def _shard(self, saga_id: str) -> tuple[threading.Lock, dict[str, pykka.ActorRef[Any]]]:
+        return self._shards[hash(saga_id) % SHARDS]
+
+    # --- sending -----------------------------------------------------------------------
+
+    def send(self, saga_id: str, message: Any, *, activate_only_if_stored: bool = False) -> None:
+        """Deliver ``message`` to the saga's actor, activating it from its snapshot if needed.
+
+        Raises NotFoundError if the saga is neither live nor stored.
+        """
+        lock, live = self._shard(saga_id)
+        with lock:
+            ref = live.get(saga_id)
+            if ref is None:
+                ref = self._activate(saga_id, live)
+                if ref is None:
+                    if activate_only_if_stored:
+                        return
+                    raise NotFoundError(f"saga {saga_id} not found", saga_id=saga_id)
+            ref.tell(message)
+
+    def create(self, saga_id: str, journey: Journey, message: Any) -> None:
+        """Start the actor of a new saga and hand it its first message (the start command)."""
+        lock, live = self._shard(saga_id)
+        with lock:
+            if saga_id in live or self._svc.store.load_saga(saga_id) is not None:
+                raise ConflictError(f"saga {saga_id} already exists", saga_id=saga_id)
+            self._check_capacity()
+            ref = SagaActor.start(self._svc, saga_id, journey, None)
+            live[saga_id] = ref
+            self._count(+1)
+            ref.tell(message)
+
+    def _activate(self, saga_id: str, live: dict[str, pykka.ActorRef[Any]]) -> pykka.ActorRef[Any] | None:
+        snapshot = self._svc.store.load_saga(saga_id)
+        if snapshot is None:
+            return None
+        state = state_from_dict(snapshot)
+        journey = self._svc.load_journey(state.journey_id, state.journey_version)
+        self._check_capacity()
+        ref = SagaActor.start(self._svc, saga_id, journey, state)
+        live[saga_id] = ref
+        self._count(+1)
+        self._svc.observer.on_actor_activated()
+        ref.tell(RunOwed())
+        return ref
+
+    def _check_capacity(self) -> None:
+        cfg = self._svc.config
+        live = self._live
+        if live >= cfg.hard_live_actor_limit:
+            self._passivate_idle_eagerly()
+            raise OverloadedError(
+                f"{live} sagas are live (limit {cfg.hard_live_actor_limit}); retry shortly"
+            )
+        if live >= cfg.max_live_actors:
+            self._passivate_idle_eagerly()
+
+    def _count(self, delta: int) -> None:
+        with self._count_lock:
+            self._live += delta
+            if delta > 0:
+                self._activations += 1
+
+    # --- passivation -------------------------------------------------------------------
+
+    def try_passivate(self, saga_id: str, actor: SagaActor) -> bool:
+        lock, live = self._shard(saga_id)
+        with lock:
+            if live.get(saga_id) is not actor.actor_ref or not actor.actor_inbox.empty():
+                return False
+            del live[saga_id]
+        self._count(-1)
+        return True
+
+    def remove(self, saga_id: str, actor: SagaActor) -> None:
+        lock, live = self._shard(saga_id)
+        with lock:
+            if live.get(saga_id) is actor.actor_ref:
+                del live[saga_id]
+                self._count(-1)
+
+    def _passivate_idle_eagerly(self) -> None:
+        now = time.monotonic()
+        if now - self._last_eager < EAGER_PASSIVATION_INTERVAL_S:
+            return
+        self._last_eager = now
+        self.broadcast(Passivate(idle_for_s=min(1.0, self._svc.config.idle_passivate_s)))
+
+    def broadcast(self, message: Any) -> None:
+        for lock, live in self._shards:
+            with lock:
+                refs = list(live.values())
+            for ref in refs:
+                try:
+                    ref.tell(message)
+                except pykka.ActorDeadError:
+                    pass
+
+    def start_reaper(self) -> None:
+        interval = max(0.05, min(self._svc.config.idle_passivate_s / 2, 5.0))
+
+        def reap() -> None:
+            if self._svc.closing.is_set():
+                return
+            self.broadcast(Passivate(idle_for_s=self._svc.config.idle_passivate_s))
+            self._reaper = self._svc.timers.call_later(interval, reap)
+
+        self._reaper = self._svc.timers.call_later(interval, reap)
+
+    # --- recovery, waiting, shutdown -----------------------------------------------------
+
+    def recover(self) -> int:
+        """Activate every stored saga with work owed; each resumes its owed effects."""
+        n = 0
+        for saga_id in self._svc.store.sagas_with_work_owed():
+            self.send(saga_id, RunOwed(), activate_only_if_stored=True)
+            n += 1
+        return n
+
+    def add_waiter(self, saga_id: str) -> Future[dict[str, Any]]:
+        fut: Future[dict[str, Any]] = Future()
+        with self._waiters_lock:
+            self._waiters.setdefault(saga_id, []).append(fut)
+        return fut
+
+    def drop_waiter(self, saga_id: str, fut: Future[dict[str, Any]]) -> None:
+        with self._waiters_lock:
+            waiters = self._waiters.get(saga_id)
+            if waiters and fut in waiters:
+                waiters.remove(fut)
+                if not waiters:
+                    del self._waiters[saga_id]
+
+    def notify_terminal(self, saga_id: str, view: dict[str, Any]) -> None:
+        with self._waiters_lock:
+            waiters = self._waiters.pop(saga_id, [])
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(view)
+
+    def live_count(self) -> int:
+        return self._live
+
+    def activations(self) -> int:
+        return self._activations
+
+    def stop_all(self, timeout: float = 10.0) -> None:
+        refs = []
+        for lock, live in self._shards:
+            with lock:
+                refs.extend(live.values())
+                live.clear()
+        with self._count_lock:
+            self._live = 0
+        futures = [ref.stop(block=False) for ref in refs]
+        deadline = time.monotonic() + timeout
+        for f in futures:
+            try:
+                f.get(timeout=max(0.0, deadline - time.monotonic()))
+            except Exception:
+                pass
+
+
+def view_of(snapshot: dict[str, Any]) -> dict[str, Any]:
+    return status_view(state_from_dict(snapshot))

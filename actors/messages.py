@@ -1,0 +1,45 @@
+"""Messages exchanged between the runtime's actors (shell-level envelopes around core messages)."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from saga_journey.runtime.model import CompensationOutcome, Message
+
+
+@dataclass(slots=True)
+class Command:
+    """A request for the saga: ``build(now)`` makes the core message; ``reply`` gets the answer."""
+
+    build: Callable[[float], Message]
+    reply: Future[Any] | None
+    tenant_id: str | None = None
+    journey_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    token: int
+    error: BaseException | None
+
+
+@dataclass(frozen=True, slots=True)
+class CompensationReport:
+    outcome: CompensationOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class RunOwed:
+    """Dispatch the effects the committed state still owes (after activation or a timer)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Passivate:
+    idle_for_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class RunAttempt:
+    attempt: int

@@ -1,0 +1,309 @@
+"""SagaActor: one per live saga; applies its messages serially, persists, then acts.
+
+Order of work for every message: the pure core decides and evolves; the new snapshot and its
+history entry go to the store's group-commit writer; only when the commit is confirmed is
+the caller answered and are effects (compensators, timers) dispatched. While a write is in
+flight, further requests wait in a local stash, so each saga sees its messages one at a time
+and never acts on state that is not yet durable.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+
+from saga_journey.persistence.store import SagaWrite
+from saga_journey.runtime.codec import event_to_dict, state_to_dict, status_view
+from saga_journey.runtime.errors import (
+    InvalidInputError,
+    NotFoundError,
+    RuntimeClosedError,
+    SagaError,
+    StorageError,
+)
+from saga_journey.runtime.handlers import CompensationContext, idempotency_key
+from saga_journey.runtime.machine import decide, evolve, has_work_owed, owed_effects
+from saga_journey.runtime.model import (
+    CompensationOutcome,
+    Event,
+    Journey,
+    RunCompensation,
+    SagaState,
+)
+
+from .compensator_actor import CompensatorActor
+from .messages import Command, Committed, CompensationReport, Passivate, RunAttempt, RunOwed
+from .services import Services
+
+log = logging.getLogger("saga_journey.saga_actor")
+
+STORAGE_RETRY_S = 1.0  # after a failed write of a compensation outcome, re-run that attempt
+
+
+@dataclass(slots=True)
+class _InFlight:
+    token: int
+    state: SagaState
+    event: Event
+    reply: Future[Any] | None
+    replayed: bool = False
+
+
+def _resolve(reply: Future[Any] | None, value: Any = None, error: BaseException | None = None) -> None:
+    if reply is None or reply.done():
+        return
+    if error is not None:
+        reply.set_exception(error)
+    else:
+        reply.set_result(value)
+
+
+class SagaActor(pykka.ThreadingActor):
+    use_daemon_thread = True
+
+    def __init__(
+        self, services: Services, saga_id: str, journey: Journey | None, state: SagaState | None
+    ) -> None:
+        super().__init__()
+        self._svc = services
+        self._saga_id = saga_id
+        self._journey = journey
+        self._state = state
+        self._inflight: _InFlight | None = None
+        self._stash: deque[Any] = deque()
+        self._token = 0
+        self._compensator: tuple[str, pykka.ActorRef[Any]] | None = None
+        self._running: tuple[str, int] | None = None  # (milestone, attempt) handed to a compensator
+        self._scheduled: tuple[str, int] | None = None  # (milestone, attempt) waiting on a timer
+        self._last_active = time.monotonic()
+
+    # --- mailbox -----------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> None:
+        try:
+            self._receive(message)
+        except Exception as exc:  # never let one bad message kill the saga's actor
+            log.exception("saga %s: unexpected error handling %r", self._saga_id, message)
+            if isinstance(message, Command):
+                _resolve(message.reply, error=exc)
+
+    def _receive(self, message: Any) -> None:
+        if isinstance(message, Passivate):
+            self._maybe_passivate(message.idle_for_s)
+            return
+        self._last_active = time.monotonic()
+        if isinstance(message, Committed):
+            self._on_committed(message)
+        elif isinstance(message, RunOwed):
+            self._dispatch_effects()
+        elif self._inflight is not None:
+            self._stash.append(message)
+        else:
+            self._handle(message)
+
+    def _handle(self, message: Any) -> None:
+        if isinstance(message, Command):
+            self._handle_command(message)
+        elif isinstance(message, CompensationReport):
+            self._handle_report(message.outcome)
+
+    def _handle_command(self, cmd: Command) -> None:
+        state = self._state
+        try:
+            if state is not None and cmd.tenant_id is not None and cmd.tenant_id != state.tenant_id:
+                raise NotFoundError(f"saga {self._saga_id} not found", saga_id=self._saga_id)
+            if state is not None and cmd.journey_id is not None and cmd.journey_id != state.journey_id:
+                raise InvalidInputError(
+                    f"saga {self._saga_id} runs journey {state.journey_id!r}, "
+                    f"not {cmd.journey_id!r}",
+                    expected=state.journey_id,
+                )
+            message = cmd.build(self._svc.clock.now())
+            journey = self._journey or getattr(message, "journey", None)
+            assert journey is not None
+            decision = decide(journey, state, message)
+        except SagaError as exc:
+            _resolve(cmd.reply, error=exc)
+            self._stop_if_never_started()
+            return
+        if self._journey is None:
+            self._journey = journey
+        if decision.event is None:
+            assert state is not None
+            _resolve(cmd.reply, {**status_view(state), "replayed": True, "note": decision.note})
+            return
+        self._persist(decision.event, cmd.reply)
+
+    def _handle_report(self, outcome: CompensationOutcome) -> None:
+        state, journey = self._state, self._journey
+        assert state is not None and journey is not None
+        if self._running == (outcome.milestone_id, outcome.attempt):
+            self._running = None
+        self._svc.observer.on_compensation_attempt(
+            state.journey_type, outcome.milestone_id, outcome.ok, outcome.duration_s
+        )
+        decision = decide(journey, state, outcome)
+        if decision.event is not None:
+            self._persist(decision.event, None)
+
+    # --- persistence -------------------------------------------------------------------
+
+    def _persist(self, event: Event, reply: Future[Any] | None) -> None:
+        prev = self._state
+        new = evolve(prev, event)
+        write = SagaWrite(
+            saga_id=new.saga_id,
+            snapshot=state_to_dict(new),
+            events=(event_to_dict(event, seq=new.version, status_after=new.status),),
+            first_seq=new.version,
+            tenant_id=new.tenant_id,
+            journey_type=new.journey_type,
+            status=new.status,
+            prev_status=prev.status if prev is not None else None,
+            owed=has_work_owed(new),
+        )
+        self._token += 1
+        token = self._token
+        self._inflight = _InFlight(token, new, event, reply)
+        ref = self.actor_ref
+
+        def committed(error: BaseException | None) -> None:
+            try:
+                ref.tell(Committed(token, error))
+            except pykka.ActorDeadError:
+                log.error("saga %s stopped before its commit was confirmed", self._saga_id)
+
+        try:
+            self._svc.store.submit([write], committed)
+        except SagaError as exc:
+            self._inflight = None
+            _resolve(reply, error=exc)
+            self._stop_if_never_started()
+
+    def _on_committed(self, msg: Committed) -> None:
+        inflight = self._inflight
+        if inflight is None or inflight.token != msg.token:
+            log.error("saga %s: unexpected commit confirmation %s", self._saga_id, msg.token)
+            return
+        self._inflight = None
+        if msg.error is not None:
+            error = msg.error if isinstance(msg.error, SagaError) else StorageError(str(msg.error))
+            _resolve(inflight.reply, error=error)
+            if inflight.reply is None and self._state is not None:
+                # A compensation outcome was not recorded: run that attempt again later.
+                self._running = None
+                self._svc.timers.call_later(STORAGE_RETRY_S, self._wake_later())
+            self._stop_if_never_started()
+        else:
+            self._state = state = inflight.state
+            self._svc.observer.on_transition(state, inflight.event)
+            _resolve(inflight.reply, {**status_view(state), "event": inflight.event.kind})
+            if state.is_terminal:
+                self._svc.directory.notify_terminal(self._saga_id, status_view(state))
+                self._stop_compensator()
+            self._dispatch_effects()
+        while self._stash and self._inflight is None:
+            self._handle(self._stash.popleft())
+        if self._state is not None and self._state.is_terminal:
+            self._maybe_passivate(0.0)
+
+    # --- effects -----------------------------------------------------------------------
+
+    def _dispatch_effects(self) -> None:
+        state, journey = self._state, self._journey
+        if state is None or journey is None or self._svc.closing.is_set():
+            return
+        for effect in owed_effects(journey, state):
+            if isinstance(effect, RunCompensation):
+                self._run_compensation(state, effect)
+
+    def _wake_later(self) -> Any:
+        directory, saga_id = self._svc.directory, self._saga_id
+        return lambda: directory.send(saga_id, RunOwed(), activate_only_if_stored=True)
+
+    def _run_compensation(self, state: SagaState, effect: RunCompensation) -> None:
+        key = (effect.milestone_id, effect.attempt)
+        if self._running == key:
+            return
+        if effect.not_before is not None and effect.not_before > self._svc.clock.now():
+            if self._scheduled != key:
+                self._scheduled = key
+                self._svc.timers.call_at(effect.not_before, self._wake_later())
+            return
+        self._scheduled = None
+        self._running = key
+        handler = self._svc.handlers.get(effect.handler)
+        if handler is None:
+            self.actor_ref.tell(
+                CompensationReport(
+                    CompensationOutcome(
+                        milestone_id=effect.milestone_id,
+                        attempt=effect.attempt,
+                        ok=False,
+                        at=self._svc.clock.now(),
+                        error=f"compensation handler {effect.handler!r} is not registered",
+                    )
+                )
+            )
+            return
+        if self._compensator is None or self._compensator[0] != effect.milestone_id:
+            self._stop_compensator()
+            done = state.recorded(effect.milestone_id)
+            ctx = CompensationContext(
+                saga_id=state.saga_id,
+                journey_id=state.journey_id,
+                journey_type=state.journey_type,
+                tenant_id=state.tenant_id,
+                milestone_id=effect.milestone_id,
+                idempotency_key=idempotency_key(state.saga_id, effect.milestone_id),
+                step_result=dict(done.result) if done else {},
+                context=state.context,
+                attempt=effect.attempt,
+            )
+            me = self.actor_ref
+            ref = CompensatorActor.start(
+                handler=handler,
+                context=ctx,
+                report=lambda outcome: me.tell(CompensationReport(outcome)),
+                runner=self._svc.runner,
+                clock=self._svc.clock,
+            )
+            self._compensator = (effect.milestone_id, ref)
+        self._compensator[1].tell(RunAttempt(effect.attempt))
+
+    def _stop_compensator(self) -> None:
+        if self._compensator is not None:
+            self._compensator[1].stop(block=False)
+            self._compensator = None
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def _stop_if_never_started(self) -> None:
+        if self._state is None and self._inflight is None:
+            self._svc.directory.remove(self._saga_id, self)
+            self.stop()
+
+    def _maybe_passivate(self, idle_for_s: float) -> None:
+        if self._inflight is not None or self._stash or self._running is not None:
+            return
+        if time.monotonic() - self._last_active < idle_for_s:
+            return
+        if self._svc.directory.try_passivate(self._saga_id, self):
+            self._stop_compensator()
+            self.stop()
+
+    def on_stop(self) -> None:
+        self._stop_compensator()
+        closed = RuntimeClosedError("the runtime stopped before this request was answered")
+        if self._inflight is not None:
+            _resolve(self._inflight.reply, error=closed)
+        for message in self._stash:
+            if isinstance(message, Command):
+                _resolve(message.reply, error=closed)
+        self._svc.observer.on_actor_passivated()

@@ -1,0 +1,34 @@
+"""What every actor of one runtime shares: store, clock, timers, handlers, observer, directory."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+from saga_journey.persistence.store import SagaStore
+from saga_journey.runtime.clock import Clock
+from saga_journey.runtime.config import RuntimeConfig
+from saga_journey.runtime.handlers import HandlerRegistry
+from saga_journey.runtime.model import Journey
+from saga_journey.runtime.observer import RuntimeObserver
+from saga_journey.runtime.timers import TimerService
+
+from .async_runner import AsyncRunner
+
+if TYPE_CHECKING:
+    from .directory import Directory
+
+
+@dataclass(eq=False)
+class Services:
+    store: SagaStore
+    handlers: HandlerRegistry
+    runner: AsyncRunner
+    clock: Clock
+    timers: TimerService
+    observer: RuntimeObserver
+    config: RuntimeConfig
+    load_journey: Callable[[str, int], Journey]
+    directory: "Directory" = field(init=False)
+    closing: threading.Event = field(default_factory=threading.Event)

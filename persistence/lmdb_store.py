@@ -1,0 +1,699 @@
+"""LMDB implementation of SagaStore: one environment, one writer thread, group commit.
+
+Callers submit writes; the writer thread drains everything already queued into one write
+transaction (one fsync), then runs each request's callback. Reads are short read-only
+transactions on the caller's thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import fcntl
+import logging
+import os
+import queue
+import threading
+import time
+import weakref
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+import lmdb
+
+from saga_journey.persistence.records import decode_record, encode_record
+from saga_journey.persistence.store import CommitCallback, JourneyWrite, SagaWrite, Write
+from saga_journey.runtime.errors import CorruptRecordError, InvalidInputError, StorageError
+
+log = logging.getLogger("saga_journey.persistence")
+
+DEFAULT_MAP_SIZE = 64 * 1024 * 1024
+MAX_MAP_SIZE = 1 << 40  # growth stops here: past it something is writing without bound
+LOCK_FILE = "saga-journey.lock"
+_SEP = b"\0"
+_STOP = object()
+
+
+class _Gate:
+    """Shared/exclusive lock: reads share it; set_mapsize and env.close take it alone.
+
+    LMDB requires that no transaction is active in the process while the map is resized.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._exclusive = False
+        self._waiting = 0
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive or self._waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting += 1
+            while self._exclusive or self._readers:
+                self._cond.wait()
+            self._waiting -= 1
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
+
+
+@dataclass(slots=True)
+class _SagaOp:
+    write: SagaWrite
+    sid: bytes
+    snapshot: bytes
+    history: list[tuple[int, bytes, bytes]]  # (seq, key, record)
+    idem: tuple[bytes, bytes] | None
+
+
+@dataclass(slots=True)
+class _JourneyOp:
+    journey_id: str
+    version: int
+    tenant_id: str
+    prefix: bytes
+    key: bytes
+    record: bytes
+
+
+@dataclass(slots=True)
+class _Request:
+    ops: list[_SagaOp | _JourneyOp]
+    callback: CommitCallback
+    error: StorageError | None = None
+
+
+def _hist_key(sid: bytes, seq: int) -> bytes:
+    return sid + _SEP + seq.to_bytes(8, "big")
+
+
+def _idx_key(tenant: str, status: str, saga_id: str) -> bytes:
+    return f"{tenant}\0{status}\0{saga_id}".encode()
+
+
+def _count_key(journey_type: str, status: str) -> bytes:
+    return f"{journey_type}\0{status}".encode()
+
+
+def _journey_prefix(journey_id: str) -> bytes:
+    return journey_id.encode() + _SEP
+
+
+def _name(value: Any, what: str) -> str:
+    """Key components must be non-empty str without NUL (NUL separates key parts)."""
+    if not isinstance(value, str) or not value or "\0" in value:
+        raise StorageError(f"{what} must be a non-empty string without NUL, got {value!r}")
+    return value
+
+
+def _as_storage_error(exc: BaseException) -> StorageError:
+    if isinstance(exc, StorageError):
+        return exc
+    err = StorageError(f"write failed: {type(exc).__name__}: {exc}")
+    err.__cause__ = exc
+    return err
+
+
+def _encode(payload: Any, where: str) -> bytes:
+    try:
+        return encode_record(payload)
+    except Exception as exc:
+        raise StorageError(f"{where}: cannot be encoded: {exc}", where=where) from exc
+
+
+def _encode_cursor(key: bytes) -> str:
+    return base64.urlsafe_b64encode(key).rstrip(b"=").decode("ascii")
+
+
+def _decode_cursor(cursor: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise InvalidInputError(f"invalid list cursor {cursor!r}") from exc
+
+
+class LmdbStore:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        map_size: int = DEFAULT_MAP_SIZE,
+        group_commit: bool = True,
+        max_batch: int = 1000,
+        on_commit: Callable[[int, float], None] | None = None,
+    ) -> None:
+        """``on_commit(requests_in_txn, seconds_in_txn)`` runs on the writer thread after each commit."""
+        if max_batch < 1:
+            raise ValueError("max_batch must be >= 1")
+        self._path = os.fspath(path)
+        self._group_commit = group_commit
+        self._max_batch = max_batch
+        self._on_commit = on_commit
+        self._gate = _Gate()
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._submit_lock = threading.Lock()
+        self._closed = False
+        self._env_closed = False
+        self._stats_lock = threading.Lock()
+        self._commits = self._batches = self._last_batch = self._max_batch_seen = 0
+        self._map_grows = 0
+
+        os.makedirs(self._path, exist_ok=True)
+        self._lock_fd = self._take_folder_lock()
+        try:
+            self._env = lmdb.open(
+                self._path, map_size=map_size, max_dbs=16, max_readers=2048,
+                sync=True, metasync=True, writemap=False, lock=True,
+            )
+        except lmdb.Error as exc:
+            self._release_folder_lock()
+            raise StorageError(f"cannot open LMDB environment in {self._path}: {exc}") from exc
+        try:
+            stale = self._env.reader_check()
+            if stale:
+                log.info("cleared %d stale LMDB reader slot(s) in %s", stale, self._path)
+            self._max_key = self._env.max_key_size()
+            self._journeys = self._env.open_db(b"journeys")
+            self._sagas = self._env.open_db(b"sagas")
+            self._history = self._env.open_db(b"history")
+            self._idx = self._env.open_db(b"idx")
+            self._owed = self._env.open_db(b"owed")
+            self._counts = self._env.open_db(b"counts")
+            self._idem = self._env.open_db(b"idem")
+        except lmdb.Error as exc:
+            self._env.close()
+            self._release_folder_lock()
+            raise StorageError(f"cannot open LMDB databases in {self._path}: {exc}") from exc
+
+        self._writer = threading.Thread(target=self._run, name="saga-journey-writer", daemon=False)
+        self._writer.start()
+        _close_before_thread_join(self)
+
+    # ---- folder lock -------------------------------------------------------------------
+
+    def _take_folder_lock(self) -> int:
+        fd = os.open(os.path.join(self._path, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StorageError(
+                f"data folder {self._path} is in use by another process "
+                f"(or another LmdbStore in this one); one store per folder",
+                path=self._path,
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        return fd
+
+    def _release_folder_lock(self) -> None:
+        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        os.close(self._lock_fd)
+
+    # ---- writing -----------------------------------------------------------------------
+
+    def submit(self, writes: Sequence[Write], callback: CommitCallback) -> None:
+        if self._closed:
+            raise StorageError(f"store at {self._path} is closed")
+        # Encode now, on the caller's thread: the record then reflects the state at submit
+        # time even if the caller mutates its dicts afterwards.
+        try:
+            request = _Request([self._prepare(w) for w in writes], callback)
+        except StorageError as exc:
+            request = _Request([], callback, exc)
+        with self._submit_lock:
+            if self._closed:
+                raise StorageError(f"store at {self._path} is closed")
+            self._queue.put(request)
+
+    def write(self, writes: Sequence[Write]) -> None:
+        if threading.current_thread() is self._writer:
+            raise StorageError("write() inside a commit callback would deadlock; use submit()")
+        done = threading.Event()
+        outcome: list[BaseException | None] = []
+
+        def callback(err: BaseException | None) -> None:
+            outcome.append(err)
+            done.set()
+
+        self.submit(writes, callback)
+        done.wait()
+        if outcome[0] is not None:
+            raise outcome[0]
+
+    def _check_key(self, key: bytes, where: str) -> bytes:
+        if len(key) > self._max_key:
+            raise StorageError(f"{where}: key is {len(key)} bytes, LMDB allows {self._max_key}")
+        return key
+
+    def _prepare(self, w: Write) -> _SagaOp | _JourneyOp:
+        if isinstance(w, SagaWrite):
+            return self._prepare_saga(w)
+        if isinstance(w, JourneyWrite):
+            return self._prepare_journey(w)
+        raise StorageError(f"cannot store {type(w).__name__}; expected SagaWrite or JourneyWrite")
+
+    def _prepare_saga(self, w: SagaWrite) -> _SagaOp:
+        saga_id = _name(w.saga_id, "saga_id")
+        where = f"sagas/{saga_id}"
+        _name(w.tenant_id, "tenant_id")
+        _name(w.journey_type, "journey_type")
+        _name(w.status, "status")
+        if w.prev_status is not None:
+            _name(w.prev_status, "prev_status")
+        if not isinstance(w.snapshot, dict):
+            raise StorageError(f"{where}: snapshot must be a dict")
+        sid = saga_id.encode()
+        self._check_key(_hist_key(sid, 0), where)
+        self._check_key(_idx_key(w.tenant_id, w.status, saga_id), where)
+        if w.prev_status is not None:
+            self._check_key(_idx_key(w.tenant_id, w.prev_status, saga_id), where)
+        history = []
+        if w.events:
+            if isinstance(w.first_seq, bool) or not isinstance(w.first_seq, int) or w.first_seq < 1:
+                raise StorageError(f"{where}: first_seq must be an int >= 1, got {w.first_seq!r}")
+            for i, event in enumerate(w.events):
+                seq = w.first_seq + i
+                history.append(
+                    (seq, _hist_key(sid, seq), _encode(event, f"history/{saga_id}/{seq}"))
+                )
+        idem = None
+        if w.idempotency is not None:
+            key, response = w.idempotency
+            if not isinstance(key, str) or not key:
+                raise StorageError(f"{where}: idempotency key must be a non-empty string")
+            idem = (self._check_key(key.encode(), f"idem/{key}"), _encode(response, f"idem/{key}"))
+        return _SagaOp(w, sid, _encode(w.snapshot, where), history, idem)
+
+    def _prepare_journey(self, w: JourneyWrite) -> _JourneyOp:
+        j = w.journey
+        if not isinstance(j, dict):
+            raise StorageError("journey must be a dict")
+        journey_id = _name(j.get("journey_id"), "journey_id")
+        tenant_id = _name(j.get("tenant_id"), "tenant_id")
+        version = j.get("version")
+        if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version < 10**10:
+            raise StorageError(f"journeys/{journey_id}: version must be an int >= 1, got {version!r}")
+        prefix = _journey_prefix(journey_id)
+        key = self._check_key(prefix + f"{version:010d}".encode(), f"journeys/{journey_id}")
+        record = _encode(j, f"journeys/{journey_id}/v{version}")
+        return _JourneyOp(journey_id, version, tenant_id, prefix, key, record)
+
+    # ---- writer thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            item = self._queue.get()
+            if item is _STOP:
+                break
+            batch: list[_Request] = [item]
+            if self._group_commit:
+                while len(batch) < self._max_batch:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is _STOP:
+                        stop = True
+                        break
+                    batch.append(nxt)
+            delivered: set[int] = set()
+            try:
+                self._process(batch, delivered)
+            except BaseException as exc:  # the writer must outlive any failure
+                log.exception("writer failed on a batch of %d request(s)", len(batch))
+                err = StorageError(f"outcome unknown: the writer failed internally: {exc!r}")
+                for i, request in enumerate(batch):
+                    if i not in delivered:
+                        self._deliver(request, err)
+
+    def _process(self, batch: list[_Request], delivered: set[int]) -> None:
+        with self._stats_lock:
+            self._batches += 1
+        ready = [r for r in batch if r.error is None]
+        try:
+            if ready:
+                self._commit(ready)
+        except Exception as exc:
+            if len(ready) > 1:
+                log.warning("batch of %d failed (%r); retrying each request alone", len(ready), exc)
+            for i, request in enumerate(batch):
+                error = request.error
+                if error is None:
+                    if len(ready) == 1:
+                        error = _as_storage_error(exc)
+                    else:
+                        try:
+                            self._commit([request])
+                        except Exception as one_exc:
+                            error = _as_storage_error(one_exc)
+                delivered.add(i)
+                self._deliver(request, error)
+            return
+        for i, request in enumerate(batch):
+            delivered.add(i)
+            self._deliver(request, request.error)
+
+    def _deliver(self, request: _Request, error: StorageError | None) -> None:
+        try:
+            request.callback(error)
+        except Exception:
+            log.exception("commit callback raised; ignored")
+
+    def _commit(self, requests: list[_Request]) -> None:
+        while True:
+            started = time.perf_counter()
+            txn = self._env.begin(write=True)
+            try:
+                for request in requests:
+                    for op in request.ops:
+                        if isinstance(op, _SagaOp):
+                            self._apply_saga(txn, op)
+                        else:
+                            self._apply_journey(txn, op)
+                txn.commit()
+            except lmdb.MapFullError:
+                txn.abort()
+                self._grow()
+                continue
+            except BaseException:
+                txn.abort()
+                raise
+            elapsed = time.perf_counter() - started
+            with self._stats_lock:
+                self._commits += 1
+                self._last_batch = len(requests)
+                self._max_batch_seen = max(self._max_batch_seen, len(requests))
+            if self._on_commit is not None:
+                try:
+                    self._on_commit(len(requests), elapsed)
+                except Exception:
+                    log.exception("on_commit hook raised; ignored")
+            return
+
+    def _grow(self) -> None:
+        with self._gate.exclusive():
+            current = self._env.info()["map_size"]
+            new_size = current * 2
+            if new_size > MAX_MAP_SIZE:
+                raise StorageError(f"map of {self._path} would exceed {MAX_MAP_SIZE} bytes")
+            self._env.set_mapsize(new_size)
+        with self._stats_lock:
+            self._map_grows += 1
+        log.info("grew LMDB map of %s from %d to %d bytes", self._path, current, new_size)
+
+    def _apply_saga(self, txn: lmdb.Transaction, op: _SagaOp) -> None:
+        w, sid = op.write, op.sid
+        where = f"sagas/{w.saga_id}"
+        # prev_status must match what is stored, or idx and counts would drift.
+        exists = txn.get(sid, db=self._sagas) is not None
+        if w.prev_status is None:
+            if exists:
+                raise StorageError(f"{where}: already exists but the write has prev_status=None")
+        else:
+            stored_type = txn.get(_idx_key(w.tenant_id, w.prev_status, w.saga_id), db=self._idx)
+            if not exists or stored_type is None:
+                raise StorageError(
+                    f"{where}: stored saga is not {w.prev_status!r} for tenant {w.tenant_id!r}"
+                )
+            if stored_type != w.journey_type.encode():
+                raise StorageError(
+                    f"{where}: stored journey_type {stored_type.decode()!r} != {w.journey_type!r}"
+                )
+        txn.put(sid, op.snapshot, db=self._sagas)
+        if op.history:
+            first = op.history[0][0]
+            if first > 1 and txn.get(_hist_key(sid, first - 1), db=self._history) is None:
+                raise StorageError(f"history/{w.saga_id}: gap before seq {first}")
+            for seq, key, record in op.history:
+                if not txn.put(key, record, db=self._history, overwrite=False):
+                    raise StorageError(f"history/{w.saga_id}/{seq}: already recorded")
+        if w.prev_status != w.status:
+            if w.prev_status is not None:
+                txn.delete(_idx_key(w.tenant_id, w.prev_status, w.saga_id), db=self._idx)
+                self._add_count(txn, w.journey_type, w.prev_status, -1)
+            txn.put(_idx_key(w.tenant_id, w.status, w.saga_id), w.journey_type.encode(), db=self._idx)
+            self._add_count(txn, w.journey_type, w.status, 1)
+        if w.owed:
+            txn.put(sid, b"", db=self._owed)
+        else:
+            txn.delete(sid, db=self._owed)
+        if op.idem is not None:
+            txn.put(op.idem[0], op.idem[1], db=self._idem)
+
+    def _add_count(self, txn: lmdb.Transaction, journey_type: str, status: str, delta: int) -> None:
+        key = _count_key(journey_type, status)
+        raw = txn.get(key, db=self._counts)
+        value = (int.from_bytes(raw, "big") if raw else 0) + delta
+        if value < 0:
+            raise StorageError(f"counts/{journey_type}/{status} would go negative")
+        if value:
+            txn.put(key, value.to_bytes(8, "big"), db=self._counts)
+        else:
+            txn.delete(key, db=self._counts)
+
+    def _apply_journey(self, txn: lmdb.Transaction, op: _JourneyOp) -> None:
+        where = f"journeys/{op.journey_id}/v{op.version}"
+        if txn.get(op.key, db=self._journeys) is not None:
+            raise StorageError(f"{where}: version already exists; versions are immutable")
+        latest = self._latest_journey_key(txn.cursor(db=self._journeys), op.prefix)
+        if latest is not None:
+            other = decode_record(txn.get(latest, db=self._journeys), where=where)
+            if other.get("tenant_id") != op.tenant_id:
+                raise StorageError(f"journeys/{op.journey_id}: id is taken by another tenant")
+        txn.put(op.key, op.record, db=self._journeys)
+
+    @staticmethod
+    def _latest_journey_key(cursor: lmdb.Cursor, prefix: bytes) -> bytes | None:
+        found = cursor.prev() if cursor.set_range(prefix + b"\xff") else cursor.last()
+        if found and cursor.key().startswith(prefix):
+            return cursor.key()
+        return None
+
+    # ---- reading -----------------------------------------------------------------------
+
+    @contextmanager
+    def _read(self) -> Iterator[lmdb.Transaction]:
+        with self._gate.shared():
+            if self._env_closed:
+                raise StorageError(f"store at {self._path} is closed")
+            try:
+                with self._env.begin(buffers=False) as txn:
+                    yield txn
+            except lmdb.Error as exc:
+                raise StorageError(f"read from {self._path} failed: {exc}") from exc
+
+    def load_saga(self, saga_id: str) -> dict | None:
+        with self._read() as txn:
+            raw = txn.get(saga_id.encode(), db=self._sagas)
+            return None if raw is None else decode_record(raw, where=f"sagas/{saga_id}")
+
+    def load_history(
+        self, saga_id: str, *, after_seq: int = 0, limit: int | None = None
+    ) -> list[dict]:
+        if after_seq < 0 or (limit is not None and limit < 0):
+            raise InvalidInputError("after_seq and limit must be >= 0")
+        prefix = saga_id.encode() + _SEP
+        out: list[dict] = []
+        with self._read() as txn:
+            cursor = txn.cursor(db=self._history)
+            found = cursor.set_range(_hist_key(saga_id.encode(), after_seq + 1))
+            while found and (limit is None or len(out) < limit):
+                key = cursor.key()
+                if not key.startswith(prefix) or len(key) != len(prefix) + 8:
+                    break
+                seq = int.from_bytes(key[-8:], "big")
+                out.append(decode_record(cursor.value(), where=f"history/{saga_id}/{seq}"))
+                found = cursor.next()
+        return out
+
+    def load_journey(self, journey_id: str, version: int | None = None) -> dict | None:
+        prefix = _journey_prefix(journey_id)
+        with self._read() as txn:
+            if version is None:
+                key = self._latest_journey_key(txn.cursor(db=self._journeys), prefix)
+                if key is None:
+                    return None
+            else:
+                key = prefix + f"{version:010d}".encode()
+            raw = txn.get(key, db=self._journeys)
+            if raw is None:
+                return None
+            return decode_record(raw, where=f"journeys/{journey_id}/v{int(key[-10:])}")
+
+    def list_journeys(self, tenant_id: str) -> list[dict]:
+        out: list[dict] = []
+        with self._read() as txn:
+            latest: list[bytes] = []
+            prev_prefix = None
+            for key in txn.cursor(db=self._journeys).iternext(keys=True, values=False):
+                prefix = key[:-10]
+                if prefix == prev_prefix:
+                    latest[-1] = key
+                else:
+                    latest.append(key)
+                    prev_prefix = prefix
+            for key in latest:
+                where = f"journeys/{key[:-11].decode()}/v{int(key[-10:])}"
+                journey = decode_record(txn.get(key, db=self._journeys), where=where)
+                if journey.get("tenant_id") == tenant_id:
+                    out.append(journey)
+        return out
+
+    def list_sagas(
+        self,
+        tenant_id: str,
+        *,
+        status: str | None = None,
+        journey_type: str | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> tuple[list[dict], str | None]:
+        if limit < 1:
+            raise InvalidInputError(f"limit must be >= 1, got {limit}")
+        prefix = tenant_id.encode() + _SEP
+        if status is not None:
+            prefix += status.encode() + _SEP
+        start = prefix
+        if after is not None:
+            start = _decode_cursor(after)
+            if not start.startswith(prefix):
+                raise InvalidInputError("list cursor does not belong to this query")
+        wanted = None if journey_type is None else journey_type.encode()
+        keys: list[bytes] = []
+        more = False
+        with self._read() as txn:
+            cursor = txn.cursor(db=self._idx)
+            found = cursor.set_range(start)
+            if found and after is not None and cursor.key() == start:
+                found = cursor.next()
+            while found:
+                key = cursor.key()
+                if not key.startswith(prefix):
+                    break
+                if wanted is None or cursor.value() == wanted:
+                    if len(keys) == limit:
+                        more = True
+                        break
+                    keys.append(key)
+                found = cursor.next()
+            sagas = []
+            for key in keys:
+                saga_id = key.rsplit(_SEP, 1)[1].decode()
+                raw = txn.get(key.rsplit(_SEP, 1)[1], db=self._sagas)
+                if raw is None:
+                    raise CorruptRecordError(f"idx entry for sagas/{saga_id} has no snapshot")
+                sagas.append(decode_record(raw, where=f"sagas/{saga_id}"))
+        return sagas, (_encode_cursor(keys[-1]) if more else None)
+
+    def sagas_with_work_owed(self) -> list[str]:
+        with self._read() as txn:
+            return [
+                k.decode()
+                for k in txn.cursor(db=self._owed).iternext(keys=True, values=False)
+            ]
+
+    def count_by_status(self) -> dict[tuple[str, str], int]:
+        out: dict[tuple[str, str], int] = {}
+        with self._read() as txn:
+            for key, value in txn.cursor(db=self._counts):
+                journey_type, status = key.decode().split("\0")
+                out[(journey_type, status)] = int.from_bytes(value, "big")
+        return out
+
+    def get_idempotency(self, key: str) -> dict | None:
+        with self._read() as txn:
+            raw = txn.get(key.encode(), db=self._idem)
+            return None if raw is None else decode_record(raw, where=f"idem/{key}")
+
+    def stats(self) -> dict:
+        with self._gate.shared():
+            if self._env_closed:
+                raise StorageError(f"store at {self._path} is closed")
+            info, stat = self._env.info(), self._env.stat()
+        with self._stats_lock:
+            return {
+                "map_size": info["map_size"],
+                "used_bytes": (info["last_pgno"] + 1) * stat["psize"],
+                "commits": self._commits,
+                "batches": self._batches,
+                "last_batch_size": self._last_batch,
+                "max_batch_size_seen": self._max_batch_seen,
+                "map_grows": self._map_grows,
+                "queue_depth": self._queue.qsize(),
+            }
+
+    def backup(self, dest_dir: str, *, compact: bool = True) -> None:
+        """Consistent copy of the environment into ``dest_dir`` (created; must hold no data.mdb)."""
+        os.makedirs(dest_dir, exist_ok=True)
+        if os.path.exists(os.path.join(dest_dir, "data.mdb")):
+            raise StorageError(f"backup destination {dest_dir} already holds a data.mdb")
+        with self._gate.shared():
+            if self._env_closed:
+                raise StorageError(f"store at {self._path} is closed")
+            try:
+                self._env.copy(dest_dir, compact=compact)
+            except lmdb.Error as exc:
+                raise StorageError(f"backup of {self._path} to {dest_dir} failed: {exc}") from exc
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        if threading.current_thread() is self._writer:
+            raise StorageError("close() cannot be called from a commit callback")
+        with self._submit_lock:
+            if not self._closed:
+                self._closed = True
+                self._queue.put(_STOP)
+        self._writer.join()
+        with self._gate.exclusive():
+            if self._env_closed:
+                return
+            self._env_closed = True
+            self._env.close()
+            self._release_folder_lock()
+
+    def __enter__(self) -> LmdbStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _close_before_thread_join(store: LmdbStore) -> None:
+    """Close a forgotten store at interpreter exit, before Python joins non-daemon threads
+    (otherwise the idle writer thread would hang the exit)."""
+    ref = weakref.ref(store)
+
+    def _atexit() -> None:
+        s = ref()
+        if s is not None:
+            s.close()
+
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        try:
+            register(_atexit)
+        except RuntimeError:  # interpreter already shutting down
+            pass

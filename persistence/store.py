@@ -1,0 +1,76 @@
+"""Backend-neutral store interface: what the runtime writes and reads, not how."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol, Sequence, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class SagaWrite:
+    saga_id: str
+    snapshot: dict  # full saga state as a plain msgpack-able dict
+    events: tuple[dict, ...]  # history entries to append, in order
+    first_seq: int  # history sequence number of events[0] (1-based, contiguous per saga)
+    tenant_id: str
+    journey_type: str
+    status: str  # new status
+    prev_status: str | None  # status before this write (None for a new saga)
+    owed: bool  # True -> saga has work owed (listed by sagas_with_work_owed)
+    idempotency: tuple[str, dict] | None = None  # (key, response) stored in the same txn
+
+
+@dataclass(frozen=True, slots=True)
+class JourneyWrite:
+    journey: dict  # has "journey_id" (str), "version" (int >= 1), "tenant_id" (str)
+
+
+Write = SagaWrite | JourneyWrite
+CommitCallback = Callable[[BaseException | None], None]
+
+
+@runtime_checkable
+class SagaStore(Protocol):
+    def submit(self, writes: Sequence[Write], callback: CommitCallback) -> None:
+        """Queue ``writes`` for one atomic transaction.
+
+        ``callback`` runs on the writer thread once that transaction committed (``None``)
+        or failed (a ``StorageError``). Raises ``StorageError`` at once if the store is closed.
+        """
+        ...
+
+    def write(self, writes: Sequence[Write]) -> None:
+        """Submit and block until committed; raise the ``StorageError`` on failure."""
+        ...
+
+    def load_saga(self, saga_id: str) -> dict | None: ...
+
+    def load_history(
+        self, saga_id: str, *, after_seq: int = 0, limit: int | None = None
+    ) -> list[dict]: ...
+
+    def load_journey(self, journey_id: str, version: int | None = None) -> dict | None: ...
+
+    def list_journeys(self, tenant_id: str) -> list[dict]: ...
+
+    def list_sagas(
+        self,
+        tenant_id: str,
+        *,
+        status: str | None = None,
+        journey_type: str | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> tuple[list[dict], str | None]: ...
+
+    def sagas_with_work_owed(self) -> list[str]: ...
+
+    def count_by_status(self) -> dict[tuple[str, str], int]: ...
+
+    def get_idempotency(self, key: str) -> dict | None: ...
+
+    def stats(self) -> dict: ...
+
+    def backup(self, dest_dir: str, *, compact: bool = True) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,117 @@
+"""Plain-dict forms of saga state and events: for snapshots, history and API replies. Pure."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+from .model import CompletedMilestone, Event, Failure, SagaState
+
+
+def state_to_dict(s: SagaState) -> dict[str, Any]:
+    return {
+        "saga_id": s.saga_id,
+        "journey_id": s.journey_id,
+        "journey_version": s.journey_version,
+        "journey_type": s.journey_type,
+        "tenant_id": s.tenant_id,
+        "user_id": s.user_id,
+        "context": dict(s.context),
+        "milestone_ids": list(s.milestone_ids),
+        "status": s.status,
+        "completed": [[c.milestone_id, dict(c.result), c.at] for c in s.completed],
+        "compensated": list(s.compensated),
+        "pending_compensations": list(s.pending_compensations),
+        "compensation_status": s.compensation_status,
+        "compensation_attempts": s.compensation_attempts,
+        "next_compensation_at": s.next_compensation_at,
+        "compensation_error": s.compensation_error,
+        "failure": _failure_to_dict(s.failure),
+        "started_at": s.started_at,
+        "updated_at": s.updated_at,
+        "compensation_started_at": s.compensation_started_at,
+        "version": s.version,
+    }
+
+
+def state_from_dict(d: Mapping[str, Any]) -> SagaState:
+    f = d.get("failure")
+    return SagaState(
+        saga_id=d["saga_id"],
+        journey_id=d["journey_id"],
+        journey_version=int(d["journey_version"]),
+        journey_type=d["journey_type"],
+        tenant_id=d["tenant_id"],
+        user_id=d["user_id"],
+        context=d.get("context") or {},
+        milestone_ids=tuple(d["milestone_ids"]),
+        status=d["status"],
+        completed=tuple(CompletedMilestone(m, r, at) for m, r, at in d["completed"]),
+        compensated=tuple(d["compensated"]),
+        pending_compensations=tuple(d["pending_compensations"]),
+        compensation_status=d["compensation_status"],
+        compensation_attempts=int(d["compensation_attempts"]),
+        next_compensation_at=d.get("next_compensation_at"),
+        compensation_error=d.get("compensation_error"),
+        failure=(
+            Failure(f["kind"], f.get("milestone_id"), f["reason"], f["at"], f.get("result"))
+            if f
+            else None
+        ),
+        started_at=d["started_at"],
+        updated_at=d["updated_at"],
+        compensation_started_at=d.get("compensation_started_at"),
+        version=int(d["version"]),
+    )
+
+
+def _failure_to_dict(f: Failure | None) -> dict[str, Any] | None:
+    if f is None:
+        return None
+    return {
+        "kind": f.kind,
+        "milestone_id": f.milestone_id,
+        "reason": f.reason,
+        "at": f.at,
+        "result": dict(f.result) if f.result is not None else None,
+    }
+
+
+def event_to_dict(event: Event, *, seq: int, status_after: str) -> dict[str, Any]:
+    """A history entry: the event's fields plus its type, sequence number and resulting status."""
+    d: dict[str, Any] = {"seq": seq, "type": event.kind}
+    for f in dataclasses.fields(event):
+        value = getattr(event, f.name)
+        if isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, Mapping):
+            value = dict(value)
+        d[f.name] = value
+    d["status_after"] = status_after
+    return d
+
+
+def status_view(s: SagaState) -> dict[str, Any]:
+    """The public status of a saga, as returned by ``get_saga_status``."""
+    return {
+        "saga_id": s.saga_id,
+        "journey_id": s.journey_id,
+        "journey_version": s.journey_version,
+        "journey_type": s.journey_type,
+        "tenant_id": s.tenant_id,
+        "user_id": s.user_id,
+        "status": s.status,
+        "current_milestone": s.current_milestone,
+        "milestones": list(s.milestone_ids),
+        "completed_milestones": [c.milestone_id for c in s.completed],
+        "compensated_milestones": list(s.compensated),
+        "pending_compensations": list(s.pending_compensations),
+        "compensation_status": s.compensation_status,
+        "compensation_attempts": s.compensation_attempts,
+        "compensation_error": s.compensation_error,
+        "failure": _failure_to_dict(s.failure),
+        "context": dict(s.context),
+        "started_at": s.started_at,
+        "updated_at": s.updated_at,
+        "version": s.version,
+    }

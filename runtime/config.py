@@ -1,0 +1,23 @@
+"""Runtime settings, with defaults that suit the embedded single-node deployment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeConfig:
+    map_size: int = 256 * 1024 * 1024
+    """Initial LMDB map size in bytes; the store doubles it whenever it fills."""
+    group_commit: bool = True
+    """Batch every pending write into one transaction (one fsync). False: one commit per write."""
+    max_batch: int = 1000
+    idle_passivate_s: float = 30.0
+    """A live saga actor idle this long is stopped; its state is already in the store."""
+    max_live_actors: int = 5000
+    """Above this many live actors, idle ones are passivated eagerly."""
+    hard_live_actor_limit: int = 15000
+    """Activation beyond this is refused with OverloadedError (each actor is a thread)."""
+    reply_timeout_s: float = 30.0
+    """How long a synchronous call waits for its reply before raising."""
+    default_tenant: str = "default"

@@ -1,0 +1,175 @@
+"""Journey design: built-in templates and validation of user-supplied definitions. Pure."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Mapping
+
+from .errors import InvalidInputError
+from .model import Journey, MilestoneDef, RetryPolicy
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
+
+# The seed quick reference's three patterns: milestone order and default handler names.
+TEMPLATES: dict[str, tuple[tuple[str, str], ...]] = {
+    "enterprise_migration": (
+        ("upload_content", "delete_uploaded_content"),
+        ("analyze_content", "revert_analysis"),
+        ("transform_data", "revert_transformation"),
+        ("validate_results", "revert_validation"),
+    ),
+    "order_processing": (
+        ("create_order", "cancel_order"),
+        ("process_payment", "refund_payment"),
+        ("reserve_inventory", "release_inventory"),
+        ("ship_product", "cancel_shipment"),
+    ),
+    "financial_transaction": (
+        ("debit_account", "credit_account"),
+        ("reserve_funds", "release_funds"),
+        ("transfer_funds", "reverse_transfer"),
+    ),
+}
+
+_RETRY_KEYS = {"max_attempts", "initial_delay_s", "backoff", "max_delay_s"}
+_MILESTONE_KEYS = {"id", "name", "compensation_handler", "timeout_s", "retry"}
+
+
+def check_id(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not ID_PATTERN.match(value):
+        raise InvalidInputError(
+            f"{what} must be 1-128 characters of letters, digits, '_', '.', ':' or '-', "
+            f"starting with a letter or digit; got {value!r}"
+        )
+    return value
+
+
+def template_names() -> list[str]:
+    return sorted(TEMPLATES)
+
+
+def template_definitions() -> list[dict[str, Any]]:
+    return [
+        {
+            "journey_type": name,
+            "milestones": [m for m, _ in steps],
+            "compensation_handlers": {m: h for m, h in steps},
+        }
+        for name, steps in sorted(TEMPLATES.items())
+    ]
+
+
+def parse_retry(raw: Any, where: str, default: RetryPolicy) -> RetryPolicy:
+    if raw is None:
+        return default
+    if not isinstance(raw, Mapping):
+        raise InvalidInputError(f"{where}.retry must be an object with keys {sorted(_RETRY_KEYS)}")
+    unknown = set(raw) - _RETRY_KEYS
+    if unknown:
+        raise InvalidInputError(f"{where}.retry has unknown keys {sorted(unknown)}")
+    values = default.to_dict()
+    for key, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise InvalidInputError(f"{where}.retry.{key} must be a finite number")
+        values[key] = value
+    if int(values["max_attempts"]) != values["max_attempts"] or not 1 <= values["max_attempts"] <= 1000:
+        raise InvalidInputError(f"{where}.retry.max_attempts must be an integer from 1 to 1000")
+    if values["initial_delay_s"] < 0 or values["max_delay_s"] < 0 or values["backoff"] < 1:
+        raise InvalidInputError(
+            f"{where}.retry: delays must be >= 0 and backoff >= 1"
+        )
+    values["max_attempts"] = int(values["max_attempts"])
+    return RetryPolicy.from_dict(values)
+
+
+def _parse_milestone(raw: Any, index: int, default_retry: RetryPolicy) -> MilestoneDef:
+    where = f"requirements.milestones[{index}]"
+    if isinstance(raw, str):
+        raw = {"id": raw}
+    if not isinstance(raw, Mapping):
+        raise InvalidInputError(f"{where} must be a milestone id or an object with an 'id'")
+    unknown = set(raw) - _MILESTONE_KEYS
+    if unknown:
+        raise InvalidInputError(f"{where} has unknown keys {sorted(unknown)}; allowed {sorted(_MILESTONE_KEYS)}")
+    mid = check_id(raw.get("id"), f"{where}.id")
+    name = raw.get("name", mid)
+    if not isinstance(name, str) or not 0 < len(name) <= 256:
+        raise InvalidInputError(f"{where}.name must be a string of 1-256 characters")
+    timeout = raw.get("timeout_s")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf
+    ):
+        raise InvalidInputError(f"{where}.timeout_s must be a positive number of seconds")
+    handler = raw.get("compensation_handler")
+    if handler is not None:
+        check_id(handler, f"{where}.compensation_handler")
+    return MilestoneDef(
+        id=mid,
+        name=name,
+        compensation_handler=handler,
+        timeout_s=float(timeout) if timeout is not None else None,
+        retry=parse_retry(raw.get("retry"), where, default_retry),
+    )
+
+
+def build_journey(
+    *,
+    journey_id: str,
+    version: int,
+    journey_type: str,
+    tenant_id: str,
+    requirements: Mapping[str, Any] | None,
+    compensation_handlers: Mapping[str, Any] | None,
+    created_at: float,
+) -> Journey:
+    """Validate a design request and return the journey it defines."""
+    check_id(journey_type, "journey_type")
+    requirements = dict(requirements or {})
+    if not isinstance(compensation_handlers, (Mapping, type(None))):
+        raise InvalidInputError("compensation_handlers must map milestone ids to handler names")
+    default_retry = parse_retry(requirements.pop("retry", None), "requirements", RetryPolicy())
+    raw_milestones = requirements.pop("milestones", None)
+    if raw_milestones is None:
+        steps = TEMPLATES.get(journey_type)
+        if steps is None:
+            raise InvalidInputError(
+                f"journey_type {journey_type!r} is not a built-in template, so "
+                "requirements.milestones must list the milestones; templates: "
+                f"{template_names()}",
+                templates=template_names(),
+            )
+        milestones = [
+            MilestoneDef(id=m, name=m, compensation_handler=h, retry=default_retry)
+            for m, h in steps
+        ]
+    else:
+        if not isinstance(raw_milestones, list) or not raw_milestones:
+            raise InvalidInputError("requirements.milestones must be a non-empty list")
+        if len(raw_milestones) > 1000:
+            raise InvalidInputError("a journey has at most 1000 milestones")
+        milestones = [_parse_milestone(r, i, default_retry) for i, r in enumerate(raw_milestones)]
+    ids = [m.id for m in milestones]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise InvalidInputError(f"milestone ids must be unique; repeated: {dupes}")
+    for mid, handler in (compensation_handlers or {}).items():
+        if mid not in ids:
+            raise InvalidInputError(
+                f"compensation_handlers names milestone {mid!r}, which is not in the journey; "
+                f"milestones: {ids}"
+            )
+        if handler is not None:
+            check_id(handler, f"compensation_handlers[{mid!r}]")
+        idx = ids.index(mid)
+        m = milestones[idx]
+        milestones[idx] = MilestoneDef(m.id, m.name, handler, m.timeout_s, m.retry)
+    return Journey(
+        journey_id=journey_id,
+        version=version,
+        journey_type=journey_type,
+        tenant_id=tenant_id,
+        milestones=tuple(milestones),
+        requirements=requirements,
+        created_at=created_at,
+    )

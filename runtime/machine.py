@@ -1,0 +1,357 @@
+"""The saga state machine: ``decide`` and ``evolve`` as plain functions over immutable values.
+
+``decide(journey, state, message)`` validates a message against the current state and
+returns the single event it causes (or a replay, or raises a SagaError and changes nothing).
+``evolve(state, event)`` applies an event. ``owed_effects(journey, state)`` says what the
+shell still has to do for a committed state, which is also exactly what recovery re-issues
+after a crash. No threads, I/O or clock reads here: a test enforces it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Mapping
+
+from .errors import ConflictError, InvalidInputError, InvalidTransitionError
+from .model import (
+    COMP_FAILED,
+    COMP_NONE,
+    COMP_RUNNING,
+    COMP_SUCCEEDED,
+    COMPENSATING,
+    COMPLETED,
+    FAILED,
+    IN_PROGRESS,
+    AbortSaga,
+    CompensationAttemptFailed,
+    CompensationExhausted,
+    CompensationOutcome,
+    CompensationSucceeded,
+    CompletedMilestone,
+    Decision,
+    Effect,
+    Event,
+    Failure,
+    Journey,
+    Message,
+    MilestoneCompleted,
+    MilestoneFailed,
+    ReportStep,
+    RunCompensation,
+    SagaAborted,
+    SagaStarted,
+    SagaState,
+    StartSaga,
+)
+
+STEP_STATUSES = ("complete", "failed")
+MAX_REASON_CHARS = 2000
+
+
+def decide(journey: Journey, state: SagaState | None, message: Message) -> Decision:
+    """Decide what ``message`` does to ``state``; raise a SagaError if it is not allowed."""
+    if isinstance(message, StartSaga):
+        return _decide_start(state, message)
+    if state is None:
+        raise InvalidTransitionError("saga has not been started")
+    if isinstance(message, ReportStep):
+        return _decide_report(journey, state, message)
+    if isinstance(message, AbortSaga):
+        return _decide_abort(journey, state, message)
+    if isinstance(message, CompensationOutcome):
+        return _decide_compensation(journey, state, message)
+    raise InvalidInputError(f"unknown message type {type(message).__name__}")
+
+
+def _decide_start(state: SagaState | None, m: StartSaga) -> Decision:
+    if state is not None:
+        raise ConflictError(f"saga {m.saga_id} already exists", saga_id=m.saga_id)
+    j = m.journey
+    if not j.milestones:
+        raise InvalidInputError("journey has no milestones; nothing to run")
+    return Decision(
+        SagaStarted(
+            saga_id=m.saga_id,
+            journey_id=j.journey_id,
+            journey_version=j.version,
+            journey_type=j.journey_type,
+            tenant_id=j.tenant_id,
+            user_id=m.user_id,
+            milestone_ids=j.milestone_ids(),
+            context=m.context,
+            at=m.at,
+        )
+    )
+
+
+def parse_step_result(step_result: Any) -> tuple[str, str | None, dict[str, Any]]:
+    """Validate a step result; return (status, named milestone id or None, recorded result)."""
+    if not isinstance(step_result, Mapping):
+        raise InvalidInputError(
+            "step_result must be an object such as {\"status\": \"complete\"}",
+            got=type(step_result).__name__,
+        )
+    status = step_result.get("status")
+    if status not in STEP_STATUSES:
+        raise InvalidInputError(
+            f"step_result.status must be one of {list(STEP_STATUSES)}, got {status!r}",
+            expected=list(STEP_STATUSES),
+        )
+    named = step_result.get("milestone_id")
+    if named is not None and not isinstance(named, str):
+        raise InvalidInputError("step_result.milestone_id must be a string when given")
+    for key in ("error", "reason"):
+        value = step_result.get(key)
+        if value is not None and not isinstance(value, str):
+            raise InvalidInputError(f"step_result.{key} must be a string when given")
+    recorded = {k: v for k, v in step_result.items() if k != "milestone_id"}
+    return status, named, recorded
+
+
+def _decide_report(journey: Journey, state: SagaState, m: ReportStep) -> Decision:
+    status, named, recorded = parse_step_result(m.step_result)
+    if named is not None and named not in state.milestone_ids:
+        raise InvalidInputError(
+            f"milestone {named!r} is not part of journey {state.journey_id} "
+            f"v{state.journey_version}; expected one of {list(state.milestone_ids)}",
+            expected=list(state.milestone_ids),
+        )
+    replay = _replay_of(state, status, named, recorded)
+    if replay is not None:
+        return replay
+    if state.status != IN_PROGRESS:
+        raise InvalidTransitionError(
+            f"saga {state.saga_id} is {state.status}; it accepts no more milestone reports",
+            status=state.status,
+        )
+    current = state.current_milestone
+    assert current is not None
+    if named is not None and named != current:
+        raise InvalidTransitionError(
+            f"report names milestone {named!r} but saga {state.saga_id} expects {current!r}",
+            expected=current,
+            got=named,
+        )
+    if status == "complete":
+        return Decision(MilestoneCompleted(milestone_id=current, result=recorded, at=m.at))
+    reason = str(recorded.get("error") or recorded.get("reason") or "milestone reported failure")
+    return Decision(
+        MilestoneFailed(
+            milestone_id=current,
+            reason=reason[:MAX_REASON_CHARS],
+            result=recorded,
+            to_compensate=_to_compensate(journey, state),
+            at=m.at,
+        )
+    )
+
+
+def _replay_of(
+    state: SagaState, status: str, named: str | None, recorded: Mapping[str, Any]
+) -> Decision | None:
+    """An exact repeat of an already-applied report is answered, never applied twice."""
+    if named is None:
+        return None
+    done = state.recorded(named)
+    if done is not None:
+        if status == "complete" and dict(done.result) == recorded:
+            return Decision(None, replayed=True, note=f"milestone {named!r} already completed")
+        raise ConflictError(
+            f"milestone {named!r} was already completed with a different result; "
+            "a completed milestone cannot be reported again",
+            milestone_id=named,
+            recorded=dict(done.result),
+        )
+    f = state.failure
+    if f is not None and f.kind == "milestone_failed" and f.milestone_id == named:
+        if status == "failed" and dict(f.result or {}) == recorded:
+            return Decision(None, replayed=True, note=f"milestone {named!r} already failed")
+        raise ConflictError(
+            f"milestone {named!r} already failed; saga {state.saga_id} is {state.status}",
+            milestone_id=named,
+        )
+    return None
+
+
+def _to_compensate(journey: Journey, state: SagaState) -> tuple[str, ...]:
+    """Completed milestones that have a compensation handler, newest first."""
+    owed = []
+    for done in reversed(state.completed):
+        if journey.milestone(done.milestone_id).compensation_handler:
+            owed.append(done.milestone_id)
+    return tuple(owed)
+
+
+def _decide_abort(journey: Journey, state: SagaState, m: AbortSaga) -> Decision:
+    if state.status == COMPENSATING:
+        return Decision(None, replayed=True, note="saga is already compensating")
+    if state.status != IN_PROGRESS:
+        raise InvalidTransitionError(
+            f"saga {state.saga_id} is {state.status}; only an IN_PROGRESS saga can be compensated",
+            status=state.status,
+        )
+    return Decision(
+        SagaAborted(
+            reason=m.reason[:MAX_REASON_CHARS],
+            by=m.by,
+            to_compensate=_to_compensate(journey, state),
+            at=m.at,
+        )
+    )
+
+
+def _decide_compensation(journey: Journey, state: SagaState, m: CompensationOutcome) -> Decision:
+    expected = state.compensation_attempts + 1
+    if (
+        state.status != COMPENSATING
+        or not state.pending_compensations
+        or state.pending_compensations[0] != m.milestone_id
+        or m.attempt != expected
+    ):
+        # A stale or duplicate outcome (e.g. re-run after a crash): nothing to apply.
+        return Decision(None, replayed=True, note="stale compensation outcome ignored")
+    if m.ok:
+        return Decision(
+            CompensationSucceeded(
+                milestone_id=m.milestone_id, attempt=m.attempt, duration_s=m.duration_s, at=m.at
+            )
+        )
+    error = (m.error or "compensation handler failed")[:MAX_REASON_CHARS]
+    policy = journey.milestone(m.milestone_id).retry
+    if m.retryable and m.attempt < policy.max_attempts:
+        return Decision(
+            CompensationAttemptFailed(
+                milestone_id=m.milestone_id,
+                attempt=m.attempt,
+                error=error,
+                duration_s=m.duration_s,
+                retry_at=m.at + policy.delay_after(m.attempt),
+                at=m.at,
+            )
+        )
+    return Decision(
+        CompensationExhausted(
+            milestone_id=m.milestone_id,
+            attempt=m.attempt,
+            error=error,
+            duration_s=m.duration_s,
+            retryable=m.retryable,
+            at=m.at,
+        )
+    )
+
+
+def evolve(state: SagaState | None, event: Event) -> SagaState:
+    """Apply one event; the version grows by exactly one."""
+    if isinstance(event, SagaStarted):
+        return SagaState(
+            saga_id=event.saga_id,
+            journey_id=event.journey_id,
+            journey_version=event.journey_version,
+            journey_type=event.journey_type,
+            tenant_id=event.tenant_id,
+            user_id=event.user_id,
+            context=event.context,
+            milestone_ids=event.milestone_ids,
+            status=IN_PROGRESS,
+            completed=(),
+            compensated=(),
+            pending_compensations=(),
+            compensation_status=COMP_NONE,
+            compensation_attempts=0,
+            next_compensation_at=None,
+            compensation_error=None,
+            failure=None,
+            started_at=event.at,
+            updated_at=event.at,
+            compensation_started_at=None,
+            version=1,
+        )
+    assert state is not None, "only saga_started applies to a missing saga"
+    base = {"updated_at": event.at, "version": state.version + 1}
+    if isinstance(event, MilestoneCompleted):
+        completed = state.completed + (
+            CompletedMilestone(event.milestone_id, event.result, event.at),
+        )
+        done = len(completed) == len(state.milestone_ids)
+        return replace(
+            state, completed=completed, status=COMPLETED if done else IN_PROGRESS, **base
+        )
+    if isinstance(event, MilestoneFailed):
+        failure = Failure("milestone_failed", event.milestone_id, event.reason, event.at, event.result)
+        return _start_compensation(state, failure, event.to_compensate, base)
+    if isinstance(event, SagaAborted):
+        failure = Failure("aborted", state.current_milestone, event.reason, event.at)
+        return _start_compensation(state, failure, event.to_compensate, base)
+    if isinstance(event, CompensationSucceeded):
+        pending = state.pending_compensations[1:]
+        return replace(
+            state,
+            compensated=state.compensated + (event.milestone_id,),
+            pending_compensations=pending,
+            compensation_attempts=0,
+            next_compensation_at=None,
+            status=COMPENSATING if pending else FAILED,
+            compensation_status=COMP_RUNNING if pending else COMP_SUCCEEDED,
+            **base,
+        )
+    if isinstance(event, CompensationAttemptFailed):
+        return replace(
+            state,
+            compensation_attempts=event.attempt,
+            next_compensation_at=event.retry_at,
+            compensation_error=event.error,
+            **base,
+        )
+    if isinstance(event, CompensationExhausted):
+        return replace(
+            state,
+            compensation_attempts=event.attempt,
+            next_compensation_at=None,
+            compensation_error=(
+                f"compensation of {event.milestone_id!r} failed after {event.attempt} "
+                f"attempt(s): {event.error}"
+            ),
+            status=FAILED,
+            compensation_status=COMP_FAILED,
+            **base,
+        )
+    raise TypeError(f"unknown event {type(event).__name__}")
+
+
+def _start_compensation(
+    state: SagaState, failure: Failure, owed: tuple[str, ...], base: dict[str, Any]
+) -> SagaState:
+    return replace(
+        state,
+        failure=failure,
+        pending_compensations=owed,
+        compensation_attempts=0,
+        next_compensation_at=None,
+        status=COMPENSATING if owed else FAILED,
+        compensation_status=COMP_RUNNING if owed else COMP_SUCCEEDED,
+        compensation_started_at=failure.at,
+        **base,
+    )
+
+
+def owed_effects(journey: Journey, state: SagaState) -> tuple[Effect, ...]:
+    """What a committed state still needs the shell to do (re-issued as-is after a crash)."""
+    if state.status != COMPENSATING or not state.pending_compensations:
+        return ()
+    mid = state.pending_compensations[0]
+    milestone = journey.milestone(mid)
+    assert milestone.compensation_handler is not None
+    return (
+        RunCompensation(
+            milestone_id=mid,
+            handler=milestone.compensation_handler,
+            attempt=state.compensation_attempts + 1,
+            not_before=state.next_compensation_at,
+            retry=milestone.retry,
+        ),
+    )
+
+
+def has_work_owed(state: SagaState) -> bool:
+    return state.status == COMPENSATING

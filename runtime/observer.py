@@ -1,0 +1,27 @@
+"""Hooks the runtime calls on interesting moments; metrics implement them, the default ignores them."""
+
+from __future__ import annotations
+
+from .model import Event, SagaState
+
+
+class RuntimeObserver:
+    """No-op base; every hook must be cheap and must not raise."""
+
+    def on_transition(self, state: SagaState, event: Event) -> None:
+        """A transition committed; ``state`` is the state after ``event``."""
+
+    def on_request(self, operation: str, seconds: float, ok: bool) -> None:
+        """An API call finished (after its commit, for writes)."""
+
+    def on_compensation_attempt(
+        self, journey_type: str, milestone_id: str, ok: bool, seconds: float
+    ) -> None:
+        """A compensation handler returned or raised."""
+
+    def on_actor_activated(self) -> None: ...
+
+    def on_actor_passivated(self) -> None: ...
+
+    def on_commit(self, batch_size: int, seconds: float) -> None:
+        """The store committed one group of writes."""

@@ -1,0 +1,611 @@
+"""SagaOrchestrator: the public API, in async and sync flavours, over the actor runtime.
+
+Every write is answered only after its LMDB commit. Async methods never block the event loop:
+the actor resolves a ``concurrent.futures.Future`` and ``asyncio.wrap_future`` hands the result
+to the caller's loop with ``call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, Callable, Mapping, TypeVar
+
+import msgpack
+
+from saga_journey.actors.async_runner import AsyncRunner
+from saga_journey.actors.directory import Directory, view_of
+from saga_journey.actors.messages import Command
+from saga_journey.actors.services import Services
+from saga_journey.persistence.store import JourneyWrite, SagaStore
+
+from .clock import Clock, SystemClock
+from .codec import status_view
+from .config import RuntimeConfig
+from .errors import (
+    ConflictError,
+    HandlerMissingError,
+    InvalidInputError,
+    NotFoundError,
+    RuntimeClosedError,
+    SagaError,
+)
+from .handlers import Handler, HandlerRegistry
+from .journeys import build_journey, check_id, template_definitions
+from .model import SAGA_STATES, AbortSaga, Journey, ReportStep, StartSaga
+from .observer import RuntimeObserver
+from .timers import TimerService
+
+T = TypeVar("T")
+UserContext = Mapping[str, Any] | None
+MAX_CONTEXT_BYTES = 256 * 1024
+
+
+class SagaOrchestrator:
+    """Durable saga orchestration embedded in the host process.
+
+    Open it on a data folder (``SagaOrchestrator.open("./data")``), register compensation
+    handlers, design journeys, then execute and advance sagas. Use it as a context manager
+    (sync or async) or call ``close()``.
+    """
+
+    def __init__(
+        self,
+        store: SagaStore,
+        *,
+        config: RuntimeConfig | None = None,
+        clock: Clock | None = None,
+        observer: RuntimeObserver | None = None,
+    ) -> None:
+        self.config = config or RuntimeConfig()
+        self.clock = clock or SystemClock()
+        self.observer = observer or RuntimeObserver()
+        self.store = store
+        self.handlers = HandlerRegistry()
+        self._journeys: dict[tuple[str, int], Journey] = {}
+        self._design_lock = threading.Lock()
+        self._closed = False
+        self._timers = TimerService(self.clock)
+        self._runner = AsyncRunner()
+        self._svc = Services(
+            store=store,
+            handlers=self.handlers,
+            runner=self._runner,
+            clock=self.clock,
+            timers=self._timers,
+            observer=self.observer,
+            config=self.config,
+            load_journey=self._load_journey,
+        )
+        self._directory = Directory(self._svc)
+        self._directory.start_reaper()
+        self.recovered = 0
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: str,
+        *,
+        config: RuntimeConfig | None = None,
+        clock: Clock | None = None,
+        observer: RuntimeObserver | None = None,
+        handlers: Mapping[str, Handler] | None = None,
+    ) -> SagaOrchestrator:
+        """Open (or create) the store in ``data_dir`` and resume every saga with work owed.
+
+        Pass ``handlers`` to register compensation handlers before recovery starts, so that
+        compensations owed from a previous run find their handler at once.
+        """
+        from saga_journey.persistence.lmdb_store import LmdbStore  # late: avoids an import cycle
+
+        config = config or RuntimeConfig()
+        observer = observer or RuntimeObserver()
+        store = LmdbStore(
+            data_dir,
+            map_size=config.map_size,
+            group_commit=config.group_commit,
+            max_batch=config.max_batch,
+            on_commit=observer.on_commit,
+        )
+        orch = cls(store, config=config, clock=clock, observer=observer)
+        for name, fn in (handlers or {}).items():
+            orch.register_compensation_handler(name, fn)
+        orch.recovered = orch._directory.recover()
+        return orch
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def register_compensation_handler(self, name: str, handler: Handler) -> None:
+        """Register a sync or async callable taking a ``CompensationContext``."""
+        self.handlers.register(name, handler)
+
+    def compensation_handler(self, name: str) -> Callable[[Handler], Handler]:
+        """Decorator form of ``register_compensation_handler``."""
+
+        def register(fn: Handler) -> Handler:
+            self.register_compensation_handler(name, fn)
+            return fn
+
+        return register
+
+    def resume(self) -> int:
+        """Re-dispatch owed work of every stored saga (called by ``open``; safe to repeat)."""
+        return self._directory.recover()
+
+    def close(self) -> None:
+        """Stop accepting requests, commit what is pending, stop actors and close the store."""
+        if self._closed:
+            return
+        self._closed = True
+        self._svc.closing.set()
+        self._timers.close()
+        self.store.close()
+        self._directory.stop_all()
+        self._runner.close()
+
+    def __enter__(self) -> SagaOrchestrator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> SagaOrchestrator:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.close)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "live_actors": self._directory.live_count(),
+            "activations": self._directory.activations(),
+            "pending_timers": self._timers.pending(),
+            "store": self.store.stats(),
+        }
+
+    # --- helpers -----------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeClosedError("the orchestrator is closed")
+
+    def _tenant(self, user_context: UserContext) -> str:
+        if user_context is None:
+            return self.config.default_tenant
+        if not isinstance(user_context, Mapping):
+            raise InvalidInputError("user_context must be a mapping with an optional 'tenant_id'")
+        tenant = user_context.get("tenant_id", self.config.default_tenant)
+        return check_id(tenant, "user_context.tenant_id")
+
+    def _actor(self, user_context: UserContext) -> str:
+        if isinstance(user_context, Mapping):
+            who = user_context.get("user_id")
+            if isinstance(who, str):
+                return who
+        return "system"
+
+    def _load_journey(self, journey_id: str, version: int) -> Journey:
+        key = (journey_id, version)
+        journey = self._journeys.get(key)
+        if journey is None:
+            raw = self.store.load_journey(journey_id, version)
+            if raw is None:
+                raise NotFoundError(f"journey {journey_id} v{version} not found")
+            journey = Journey.from_dict(raw)
+            self._journeys[key] = journey
+        return journey
+
+    def _journey_for(self, journey_id: str, tenant: str, version: int | None = None) -> Journey:
+        check_id(journey_id, "journey_id")
+        raw = self.store.load_journey(journey_id, version)
+        if raw is None or raw.get("tenant_id") != tenant:
+            suffix = f" v{version}" if version is not None else ""
+            raise NotFoundError(f"journey {journey_id}{suffix} not found", journey_id=journey_id)
+        return self._load_journey(journey_id, int(raw["version"]))
+
+    def _ask(self, saga_id: str, command: Command) -> Future[dict[str, Any]]:
+        self._check_open()
+        check_id(saga_id, "saga_id")
+        fut: Future[dict[str, Any]] = Future()
+        command.reply = fut
+        self._directory.send(saga_id, command)
+        return fut
+
+    def _wait(self, fut: Future[T]) -> T:
+        try:
+            return fut.result(timeout=self.config.reply_timeout_s)
+        except FutureTimeout:
+            raise SagaError(
+                f"no reply within {self.config.reply_timeout_s}s; the request may still apply"
+            ) from None
+
+    async def _await(self, fut: Future[T]) -> T:
+        return await asyncio.wrap_future(fut)
+
+    def _timed(self, operation: str, fut: Future[T]) -> Future[T]:
+        started = time.perf_counter()
+        observer = self.observer
+        fut.add_done_callback(
+            lambda f: observer.on_request(
+                operation, time.perf_counter() - started, f.exception() is None
+            )
+        )
+        return fut
+
+    # --- design ------------------------------------------------------------------------
+
+    def _submit_design(
+        self,
+        journey_type: str,
+        requirements: Mapping[str, Any] | None,
+        compensation_handlers: Mapping[str, Any] | None,
+        user_context: UserContext,
+        journey_id: str | None,
+        allow_unregistered_handlers: bool,
+    ) -> Future[dict[str, Any]]:
+        self._check_open()
+        tenant = self._tenant(user_context)
+        if requirements is not None and not isinstance(requirements, Mapping):
+            raise InvalidInputError("requirements must be an object")
+        _check_packable(requirements, "requirements")
+        with self._design_lock:
+            version = 1
+            if journey_id is None:
+                journey_id = "jrn_" + uuid.uuid4().hex
+            else:
+                check_id(journey_id, "journey_id")
+                latest = self.store.load_journey(journey_id)
+                if latest is not None:
+                    if latest.get("tenant_id") != tenant:
+                        raise ConflictError(f"journey id {journey_id!r} is not available")
+                    version = int(latest["version"]) + 1
+            journey = build_journey(
+                journey_id=journey_id,
+                version=version,
+                journey_type=journey_type,
+                tenant_id=tenant,
+                requirements=requirements,
+                compensation_handlers=compensation_handlers,
+                created_at=self.clock.now(),
+            )
+            missing = self.handlers.missing(journey.handler_names())
+            if missing and not allow_unregistered_handlers:
+                raise HandlerMissingError(
+                    f"no compensation handler is registered under {missing}; register them "
+                    "first or pass allow_unregistered_handlers=True",
+                    missing=missing,
+                )
+            record = journey.to_dict()
+            self.store.write([JourneyWrite(record)])
+        self._journeys[(journey_id, version)] = journey
+        fut: Future[dict[str, Any]] = Future()
+        fut.set_result({**record, "missing_handlers": missing})
+        return fut
+
+    async def design_saga_journey(
+        self,
+        journey_type: str,
+        requirements: Mapping[str, Any] | None = None,
+        compensation_handlers: Mapping[str, Any] | None = None,
+        user_context: UserContext = None,
+        *,
+        journey_id: str | None = None,
+        allow_unregistered_handlers: bool = False,
+    ) -> dict[str, Any]:
+        """Design (or re-version, when ``journey_id`` exists) a journey and store it durably."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            None,
+            lambda: self.design_saga_journey_sync(
+                journey_type,
+                requirements,
+                compensation_handlers,
+                user_context,
+                journey_id=journey_id,
+                allow_unregistered_handlers=allow_unregistered_handlers,
+            ),
+        )
+
+    def design_saga_journey_sync(
+        self,
+        journey_type: str,
+        requirements: Mapping[str, Any] | None = None,
+        compensation_handlers: Mapping[str, Any] | None = None,
+        user_context: UserContext = None,
+        *,
+        journey_id: str | None = None,
+        allow_unregistered_handlers: bool = False,
+    ) -> dict[str, Any]:
+        return self._submit_design(
+            journey_type,
+            requirements,
+            compensation_handlers,
+            user_context,
+            journey_id,
+            allow_unregistered_handlers,
+        ).result()
+
+    def get_journey_sync(
+        self, journey_id: str, user_context: UserContext = None, *, version: int | None = None
+    ) -> dict[str, Any]:
+        return self._journey_for(journey_id, self._tenant(user_context), version).to_dict()
+
+    async def get_journey(
+        self, journey_id: str, user_context: UserContext = None, *, version: int | None = None
+    ) -> dict[str, Any]:
+        return self.get_journey_sync(journey_id, user_context, version=version)
+
+    def list_journeys_sync(self, user_context: UserContext = None) -> list[dict[str, Any]]:
+        return self.store.list_journeys(self._tenant(user_context))
+
+    async def list_journeys(self, user_context: UserContext = None) -> list[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self.list_journeys_sync, user_context)
+
+    @staticmethod
+    def journey_templates() -> list[dict[str, Any]]:
+        return template_definitions()
+
+    # --- execute -----------------------------------------------------------------------
+
+    def _submit_execute(
+        self,
+        journey_id: str,
+        user_id: str,
+        context: Mapping[str, Any] | None,
+        user_context: UserContext,
+        saga_id: str | None,
+        journey_version: int | None,
+    ) -> Future[dict[str, Any]]:
+        self._check_open()
+        tenant = self._tenant(user_context)
+        check_id(user_id, "user_id")
+        if context is not None and not isinstance(context, Mapping):
+            raise InvalidInputError("context must be an object")
+        ctx = dict(context or {})
+        _check_packable(ctx, "context")
+        journey = self._journey_for(journey_id, tenant, journey_version)
+        missing = self.handlers.missing(journey.handler_names())
+        if missing:
+            raise HandlerMissingError(
+                f"journey {journey_id} v{journey.version} needs compensation handlers that are "
+                f"not registered: {missing}",
+                missing=missing,
+            )
+        saga_id = check_id(saga_id, "saga_id") if saga_id is not None else "saga_" + uuid.uuid4().hex
+        fut: Future[dict[str, Any]] = Future()
+        command = Command(
+            build=lambda now: StartSaga(saga_id, journey, user_id, ctx, now),
+            reply=fut,
+            tenant_id=tenant,
+        )
+        self._directory.create(saga_id, journey, command)
+        return self._timed("execute", fut)
+
+    async def execute_saga_journey(
+        self,
+        journey_id: str,
+        user_id: str,
+        context: Mapping[str, Any] | None = None,
+        user_context: UserContext = None,
+        *,
+        saga_id: str | None = None,
+        journey_version: int | None = None,
+    ) -> dict[str, Any]:
+        """Start a saga of the journey's latest version (or ``journey_version``); returns its status."""
+        return await self._await(
+            self._submit_execute(journey_id, user_id, context, user_context, saga_id, journey_version)
+        )
+
+    def execute_saga_journey_sync(
+        self,
+        journey_id: str,
+        user_id: str,
+        context: Mapping[str, Any] | None = None,
+        user_context: UserContext = None,
+        *,
+        saga_id: str | None = None,
+        journey_version: int | None = None,
+    ) -> dict[str, Any]:
+        return self._wait(
+            self._submit_execute(journey_id, user_id, context, user_context, saga_id, journey_version)
+        )
+
+    # --- advance / compensate ----------------------------------------------------------
+
+    def _submit_advance(
+        self,
+        saga_id: str,
+        journey_id: str | None,
+        user_id: str | None,
+        step_result: Mapping[str, Any],
+        user_context: UserContext,
+    ) -> Future[dict[str, Any]]:
+        tenant = self._tenant(user_context)
+        if journey_id is not None:
+            check_id(journey_id, "journey_id")
+        _check_packable(step_result, "step_result")
+        result = dict(step_result) if isinstance(step_result, Mapping) else step_result
+        command = Command(
+            build=lambda now: ReportStep(result, now),
+            reply=None,
+            tenant_id=tenant,
+            journey_id=journey_id,
+        )
+        return self._timed("advance", self._ask(saga_id, command))
+
+    async def advance_saga_step(
+        self,
+        saga_id: str,
+        journey_id: str | None = None,
+        user_id: str | None = None,
+        step_result: Mapping[str, Any] | None = None,
+        user_context: UserContext = None,
+    ) -> dict[str, Any]:
+        """Report the current milestone's result: ``{"status": "complete" | "failed", ...}``.
+
+        Name the milestone with ``step_result["milestone_id"]`` to make retries safe: an
+        exact repeat of a recorded report is answered with ``replayed: True``.
+        """
+        return await self._await(
+            self._submit_advance(saga_id, journey_id, user_id, step_result or {}, user_context)
+        )
+
+    def advance_saga_step_sync(
+        self,
+        saga_id: str,
+        journey_id: str | None = None,
+        user_id: str | None = None,
+        step_result: Mapping[str, Any] | None = None,
+        user_context: UserContext = None,
+    ) -> dict[str, Any]:
+        return self._wait(
+            self._submit_advance(saga_id, journey_id, user_id, step_result or {}, user_context)
+        )
+
+    def _submit_compensate(
+        self, saga_id: str, reason: str, user_context: UserContext
+    ) -> Future[dict[str, Any]]:
+        tenant = self._tenant(user_context)
+        if not isinstance(reason, str) or not reason:
+            raise InvalidInputError("reason must be a non-empty string")
+        by = self._actor(user_context)
+        command = Command(
+            build=lambda now: AbortSaga(reason, by, now), reply=None, tenant_id=tenant
+        )
+        return self._timed("compensate", self._ask(saga_id, command))
+
+    async def compensate_saga(
+        self, saga_id: str, reason: str = "aborted by request", user_context: UserContext = None
+    ) -> dict[str, Any]:
+        """Abort an IN_PROGRESS saga: its completed milestones are compensated in reverse order."""
+        return await self._await(self._submit_compensate(saga_id, reason, user_context))
+
+    def compensate_saga_sync(
+        self, saga_id: str, reason: str = "aborted by request", user_context: UserContext = None
+    ) -> dict[str, Any]:
+        return self._wait(self._submit_compensate(saga_id, reason, user_context))
+
+    # --- reads -------------------------------------------------------------------------
+
+    def _snapshot(self, saga_id: str, user_context: UserContext) -> dict[str, Any]:
+        self._check_open()
+        tenant = self._tenant(user_context)
+        check_id(saga_id, "saga_id")
+        snap = self.store.load_saga(saga_id)
+        if snap is None or snap.get("tenant_id") != tenant:
+            raise NotFoundError(f"saga {saga_id} not found", saga_id=saga_id)
+        return snap
+
+    def get_saga_status_sync(self, saga_id: str, user_context: UserContext = None) -> dict[str, Any]:
+        """The committed status of a saga (what every acknowledged write has produced)."""
+        return view_of(self._snapshot(saga_id, user_context))
+
+    async def get_saga_status(self, saga_id: str, user_context: UserContext = None) -> dict[str, Any]:
+        return self.get_saga_status_sync(saga_id, user_context)
+
+    def get_saga_execution_history_sync(
+        self, saga_id: str, user_context: UserContext = None, *, after_seq: int = 0, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        self._snapshot(saga_id, user_context)
+        return self.store.load_history(saga_id, after_seq=after_seq, limit=limit)
+
+    async def get_saga_execution_history(
+        self, saga_id: str, user_context: UserContext = None, *, after_seq: int = 0, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            None,
+            lambda: self.get_saga_execution_history_sync(
+                saga_id, user_context, after_seq=after_seq, limit=limit
+            ),
+        )
+
+    def list_sagas_sync(
+        self,
+        status: str | None = None,
+        journey_type: str | None = None,
+        user_context: UserContext = None,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """A page of sagas, filtered by status and journey type: ``{"sagas": [...], "next_cursor"}``."""
+        self._check_open()
+        tenant = self._tenant(user_context)
+        if status is not None and status not in SAGA_STATES:
+            raise InvalidInputError(f"status must be one of {list(SAGA_STATES)}, got {status!r}")
+        if journey_type is not None:
+            check_id(journey_type, "journey_type")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise InvalidInputError("limit must be an integer from 1 to 1000")
+        snaps, next_cursor = self.store.list_sagas(
+            tenant, status=status, journey_type=journey_type, limit=limit, after=cursor
+        )
+        return {"sagas": [view_of(s) for s in snaps], "next_cursor": next_cursor}
+
+    async def list_sagas(
+        self,
+        status: str | None = None,
+        journey_type: str | None = None,
+        user_context: UserContext = None,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            None,
+            lambda: self.list_sagas_sync(
+                status, journey_type, user_context, limit=limit, cursor=cursor
+            ),
+        )
+
+    def _submit_wait(self, saga_id: str, user_context: UserContext) -> Future[dict[str, Any]]:
+        snap = self._snapshot(saga_id, user_context)
+        fut = self._directory.add_waiter(saga_id)
+        snap = self.store.load_saga(saga_id) or snap  # re-read: it may have ended meanwhile
+        view = view_of(snap)
+        if view["status"] in ("COMPLETED", "FAILED"):
+            self._directory.drop_waiter(saga_id, fut)
+            done: Future[dict[str, Any]] = Future()
+            done.set_result(view)
+            return done
+        return fut
+
+    def wait_for_saga_sync(
+        self, saga_id: str, user_context: UserContext = None, *, timeout: float = 30.0
+    ) -> dict[str, Any]:
+        """Block until the saga is COMPLETED or FAILED; return its final status."""
+        fut = self._submit_wait(saga_id, user_context)
+        try:
+            return fut.result(timeout=timeout)
+        except FutureTimeout:
+            self._directory.drop_waiter(saga_id, fut)
+            raise SagaError(f"saga {saga_id} did not finish within {timeout}s") from None
+
+    async def wait_for_saga(
+        self, saga_id: str, user_context: UserContext = None, *, timeout: float = 30.0
+    ) -> dict[str, Any]:
+        fut = self._submit_wait(saga_id, user_context)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
+        except asyncio.TimeoutError:
+            self._directory.drop_waiter(saga_id, fut)
+            raise SagaError(f"saga {saga_id} did not finish within {timeout}s") from None
+
+
+def _check_packable(value: Any, what: str) -> None:
+    try:
+        packed = msgpack.packb(value, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidInputError(f"{what} must be JSON-like data (objects, lists, strings, numbers): {exc}") from None
+    if len(packed) > MAX_CONTEXT_BYTES:
+        raise InvalidInputError(f"{what} is {len(packed)} bytes; the limit is {MAX_CONTEXT_BYTES}")
+
+
+__all__ = ["SagaOrchestrator", "status_view"]
