@@ -17,6 +17,7 @@ class Command:
     reply: Future[Any] | None
     tenant_id: str | None = None
     journey_id: str | None = None
+    idempotency: tuple[str, str] | None = None  # (store key, request fingerprint)
 
 
 @dataclass(frozen=True, slots=True)

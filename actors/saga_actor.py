@@ -52,7 +52,7 @@ class _InFlight:
     state: SagaState
     event: Event
     reply: Future[Any] | None
-    replayed: bool = False
+    response: dict[str, Any]
 
 
 def _resolve(reply: Future[Any] | None, value: Any = None, error: BaseException | None = None) -> None:
@@ -138,7 +138,7 @@ class SagaActor(pykka.ThreadingActor):
             assert state is not None
             _resolve(cmd.reply, {**status_view(state), "replayed": True, "note": decision.note})
             return
-        self._persist(decision.event, cmd.reply)
+        self._persist(decision.event, cmd.reply, cmd.idempotency)
 
     def _handle_report(self, outcome: CompensationOutcome) -> None:
         state, journey = self._state, self._journey
@@ -154,9 +154,12 @@ class SagaActor(pykka.ThreadingActor):
 
     # --- persistence -------------------------------------------------------------------
 
-    def _persist(self, event: Event, reply: Future[Any] | None) -> None:
+    def _persist(
+        self, event: Event, reply: Future[Any] | None, idem: tuple[str, str] | None = None
+    ) -> None:
         prev = self._state
         new = evolve(prev, event)
+        response = {**status_view(new), "event": event.kind}
         write = SagaWrite(
             saga_id=new.saga_id,
             snapshot=state_to_dict(new),
@@ -167,10 +170,13 @@ class SagaActor(pykka.ThreadingActor):
             status=new.status,
             prev_status=prev.status if prev is not None else None,
             owed=has_work_owed(new),
+            idempotency=(
+                (idem[0], {"fingerprint": idem[1], "response": response}) if idem else None
+            ),
         )
         self._token += 1
         token = self._token
-        self._inflight = _InFlight(token, new, event, reply)
+        self._inflight = _InFlight(token, new, event, reply, response)
         ref = self.actor_ref
 
         def committed(error: BaseException | None) -> None:
@@ -203,7 +209,7 @@ class SagaActor(pykka.ThreadingActor):
         else:
             self._state = state = inflight.state
             self._svc.observer.on_transition(state, inflight.event)
-            _resolve(inflight.reply, {**status_view(state), "event": inflight.event.kind})
+            _resolve(inflight.reply, inflight.response)
             if state.is_terminal:
                 self._svc.directory.notify_terminal(self._saga_id, status_view(state))
                 self._stop_compensator()

@@ -47,6 +47,18 @@ class ConflictError(InvalidTransitionError):
     code = "conflict"
 
 
+class IdempotencyKeyReusedError(InvalidInputError):
+    """An Idempotency-Key was used before with a different request."""
+
+    code = "idempotency_key_reused"
+
+
+class RequestInFlightError(ConflictError):
+    """A request with this Idempotency-Key is still being processed."""
+
+    code = "request_in_flight"
+
+
 class HandlerMissingError(SagaError):
     """A compensation handler name cannot be resolved to a registered handler."""
 

@@ -25,3 +25,6 @@ class RuntimeObserver:
 
     def on_commit(self, batch_size: int, seconds: float) -> None:
         """The store committed one group of writes."""
+
+    def on_http_request(self, route: str, status: int, seconds: float) -> None:
+        """The gateway answered a request (route is the route template, never a raw path)."""

@@ -8,6 +8,7 @@ to the caller's loop with ``call_soon_threadsafe``.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import time
 import uuid
@@ -29,8 +30,10 @@ from .config import RuntimeConfig
 from .errors import (
     ConflictError,
     HandlerMissingError,
+    IdempotencyKeyReusedError,
     InvalidInputError,
     NotFoundError,
+    RequestInFlightError,
     RuntimeClosedError,
     SagaError,
 )
@@ -68,6 +71,8 @@ class SagaOrchestrator:
         self.handlers = HandlerRegistry()
         self._journeys: dict[tuple[str, int], Journey] = {}
         self._design_lock = threading.Lock()
+        self._idem_lock = threading.Lock()
+        self._idem_in_flight: set[str] = set()
         self._closed = False
         self._timers = TimerService(self.clock)
         self._runner = AsyncRunner()
@@ -236,6 +241,53 @@ class SagaOrchestrator:
         )
         return fut
 
+    def _idempotent(
+        self,
+        tenant: str,
+        key: str | None,
+        request: list[Any],
+        submit: Callable[[tuple[str, str] | None], Future[dict[str, Any]]],
+    ) -> Future[dict[str, Any]]:
+        """Run ``submit`` at most once per (tenant, key); repeats replay the stored response.
+
+        The response is stored by the saga actor in the same commit as the transition, so a
+        retry after a crash either finds it or finds nothing applied.
+        """
+        if key is None:
+            return submit(None)
+        if not isinstance(key, str) or not 0 < len(key) <= 255:
+            raise InvalidInputError("idempotency key must be a string of 1-255 characters")
+        store_key = f"{tenant}\0{key}"
+        fingerprint = hashlib.sha256(msgpack.packb(request, use_bin_type=True)).hexdigest()
+        with self._idem_lock:
+            if store_key in self._idem_in_flight:
+                raise RequestInFlightError(
+                    f"a request with idempotency key {key!r} is still in progress; retry later"
+                )
+            record = self.store.get_idempotency(store_key)
+            if record is None:
+                self._idem_in_flight.add(store_key)
+        if record is not None:
+            if record.get("fingerprint") != fingerprint:
+                raise IdempotencyKeyReusedError(
+                    f"idempotency key {key!r} was already used for a different request"
+                )
+            done: Future[dict[str, Any]] = Future()
+            done.set_result({**record["response"], "replayed": True})
+            return done
+
+        def release(_: Future[dict[str, Any]]) -> None:
+            with self._idem_lock:
+                self._idem_in_flight.discard(store_key)
+
+        try:
+            fut = submit((store_key, fingerprint))
+        except BaseException:
+            release(Future())
+            raise
+        fut.add_done_callback(release)
+        return fut
+
     # --- design ------------------------------------------------------------------------
 
     def _submit_design(
@@ -360,6 +412,7 @@ class SagaOrchestrator:
         user_context: UserContext,
         saga_id: str | None,
         journey_version: int | None,
+        idempotency_key: str | None = None,
     ) -> Future[dict[str, Any]]:
         self._check_open()
         tenant = self._tenant(user_context)
@@ -376,15 +429,23 @@ class SagaOrchestrator:
                 f"not registered: {missing}",
                 missing=missing,
             )
-        saga_id = check_id(saga_id, "saga_id") if saga_id is not None else "saga_" + uuid.uuid4().hex
-        fut: Future[dict[str, Any]] = Future()
-        command = Command(
-            build=lambda now: StartSaga(saga_id, journey, user_id, ctx, now),
-            reply=fut,
-            tenant_id=tenant,
-        )
-        self._directory.create(saga_id, journey, command)
-        return self._timed("execute", fut)
+        if saga_id is not None:
+            check_id(saga_id, "saga_id")
+        request = ["execute", journey_id, journey_version, user_id, ctx, saga_id]
+
+        def submit(idem: tuple[str, str] | None) -> Future[dict[str, Any]]:
+            sid = saga_id if saga_id is not None else "saga_" + uuid.uuid4().hex
+            fut: Future[dict[str, Any]] = Future()
+            command = Command(
+                build=lambda now: StartSaga(sid, journey, user_id, ctx, now),
+                reply=fut,
+                tenant_id=tenant,
+                idempotency=idem,
+            )
+            self._directory.create(sid, journey, command)
+            return fut
+
+        return self._timed("execute", self._idempotent(tenant, idempotency_key, request, submit))
 
     async def execute_saga_journey(
         self,
@@ -395,10 +456,13 @@ class SagaOrchestrator:
         *,
         saga_id: str | None = None,
         journey_version: int | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         """Start a saga of the journey's latest version (or ``journey_version``); returns its status."""
         return await self._await(
-            self._submit_execute(journey_id, user_id, context, user_context, saga_id, journey_version)
+            self._submit_execute(
+                journey_id, user_id, context, user_context, saga_id, journey_version, idempotency_key
+            )
         )
 
     def execute_saga_journey_sync(
@@ -410,9 +474,12 @@ class SagaOrchestrator:
         *,
         saga_id: str | None = None,
         journey_version: int | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         return self._wait(
-            self._submit_execute(journey_id, user_id, context, user_context, saga_id, journey_version)
+            self._submit_execute(
+                journey_id, user_id, context, user_context, saga_id, journey_version, idempotency_key
+            )
         )
 
     # --- advance / compensate ----------------------------------------------------------
@@ -424,19 +491,26 @@ class SagaOrchestrator:
         user_id: str | None,
         step_result: Mapping[str, Any],
         user_context: UserContext,
+        idempotency_key: str | None = None,
     ) -> Future[dict[str, Any]]:
         tenant = self._tenant(user_context)
         if journey_id is not None:
             check_id(journey_id, "journey_id")
         _check_packable(step_result, "step_result")
         result = dict(step_result) if isinstance(step_result, Mapping) else step_result
-        command = Command(
-            build=lambda now: ReportStep(result, now),
-            reply=None,
-            tenant_id=tenant,
-            journey_id=journey_id,
-        )
-        return self._timed("advance", self._ask(saga_id, command))
+
+        def submit(idem: tuple[str, str] | None) -> Future[dict[str, Any]]:
+            command = Command(
+                build=lambda now: ReportStep(result, now),
+                reply=None,
+                tenant_id=tenant,
+                journey_id=journey_id,
+                idempotency=idem,
+            )
+            return self._ask(saga_id, command)
+
+        request = ["advance", saga_id, journey_id, result]
+        return self._timed("advance", self._idempotent(tenant, idempotency_key, request, submit))
 
     async def advance_saga_step(
         self,
@@ -445,14 +519,19 @@ class SagaOrchestrator:
         user_id: str | None = None,
         step_result: Mapping[str, Any] | None = None,
         user_context: UserContext = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         """Report the current milestone's result: ``{"status": "complete" | "failed", ...}``.
 
-        Name the milestone with ``step_result["milestone_id"]`` to make retries safe: an
-        exact repeat of a recorded report is answered with ``replayed: True``.
+        Name the milestone with ``step_result["milestone_id"]`` (or pass ``idempotency_key``)
+        to make retries safe: an exact repeat of a recorded report is answered with
+        ``replayed: True`` and applies nothing.
         """
         return await self._await(
-            self._submit_advance(saga_id, journey_id, user_id, step_result or {}, user_context)
+            self._submit_advance(
+                saga_id, journey_id, user_id, step_result or {}, user_context, idempotency_key
+            )
         )
 
     def advance_saga_step_sync(
@@ -462,33 +541,57 @@ class SagaOrchestrator:
         user_id: str | None = None,
         step_result: Mapping[str, Any] | None = None,
         user_context: UserContext = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         return self._wait(
-            self._submit_advance(saga_id, journey_id, user_id, step_result or {}, user_context)
+            self._submit_advance(
+                saga_id, journey_id, user_id, step_result or {}, user_context, idempotency_key
+            )
         )
 
     def _submit_compensate(
-        self, saga_id: str, reason: str, user_context: UserContext
+        self, saga_id: str, reason: str, user_context: UserContext, idempotency_key: str | None = None
     ) -> Future[dict[str, Any]]:
         tenant = self._tenant(user_context)
         if not isinstance(reason, str) or not reason:
             raise InvalidInputError("reason must be a non-empty string")
         by = self._actor(user_context)
-        command = Command(
-            build=lambda now: AbortSaga(reason, by, now), reply=None, tenant_id=tenant
-        )
-        return self._timed("compensate", self._ask(saga_id, command))
+
+        def submit(idem: tuple[str, str] | None) -> Future[dict[str, Any]]:
+            command = Command(
+                build=lambda now: AbortSaga(reason, by, now),
+                reply=None,
+                tenant_id=tenant,
+                idempotency=idem,
+            )
+            return self._ask(saga_id, command)
+
+        request = ["compensate", saga_id, reason]
+        return self._timed("compensate", self._idempotent(tenant, idempotency_key, request, submit))
 
     async def compensate_saga(
-        self, saga_id: str, reason: str = "aborted by request", user_context: UserContext = None
+        self,
+        saga_id: str,
+        reason: str = "aborted by request",
+        user_context: UserContext = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         """Abort an IN_PROGRESS saga: its completed milestones are compensated in reverse order."""
-        return await self._await(self._submit_compensate(saga_id, reason, user_context))
+        return await self._await(
+            self._submit_compensate(saga_id, reason, user_context, idempotency_key)
+        )
 
     def compensate_saga_sync(
-        self, saga_id: str, reason: str = "aborted by request", user_context: UserContext = None
+        self,
+        saga_id: str,
+        reason: str = "aborted by request",
+        user_context: UserContext = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        return self._wait(self._submit_compensate(saga_id, reason, user_context))
+        return self._wait(self._submit_compensate(saga_id, reason, user_context, idempotency_key))
 
     # --- reads -------------------------------------------------------------------------
 

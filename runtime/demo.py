@@ -1,0 +1,70 @@
+"""The seed's enterprise migration, run end to end with a failure at transform_data."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Callable, TextIO
+
+from .handlers import CompensationContext
+from .journeys import TEMPLATES
+from .orchestrator import SagaOrchestrator
+
+
+def _stamp(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+
+
+def _handler(name: str, out: TextIO) -> Callable[[CompensationContext], None]:
+    def undo(ctx: CompensationContext) -> None:
+        print(
+            f"    handler {name}({ctx.milestone_id}) key={ctx.idempotency_key} attempt={ctx.attempt}",
+            file=out,
+        )
+
+    return undo
+
+
+def run_demo(data_dir: str, out: TextIO, fail_at: str = "transform_data") -> dict:
+    handlers = {h: _handler(h, out) for _, h in TEMPLATES["enterprise_migration"]}
+    with SagaOrchestrator.open(data_dir, handlers=handlers) as orch:
+        uc = {"tenant_id": "demo", "user_id": "user_123"}
+        journey = orch.design_saga_journey_sync(
+            "enterprise_migration",
+            {"source": "legacy_system", "target": "new_system"},
+            user_context=uc,
+        )
+        ex = orch.execute_saga_journey_sync(
+            journey["journey_id"], "user_123", {"migration_id": "mig_001"}, uc
+        )
+        saga_id = ex["saga_id"]
+        print(f"saga {saga_id} of journey {journey['journey_id']} v{journey['version']}", file=out)
+        for milestone in [m["id"] for m in journey["milestones"]]:
+            if milestone == fail_at:
+                result = {"status": "failed", "milestone_id": milestone, "error": "schema mismatch"}
+            else:
+                result = {"status": "complete", "milestone_id": milestone}
+            status = orch.advance_saga_step_sync(
+                saga_id, journey["journey_id"], "user_123", result, uc
+            )
+            if status["status"] != "IN_PROGRESS":
+                break
+        started = time.perf_counter()
+        final = orch.wait_for_saga_sync(saga_id, uc, timeout=30)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        print("timeline:", file=out)
+        for entry in orch.get_saga_execution_history_sync(saga_id, uc):
+            what = entry.get("milestone_id") or ""
+            extra = f" ({entry['reason']})" if entry.get("reason") else ""
+            print(
+                f"  {_stamp(entry['at'])}  #{entry['seq']:<2} {entry['type']:<24} {what:<18}"
+                f" -> {entry['status_after']}{extra}",
+                file=out,
+            )
+        print(
+            f"final: {final['status']}, compensation {final['compensation_status']}, "
+            f"compensated in order {final['compensated_milestones']} "
+            f"(rollback finished {elapsed_ms:.1f} ms after the failure was acknowledged)",
+            file=out,
+        )
+        return final
