@@ -38,6 +38,7 @@ from saga_journey.runtime.model import (
 )
 
 from .compensator_actor import CompensatorActor
+from .dispatcher import PooledActor
 from .messages import Command, Committed, CompensationReport, Passivate, RunAttempt, RunOwed
 from .services import Services
 
@@ -64,13 +65,13 @@ def _resolve(reply: Future[Any] | None, value: Any = None, error: BaseException 
         reply.set_result(value)
 
 
-class SagaActor(pykka.ThreadingActor):
-    use_daemon_thread = True
+class SagaActor(PooledActor):
+    """The actor of one live saga; runs on the runtime's dispatcher, not a thread of its own."""
 
     def __init__(
         self, services: Services, saga_id: str, journey: Journey | None, state: SagaState | None
     ) -> None:
-        super().__init__()
+        super().__init__(services.dispatcher)
         self._svc = services
         self._saga_id = saga_id
         self._journey = journey

@@ -15,6 +15,7 @@ from saga_journey.runtime.observer import RuntimeObserver
 from saga_journey.runtime.timers import TimerService
 
 from .async_runner import AsyncRunner
+from .dispatcher import Dispatcher
 
 if TYPE_CHECKING:
     from .directory import Directory
@@ -30,5 +31,6 @@ class Services:
     observer: RuntimeObserver
     config: RuntimeConfig
     load_journey: Callable[[str, int], Journey]
+    dispatcher: Dispatcher
     directory: "Directory" = field(init=False)
     closing: threading.Event = field(default_factory=threading.Event)

@@ -21,3 +21,5 @@ class RuntimeConfig:
     reply_timeout_s: float = 30.0
     """How long a synchronous call waits for its reply before raising."""
     default_tenant: str = "default"
+    dispatcher_threads: int = 2
+    """Threads that run all saga actors (M:N); compensation handlers get threads of their own."""

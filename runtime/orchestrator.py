@@ -20,6 +20,7 @@ import msgpack
 
 from saga_journey.actors.async_runner import AsyncRunner
 from saga_journey.actors.directory import Directory, view_of
+from saga_journey.actors.dispatcher import Dispatcher
 from saga_journey.actors.messages import Command
 from saga_journey.actors.services import Services
 from saga_journey.persistence.store import JourneyWrite, SagaStore
@@ -76,6 +77,7 @@ class SagaOrchestrator:
         self._closed = False
         self._timers = TimerService(self.clock)
         self._runner = AsyncRunner()
+        self._dispatcher = Dispatcher(threads=self.config.dispatcher_threads)
         self._svc = Services(
             store=store,
             handlers=self.handlers,
@@ -85,6 +87,7 @@ class SagaOrchestrator:
             observer=self.observer,
             config=self.config,
             load_journey=self._load_journey,
+            dispatcher=self._dispatcher,
         )
         self._directory = Directory(self._svc)
         self._directory.start_reaper()
@@ -150,6 +153,7 @@ class SagaOrchestrator:
         self._timers.close()
         self.store.close()
         self._directory.stop_all()
+        self._dispatcher.close()
         self._runner.close()
 
     def __enter__(self) -> SagaOrchestrator:
@@ -434,7 +438,7 @@ class SagaOrchestrator:
         request = ["execute", journey_id, journey_version, user_id, ctx, saga_id]
 
         def submit(idem: tuple[str, str] | None) -> Future[dict[str, Any]]:
-            sid = saga_id if saga_id is not None else "saga_" + uuid.uuid4().hex
+            sid = saga_id if saga_id is not None else new_saga_id()
             fut: Future[dict[str, Any]] = Future()
             command = Command(
                 build=lambda now: StartSaga(sid, journey, user_id, ctx, now),
@@ -700,6 +704,12 @@ class SagaOrchestrator:
         except asyncio.TimeoutError:
             self._directory.drop_waiter(saga_id, fut)
             raise SagaError(f"saga {saga_id} did not finish within {timeout}s") from None
+
+
+def new_saga_id() -> str:
+    """Time-ordered ids (ms timestamp, then 80 random bits): sagas started together share
+    B-tree pages in LMDB, so a group commit dirties (and fsyncs) far fewer pages."""
+    return f"saga_{time.time_ns() // 1_000_000:012x}{uuid.uuid4().hex[:20]}"
 
 
 def _check_packable(value: Any, what: str) -> None:
