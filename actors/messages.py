@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from saga_journey.runtime.model import CompensationOutcome, Message
+from saga_journey.runtime.replies import Reply
 
 
 @dataclass(slots=True)
@@ -14,7 +14,7 @@ class Command:
     """A request for the saga: ``build(now)`` makes the core message; ``reply`` gets the answer."""
 
     build: Callable[[float], Message]
-    reply: Future[Any] | None
+    reply: Reply | None
     tenant_id: str | None = None
     journey_id: str | None = None
     idempotency: tuple[str, str] | None = None  # (store key, request fingerprint)

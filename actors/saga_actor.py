@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +28,7 @@ from saga_journey.runtime.errors import (
 )
 from saga_journey.runtime.handlers import CompensationContext, idempotency_key
 from saga_journey.runtime.machine import decide, evolve, has_work_owed, owed_effects
+from saga_journey.runtime.replies import Reply
 from saga_journey.runtime.model import (
     CompensationOutcome,
     Event,
@@ -52,11 +52,11 @@ class _InFlight:
     token: int
     state: SagaState
     event: Event
-    reply: Future[Any] | None
+    reply: Reply | None
     response: dict[str, Any]
 
 
-def _resolve(reply: Future[Any] | None, value: Any = None, error: BaseException | None = None) -> None:
+def _resolve(reply: Reply | None, value: Any = None, error: BaseException | None = None) -> None:
     if reply is None or reply.done():
         return
     if error is not None:
@@ -156,7 +156,7 @@ class SagaActor(PooledActor):
     # --- persistence -------------------------------------------------------------------
 
     def _persist(
-        self, event: Event, reply: Future[Any] | None, idem: tuple[str, str] | None = None
+        self, event: Event, reply: Reply | None, idem: tuple[str, str] | None = None
     ) -> None:
         prev = self._state
         new = evolve(prev, event)

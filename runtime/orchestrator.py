@@ -1,8 +1,8 @@
 """SagaOrchestrator: the public API, in async and sync flavours, over the actor runtime.
 
 Every write is answered only after its LMDB commit. Async methods never block the event loop:
-the actor resolves a ``concurrent.futures.Future`` and ``asyncio.wrap_future`` hands the result
-to the caller's loop with ``call_soon_threadsafe``.
+the actor settles a ``Reply`` whose result reaches the caller's loop through a ``LoopBridge``
+(batched ``call_soon_threadsafe``).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from .handlers import Handler, HandlerRegistry
 from .journeys import build_journey, check_id, template_definitions
 from .model import SAGA_STATES, AbortSaga, Journey, ReportStep, StartSaga
 from .observer import RuntimeObserver
+from .replies import Reply
 from .timers import TimerService
 
 T = TypeVar("T")
@@ -216,42 +217,42 @@ class SagaOrchestrator:
             raise NotFoundError(f"journey {journey_id}{suffix} not found", journey_id=journey_id)
         return self._load_journey(journey_id, int(raw["version"]))
 
-    def _ask(self, saga_id: str, command: Command) -> Future[dict[str, Any]]:
+    def _ask(self, saga_id: str, command: Command) -> Reply:
         self._check_open()
         check_id(saga_id, "saga_id")
-        fut: Future[dict[str, Any]] = Future()
-        command.reply = fut
+        assert command.reply is not None
         self._directory.send(saga_id, command)
-        return fut
+        return command.reply
 
-    def _wait(self, fut: Future[T]) -> T:
+    def _wait(self, reply: Reply) -> Any:
         try:
-            return fut.result(timeout=self.config.reply_timeout_s)
-        except FutureTimeout:
+            return reply.result(timeout=self.config.reply_timeout_s)
+        except TimeoutError:
             raise SagaError(
                 f"no reply within {self.config.reply_timeout_s}s; the request may still apply"
             ) from None
 
-    async def _await(self, fut: Future[T]) -> T:
-        return await asyncio.wrap_future(fut)
+    @staticmethod
+    def _new_reply(is_async: bool) -> Reply:
+        return Reply(loop=asyncio.get_running_loop()) if is_async else Reply()
 
-    def _timed(self, operation: str, fut: Future[T]) -> Future[T]:
+    def _timed(self, operation: str, reply: Reply) -> Reply:
         started = time.perf_counter()
         observer = self.observer
-        fut.add_done_callback(
-            lambda f: observer.on_request(
-                operation, time.perf_counter() - started, f.exception() is None
+        reply.add_done_callback(
+            lambda r: observer.on_request(
+                operation, time.perf_counter() - started, r.exception() is None
             )
         )
-        return fut
+        return reply
 
     def _idempotent(
         self,
         tenant: str,
         key: str | None,
         request: list[Any],
-        submit: Callable[[tuple[str, str] | None], Future[dict[str, Any]]],
-    ) -> Future[dict[str, Any]]:
+        submit: Callable[[tuple[str, str] | None], Reply],
+    ) -> Reply:
         """Run ``submit`` at most once per (tenant, key); repeats replay the stored response.
 
         The response is stored by the saga actor in the same commit as the transition, so a
@@ -276,21 +277,19 @@ class SagaOrchestrator:
                 raise IdempotencyKeyReusedError(
                     f"idempotency key {key!r} was already used for a different request"
                 )
-            done: Future[dict[str, Any]] = Future()
-            done.set_result({**record["response"], "replayed": True})
-            return done
+            return Reply.resolved({**record["response"], "replayed": True})
 
-        def release(_: Future[dict[str, Any]]) -> None:
+        def release(_: Reply | None = None) -> None:
             with self._idem_lock:
                 self._idem_in_flight.discard(store_key)
 
         try:
-            fut = submit((store_key, fingerprint))
+            reply = submit((store_key, fingerprint))
         except BaseException:
-            release(Future())
+            release()
             raise
-        fut.add_done_callback(release)
-        return fut
+        reply.add_done_callback(release)
+        return reply
 
     # --- design ------------------------------------------------------------------------
 
@@ -302,7 +301,7 @@ class SagaOrchestrator:
         user_context: UserContext,
         journey_id: str | None,
         allow_unregistered_handlers: bool,
-    ) -> Future[dict[str, Any]]:
+    ) -> dict[str, Any]:
         self._check_open()
         tenant = self._tenant(user_context)
         if requirements is not None and not isinstance(requirements, Mapping):
@@ -338,9 +337,7 @@ class SagaOrchestrator:
             record = journey.to_dict()
             self.store.write([JourneyWrite(record)])
         self._journeys[(journey_id, version)] = journey
-        fut: Future[dict[str, Any]] = Future()
-        fut.set_result({**record, "missing_handlers": missing})
-        return fut
+        return {**record, "missing_handlers": missing}
 
     async def design_saga_journey(
         self,
@@ -383,7 +380,7 @@ class SagaOrchestrator:
             user_context,
             journey_id,
             allow_unregistered_handlers,
-        ).result()
+        )
 
     def get_journey_sync(
         self, journey_id: str, user_context: UserContext = None, *, version: int | None = None
@@ -417,7 +414,8 @@ class SagaOrchestrator:
         saga_id: str | None,
         journey_version: int | None,
         idempotency_key: str | None = None,
-    ) -> Future[dict[str, Any]]:
+        is_async: bool = False,
+    ) -> Reply:
         self._check_open()
         tenant = self._tenant(user_context)
         check_id(user_id, "user_id")
@@ -437,17 +435,17 @@ class SagaOrchestrator:
             check_id(saga_id, "saga_id")
         request = ["execute", journey_id, journey_version, user_id, ctx, saga_id]
 
-        def submit(idem: tuple[str, str] | None) -> Future[dict[str, Any]]:
+        def submit(idem: tuple[str, str] | None) -> Reply:
             sid = saga_id if saga_id is not None else new_saga_id()
-            fut: Future[dict[str, Any]] = Future()
+            reply = self._new_reply(is_async)
             command = Command(
                 build=lambda now: StartSaga(sid, journey, user_id, ctx, now),
-                reply=fut,
+                reply=reply,
                 tenant_id=tenant,
                 idempotency=idem,
             )
             self._directory.create(sid, journey, command)
-            return fut
+            return reply
 
         return self._timed("execute", self._idempotent(tenant, idempotency_key, request, submit))
 
@@ -463,11 +461,10 @@ class SagaOrchestrator:
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         """Start a saga of the journey's latest version (or ``journey_version``); returns its status."""
-        return await self._await(
-            self._submit_execute(
-                journey_id, user_id, context, user_context, saga_id, journey_version, idempotency_key
-            )
-        )
+        return await self._submit_execute(
+            journey_id, user_id, context, user_context, saga_id, journey_version, idempotency_key,
+            is_async=True,
+        ).wait()
 
     def execute_saga_journey_sync(
         self,
@@ -496,17 +493,18 @@ class SagaOrchestrator:
         step_result: Mapping[str, Any],
         user_context: UserContext,
         idempotency_key: str | None = None,
-    ) -> Future[dict[str, Any]]:
+        is_async: bool = False,
+    ) -> Reply:
         tenant = self._tenant(user_context)
         if journey_id is not None:
             check_id(journey_id, "journey_id")
         _check_packable(step_result, "step_result")
         result = dict(step_result) if isinstance(step_result, Mapping) else step_result
 
-        def submit(idem: tuple[str, str] | None) -> Future[dict[str, Any]]:
+        def submit(idem: tuple[str, str] | None) -> Reply:
             command = Command(
                 build=lambda now: ReportStep(result, now),
-                reply=None,
+                reply=self._new_reply(is_async),
                 tenant_id=tenant,
                 journey_id=journey_id,
                 idempotency=idem,
@@ -532,11 +530,10 @@ class SagaOrchestrator:
         to make retries safe: an exact repeat of a recorded report is answered with
         ``replayed: True`` and applies nothing.
         """
-        return await self._await(
-            self._submit_advance(
-                saga_id, journey_id, user_id, step_result or {}, user_context, idempotency_key
-            )
-        )
+        return await self._submit_advance(
+            saga_id, journey_id, user_id, step_result or {}, user_context, idempotency_key,
+            is_async=True,
+        ).wait()
 
     def advance_saga_step_sync(
         self,
@@ -555,17 +552,22 @@ class SagaOrchestrator:
         )
 
     def _submit_compensate(
-        self, saga_id: str, reason: str, user_context: UserContext, idempotency_key: str | None = None
-    ) -> Future[dict[str, Any]]:
+        self,
+        saga_id: str,
+        reason: str,
+        user_context: UserContext,
+        idempotency_key: str | None = None,
+        is_async: bool = False,
+    ) -> Reply:
         tenant = self._tenant(user_context)
         if not isinstance(reason, str) or not reason:
             raise InvalidInputError("reason must be a non-empty string")
         by = self._actor(user_context)
 
-        def submit(idem: tuple[str, str] | None) -> Future[dict[str, Any]]:
+        def submit(idem: tuple[str, str] | None) -> Reply:
             command = Command(
                 build=lambda now: AbortSaga(reason, by, now),
-                reply=None,
+                reply=self._new_reply(is_async),
                 tenant_id=tenant,
                 idempotency=idem,
             )
@@ -583,9 +585,9 @@ class SagaOrchestrator:
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         """Abort an IN_PROGRESS saga: its completed milestones are compensated in reverse order."""
-        return await self._await(
-            self._submit_compensate(saga_id, reason, user_context, idempotency_key)
-        )
+        return await self._submit_compensate(
+            saga_id, reason, user_context, idempotency_key, is_async=True
+        ).wait()
 
     def compensate_saga_sync(
         self,
