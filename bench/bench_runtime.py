@@ -26,6 +26,7 @@ from saga_journey.runtime import RuntimeConfig, SagaOrchestrator
 from saga_journey.runtime.journeys import TEMPLATES
 
 UC = {"tenant_id": "bench", "user_id": "bench"}
+DISPATCHER_THREADS = RuntimeConfig().dispatcher_threads
 
 
 def machine() -> str:
@@ -70,7 +71,9 @@ async def one_saga(orch: SagaOrchestrator, journey_id: str, fail: bool, out: dic
             assert final["compensated_milestones"] == ["reserve_inventory", "process_payment", "create_order"]
 
 
-async def workload(orch: SagaOrchestrator, n: int, fail_fraction: float) -> dict[str, Any]:
+async def workload(
+    orch: SagaOrchestrator, n: int, fail_fraction: float, rounds: int = 1
+) -> dict[str, Any]:
     journey = await orch.design_saga_journey("order_processing", user_context=UC)
     out: dict[str, list] = {"execute": [], "advance": [], "rollback": []}
     every = max(1, round(1 / fail_fraction)) if fail_fraction > 0 else 0
@@ -86,9 +89,13 @@ async def workload(orch: SagaOrchestrator, n: int, fail_fraction: float) -> dict
     sampler = asyncio.create_task(sample())
     commits0 = orch.store.stats()["commits"]
     t0 = time.perf_counter()
-    await asyncio.gather(
-        *(one_saga(orch, journey["journey_id"], bool(every) and k % every == 0, out) for k in range(n))
-    )
+    slots = asyncio.Semaphore(n)  # n sagas in flight at any time, n * rounds in all
+
+    async def bounded(k: int) -> None:
+        async with slots:
+            await one_saga(orch, journey["journey_id"], bool(every) and k % every == 0, out)
+
+    await asyncio.gather(*(bounded(k) for k in range(n * rounds)))
     elapsed = time.perf_counter() - t0
     stop.set()
     await sampler
@@ -123,13 +130,15 @@ async def idle_rollbacks(orch: SagaOrchestrator, count: int) -> list[float]:
     return times
 
 
-def run(group_commit: bool, n: int, fail: float, idle: int) -> tuple[dict[str, Any], list[float]]:
+def run(
+    group_commit: bool, n: int, fail: float, idle: int, rounds: int
+) -> tuple[dict[str, Any], list[float]]:
     folder = tempfile.mkdtemp(prefix="saga-bench-")
     try:
-        config = RuntimeConfig(group_commit=group_commit)
+        config = RuntimeConfig(group_commit=group_commit, dispatcher_threads=DISPATCHER_THREADS)
         orch = SagaOrchestrator.open(folder, config=config, handlers=handlers())
         try:
-            result = asyncio.run(workload(orch, n, fail))
+            result = asyncio.run(workload(orch, n, fail, rounds))
             idle_times = asyncio.run(idle_rollbacks(orch, idle)) if idle else []
         finally:
             orch.close()
@@ -142,16 +151,21 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sagas", type=int, default=1000)
     ap.add_argument("--fail", type=float, default=0.1, help="fraction of sagas that fail")
+    ap.add_argument("--rounds", type=int, default=5, help="sagas in all = sagas x rounds")
     ap.add_argument("--idle-rollbacks", type=int, default=200)
     ap.add_argument("--quick", action="store_true", help="small run (smoke test)")
+    ap.add_argument("--dispatcher-threads", type=int, default=DISPATCHER_THREADS)
     args = ap.parse_args()
+    globals()["DISPATCHER_THREADS"] = args.dispatcher_threads
     if args.quick:
-        args.sagas, args.idle_rollbacks = 100, 20
+        args.sagas, args.idle_rollbacks, args.rounds = 100, 20, 2
     print(f"machine: {machine()}")
-    print(f"workload: {args.sagas} concurrent sagas x 4 milestones, {args.fail:.0%} fail at milestone 4 "
-          "(3 no-op compensations each)")
-    group, idle = run(True, args.sagas, args.fail, args.idle_rollbacks)
-    single, _ = run(False, args.sagas, args.fail, 0)
+    print(
+        f"workload: {args.sagas} concurrent sagas ({args.sagas * args.rounds} in all) x 4 milestones, "
+        f"{args.fail:.0%} fail at milestone 4 (3 no-op compensations each)"
+    )
+    group, idle = run(True, args.sagas, args.fail, args.idle_rollbacks, args.rounds)
+    single, _ = run(False, args.sagas, args.fail, 0, max(1, args.rounds // 5))
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     row = "{:<28} {:>12} {:>12}"
     print(row.format("", "group commit", "1 commit/txn"))

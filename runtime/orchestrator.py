@@ -72,6 +72,7 @@ class SagaOrchestrator:
         self.store = store
         self.handlers = HandlerRegistry()
         self._journeys: dict[tuple[str, int], Journey] = {}
+        self._latest: dict[str, Journey] = {}
         self._design_lock = threading.Lock()
         self._idem_lock = threading.Lock()
         self._idem_in_flight: set[str] = set()
@@ -211,11 +212,18 @@ class SagaOrchestrator:
 
     def _journey_for(self, journey_id: str, tenant: str, version: int | None = None) -> Journey:
         check_id(journey_id, "journey_id")
-        raw = self.store.load_journey(journey_id, version)
-        if raw is None or raw.get("tenant_id") != tenant:
+        journey = self._latest.get(journey_id) if version is None else None
+        if journey is None:
+            raw = self.store.load_journey(journey_id, version)
+            if raw is not None:
+                journey = self._load_journey(journey_id, int(raw["version"]))
+                if version is None:
+                    # This process owns the store (folder lock), so the cache stays authoritative.
+                    self._latest[journey_id] = journey
+        if journey is None or journey.tenant_id != tenant:
             suffix = f" v{version}" if version is not None else ""
             raise NotFoundError(f"journey {journey_id}{suffix} not found", journey_id=journey_id)
-        return self._load_journey(journey_id, int(raw["version"]))
+        return journey
 
     def _ask(self, saga_id: str, command: Command) -> Reply:
         self._check_open()
@@ -337,6 +345,7 @@ class SagaOrchestrator:
             record = journey.to_dict()
             self.store.write([JourneyWrite(record)])
         self._journeys[(journey_id, version)] = journey
+        self._latest[journey_id] = journey
         return {**record, "missing_handlers": missing}
 
     async def design_saga_journey(
