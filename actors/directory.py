@@ -16,7 +16,12 @@ from typing import Any
 import pykka
 
 from saga_journey.runtime.codec import state_from_dict, status_view
-from saga_journey.runtime.errors import ConflictError, NotFoundError, OverloadedError
+from saga_journey.runtime.errors import (
+    ConflictError,
+    NotFoundError,
+    OverloadedError,
+    RuntimeClosedError,
+)
 from saga_journey.runtime.model import Journey
 
 from .messages import Passivate, RunOwed
@@ -54,6 +59,8 @@ class Directory:
 
         Raises NotFoundError if the saga is neither live nor stored.
         """
+        if self._svc.closing.is_set():
+            raise RuntimeClosedError("the runtime is closing")
         lock, live = self._shard(saga_id)
         with lock:
             ref = live.get(saga_id)
@@ -157,11 +164,19 @@ class Directory:
     # --- recovery, waiting, shutdown -----------------------------------------------------
 
     def recover(self) -> int:
-        """Activate every stored saga with work owed; each resumes its owed effects."""
+        """Activate every stored saga with work owed; each resumes its owed effects.
+
+        Sagas that only wait on a timer are not activated: a timer wakes them when it is due
+        (at once if it is overdue), so pending timers cost a heap entry, not a live actor.
+        """
         n = 0
         for saga_id in self._svc.store.sagas_with_work_owed():
             self.send(saga_id, RunOwed(), activate_only_if_stored=True)
             n += 1
+        for saga_id, wake_at in self._svc.store.pending_wakeups():
+            self._svc.timers.call_at(
+                wake_at, lambda sid=saga_id: self.send(sid, RunOwed(), activate_only_if_stored=True)
+            )
         return n
 
     def add_waiter(self, saga_id: str) -> Future[dict[str, Any]]:

@@ -37,6 +37,14 @@ class RunOwed:
 
 
 @dataclass(frozen=True, slots=True)
+class TimerDue:
+    """A durable timer of the saga came due (delivered through the directory: may activate)."""
+
+    kind: str
+    due: float
+
+
+@dataclass(frozen=True, slots=True)
 class Passivate:
     idle_for_s: float
 

@@ -27,19 +27,29 @@ from saga_journey.runtime.errors import (
     StorageError,
 )
 from saga_journey.runtime.handlers import CompensationContext, idempotency_key
-from saga_journey.runtime.machine import decide, evolve, has_work_owed, owed_effects
+from saga_journey.runtime.machine import decide, evolve, has_work_owed, next_wake, owed_effects
 from saga_journey.runtime.replies import Reply
 from saga_journey.runtime.model import (
+    ArmTimer,
     CompensationOutcome,
     Event,
     Journey,
     RunCompensation,
     SagaState,
+    TimerFired,
 )
 
 from .compensator_actor import CompensatorActor
 from .dispatcher import PooledActor
-from .messages import Command, Committed, CompensationReport, Passivate, RunAttempt, RunOwed
+from .messages import (
+    Command,
+    Committed,
+    CompensationReport,
+    Passivate,
+    RunAttempt,
+    RunOwed,
+    TimerDue,
+)
 from .services import Services
 
 log = logging.getLogger("saga_journey.saga_actor")
@@ -82,6 +92,7 @@ class SagaActor(PooledActor):
         self._compensator: tuple[str, pykka.ActorRef[Any]] | None = None
         self._running: tuple[str, int] | None = None  # (milestone, attempt) handed to a compensator
         self._scheduled: tuple[str, int] | None = None  # (milestone, attempt) waiting on a timer
+        self._armed: set[tuple[str, float]] = set()  # durable timers armed by this activation
         self._last_active = time.monotonic()
 
     # --- mailbox -----------------------------------------------------------------------
@@ -113,6 +124,21 @@ class SagaActor(PooledActor):
             self._handle_command(message)
         elif isinstance(message, CompensationReport):
             self._handle_report(message.outcome)
+        elif isinstance(message, TimerDue):
+            self._handle_timer(message)
+
+    def _handle_timer(self, due: TimerDue) -> None:
+        state, journey = self._state, self._journey
+        if state is None or journey is None:
+            return
+        self._armed.discard((due.kind, due.due))
+        fired = TimerFired(due.kind, due.due, self._svc.clock.now())
+        if fired.at < fired.due:  # woken early (e.g. re-armed): arm again for the real time
+            self._dispatch_effects()
+            return
+        decision = decide(journey, state, fired)
+        if decision.event is not None:
+            self._persist(decision.event, None)
 
     def _handle_command(self, cmd: Command) -> None:
         state = self._state
@@ -171,6 +197,7 @@ class SagaActor(PooledActor):
             status=new.status,
             prev_status=prev.status if prev is not None else None,
             owed=has_work_owed(new),
+            wake_at=next_wake(new),
             idempotency=(
                 (idem[0], {"fingerprint": idem[1], "response": response}) if idem else None
             ),
@@ -229,6 +256,20 @@ class SagaActor(PooledActor):
         for effect in owed_effects(journey, state):
             if isinstance(effect, RunCompensation):
                 self._run_compensation(state, effect)
+            elif isinstance(effect, ArmTimer):
+                self._arm(effect)
+
+    def _arm(self, timer: ArmTimer) -> None:
+        key = (timer.kind, timer.due)
+        if key in self._armed:
+            return
+        self._armed.add(key)
+        directory, saga_id = self._svc.directory, self._saga_id
+        message = TimerDue(timer.kind, timer.due)
+        self._svc.timers.call_at(
+            timer.due,
+            lambda: directory.send(saga_id, message, activate_only_if_stored=True),
+        )
 
     def _wake_later(self) -> Any:
         directory, saga_id = self._svc.directory, self._saga_id

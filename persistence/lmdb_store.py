@@ -13,6 +13,7 @@ import fcntl
 import logging
 import os
 import queue
+import struct
 import threading
 import time
 import weakref
@@ -461,6 +462,8 @@ class LmdbStore:
             self._add_count(txn, w.journey_type, w.status, 1)
         if w.owed:
             txn.put(sid, b"", db=self._owed)
+        elif w.wake_at is not None:
+            txn.put(sid, struct.pack(">d", w.wake_at), db=self._owed)
         else:
             txn.delete(sid, db=self._owed)
         if op.idem is not None:
@@ -612,10 +615,16 @@ class LmdbStore:
         return sagas, (_encode_cursor(keys[-1]) if more else None)
 
     def sagas_with_work_owed(self) -> list[str]:
+        """Sagas to activate at once on recovery (an empty owed value: work is due now)."""
+        with self._read() as txn:
+            return [k.decode() for k, v in txn.cursor(db=self._owed) if not v]
+
+    def pending_wakeups(self) -> list[tuple[str, float]]:
         with self._read() as txn:
             return [
-                k.decode()
-                for k in txn.cursor(db=self._owed).iternext(keys=True, values=False)
+                (k.decode(), struct.unpack(">d", v)[0])
+                for k, v in txn.cursor(db=self._owed)
+                if len(v) == 8
             ]
 
     def count_by_status(self) -> dict[tuple[str, str], int]:

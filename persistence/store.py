@@ -18,6 +18,7 @@ class SagaWrite:
     prev_status: str | None  # status before this write (None for a new saga)
     owed: bool  # True -> saga has work owed (listed by sagas_with_work_owed)
     idempotency: tuple[str, dict] | None = None  # (key, response) stored in the same txn
+    wake_at: float | None = None  # earliest pending timer of a saga with no work owed now
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,10 @@ class SagaStore(Protocol):
     ) -> tuple[list[dict], str | None]: ...
 
     def sagas_with_work_owed(self) -> list[str]: ...
+
+    def pending_wakeups(self) -> list[tuple[str, float]]:
+        """(saga_id, wake_at) of every saga with a durable timer pending."""
+        ...
 
     def count_by_status(self) -> dict[tuple[str, str], int]: ...
 

@@ -31,6 +31,13 @@ def state_to_dict(s: SagaState) -> dict[str, Any]:
         "updated_at": s.updated_at,
         "compensation_started_at": s.compensation_started_at,
         "version": s.version,
+        "milestone_due_at": s.milestone_due_at,
+        "deadline_at": s.deadline_at,
+        "compensation_deadline_at": s.compensation_deadline_at,
+        "forward_attempts": s.forward_attempts,
+        "forward_retry_at": s.forward_retry_at,
+        "manually_compensated": list(s.manually_compensated),
+        "parked_reason": s.parked_reason,
     }
 
 
@@ -62,6 +69,13 @@ def state_from_dict(d: Mapping[str, Any]) -> SagaState:
         updated_at=d["updated_at"],
         compensation_started_at=d.get("compensation_started_at"),
         version=int(d["version"]),
+        milestone_due_at=d.get("milestone_due_at"),
+        deadline_at=d.get("deadline_at"),
+        compensation_deadline_at=d.get("compensation_deadline_at"),
+        forward_attempts=int(d.get("forward_attempts", 0)),
+        forward_retry_at=d.get("forward_retry_at"),
+        manually_compensated=tuple(d.get("manually_compensated", ())),
+        parked_reason=d.get("parked_reason"),
     )
 
 
@@ -109,7 +123,16 @@ def status_view(s: SagaState) -> dict[str, Any]:
         "compensation_status": s.compensation_status,
         "compensation_attempts": s.compensation_attempts,
         "compensation_error": s.compensation_error,
+        "parked": s.is_parked,
+        "parked_reason": s.parked_reason,
+        "failed_compensation": s.pending_compensations[0] if s.is_parked else None,
+        "manually_compensated": list(s.manually_compensated),
         "failure": _failure_to_dict(s.failure),
+        "milestone_attempts": s.forward_attempts,
+        "milestone_retry_at": s.forward_retry_at,
+        "milestone_due_at": s.milestone_due_at,
+        "deadline_at": s.deadline_at,
+        "compensation_deadline_at": s.compensation_deadline_at,
         "context": dict(s.context),
         "started_at": s.started_at,
         "updated_at": s.updated_at,

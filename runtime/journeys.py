@@ -7,7 +7,7 @@ import re
 from typing import Any, Mapping
 
 from .errors import InvalidInputError
-from .model import Journey, MilestoneDef, RetryPolicy
+from .model import NO_RETRY, Journey, MilestoneDef, RetryPolicy
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
 
@@ -32,8 +32,8 @@ TEMPLATES: dict[str, tuple[tuple[str, str], ...]] = {
     ),
 }
 
-_RETRY_KEYS = {"max_attempts", "initial_delay_s", "backoff", "max_delay_s"}
-_MILESTONE_KEYS = {"id", "name", "compensation_handler", "timeout_s", "retry"}
+_RETRY_KEYS = {"max_attempts", "initial_delay_s", "backoff", "max_delay_s", "jitter"}
+_MILESTONE_KEYS = {"id", "name", "compensation_handler", "timeout_s", "retry", "forward_retry"}
 
 
 def check_id(value: Any, what: str) -> str:
@@ -76,14 +76,24 @@ def parse_retry(raw: Any, where: str, default: RetryPolicy) -> RetryPolicy:
     if int(values["max_attempts"]) != values["max_attempts"] or not 1 <= values["max_attempts"] <= 1000:
         raise InvalidInputError(f"{where}.retry.max_attempts must be an integer from 1 to 1000")
     if values["initial_delay_s"] < 0 or values["max_delay_s"] < 0 or values["backoff"] < 1:
-        raise InvalidInputError(
-            f"{where}.retry: delays must be >= 0 and backoff >= 1"
-        )
+        raise InvalidInputError(f"{where}.retry: delays must be >= 0 and backoff >= 1")
+    if not 0 <= values["jitter"] <= 1:
+        raise InvalidInputError(f"{where}.retry.jitter must be between 0 and 1")
     values["max_attempts"] = int(values["max_attempts"])
     return RetryPolicy.from_dict(values)
 
 
-def _parse_milestone(raw: Any, index: int, default_retry: RetryPolicy) -> MilestoneDef:
+def parse_seconds(value: Any, what: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise InvalidInputError(f"{what} must be a positive number of seconds")
+    return float(value)
+
+
+def _parse_milestone(
+    raw: Any, index: int, default_retry: RetryPolicy, default_forward: RetryPolicy
+) -> MilestoneDef:
     where = f"requirements.milestones[{index}]"
     if isinstance(raw, str):
         raw = {"id": raw}
@@ -96,11 +106,7 @@ def _parse_milestone(raw: Any, index: int, default_retry: RetryPolicy) -> Milest
     name = raw.get("name", mid)
     if not isinstance(name, str) or not 0 < len(name) <= 256:
         raise InvalidInputError(f"{where}.name must be a string of 1-256 characters")
-    timeout = raw.get("timeout_s")
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf
-    ):
-        raise InvalidInputError(f"{where}.timeout_s must be a positive number of seconds")
+    timeout = parse_seconds(raw.get("timeout_s"), f"{where}.timeout_s")
     handler = raw.get("compensation_handler")
     if handler is not None:
         check_id(handler, f"{where}.compensation_handler")
@@ -108,8 +114,9 @@ def _parse_milestone(raw: Any, index: int, default_retry: RetryPolicy) -> Milest
         id=mid,
         name=name,
         compensation_handler=handler,
-        timeout_s=float(timeout) if timeout is not None else None,
+        timeout_s=timeout,
         retry=parse_retry(raw.get("retry"), where, default_retry),
+        forward_retry=parse_retry(raw.get("forward_retry"), f"{where}.forward", default_forward),
     )
 
 
@@ -129,6 +136,13 @@ def build_journey(
     if not isinstance(compensation_handlers, (Mapping, type(None))):
         raise InvalidInputError("compensation_handlers must map milestone ids to handler names")
     default_retry = parse_retry(requirements.pop("retry", None), "requirements", RetryPolicy())
+    default_forward = parse_retry(
+        requirements.pop("forward_retry", None), "requirements.forward", NO_RETRY
+    )
+    deadline = parse_seconds(requirements.pop("deadline_s", None), "requirements.deadline_s")
+    comp_deadline = parse_seconds(
+        requirements.pop("compensation_deadline_s", None), "requirements.compensation_deadline_s"
+    )
     raw_milestones = requirements.pop("milestones", None)
     if raw_milestones is None:
         steps = TEMPLATES.get(journey_type)
@@ -140,7 +154,10 @@ def build_journey(
                 templates=template_names(),
             )
         milestones = [
-            MilestoneDef(id=m, name=m, compensation_handler=h, retry=default_retry)
+            MilestoneDef(
+                id=m, name=m, compensation_handler=h, retry=default_retry,
+                forward_retry=default_forward,
+            )
             for m, h in steps
         ]
     else:
@@ -148,7 +165,10 @@ def build_journey(
             raise InvalidInputError("requirements.milestones must be a non-empty list")
         if len(raw_milestones) > 1000:
             raise InvalidInputError("a journey has at most 1000 milestones")
-        milestones = [_parse_milestone(r, i, default_retry) for i, r in enumerate(raw_milestones)]
+        milestones = [
+            _parse_milestone(r, i, default_retry, default_forward)
+            for i, r in enumerate(raw_milestones)
+        ]
     ids = [m.id for m in milestones]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
@@ -163,7 +183,7 @@ def build_journey(
             check_id(handler, f"compensation_handlers[{mid!r}]")
         idx = ids.index(mid)
         m = milestones[idx]
-        milestones[idx] = MilestoneDef(m.id, m.name, handler, m.timeout_s, m.retry)
+        milestones[idx] = MilestoneDef(m.id, m.name, handler, m.timeout_s, m.retry, m.forward_retry)
     return Journey(
         journey_id=journey_id,
         version=version,
@@ -172,4 +192,6 @@ def build_journey(
         milestones=tuple(milestones),
         requirements=requirements,
         created_at=created_at,
+        deadline_s=deadline,
+        compensation_deadline_s=comp_deadline,
     )

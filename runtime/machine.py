@@ -23,9 +23,13 @@ from .model import (
     FAILED,
     IN_PROGRESS,
     AbortSaga,
+    ArmTimer,
     CompensationAttemptFailed,
     CompensationExhausted,
     CompensationOutcome,
+    CompensationParked,
+    CompensationRetried,
+    CompensationSkipped,
     CompensationSucceeded,
     CompletedMilestone,
     Decision,
@@ -34,14 +38,18 @@ from .model import (
     Failure,
     Journey,
     Message,
+    MilestoneAttemptFailed,
     MilestoneCompleted,
     MilestoneFailed,
     ReportStep,
+    RetryCompensation,
     RunCompensation,
     SagaAborted,
     SagaStarted,
     SagaState,
+    SkipCompensation,
     StartSaga,
+    TimerFired,
 )
 
 STEP_STATUSES = ("complete", "failed")
@@ -60,6 +68,12 @@ def decide(journey: Journey, state: SagaState | None, message: Message) -> Decis
         return _decide_abort(journey, state, message)
     if isinstance(message, CompensationOutcome):
         return _decide_compensation(journey, state, message)
+    if isinstance(message, TimerFired):
+        return _decide_timer(journey, state, message)
+    if isinstance(message, RetryCompensation):
+        return _decide_retry_compensation(journey, state, message)
+    if isinstance(message, SkipCompensation):
+        return _decide_skip_compensation(journey, state, message)
     raise InvalidInputError(f"unknown message type {type(message).__name__}")
 
 
@@ -80,8 +94,14 @@ def _decide_start(state: SagaState | None, m: StartSaga) -> Decision:
             milestone_ids=j.milestone_ids(),
             context=m.context,
             at=m.at,
+            milestone_due_at=_due(m.at, j.milestones[0].timeout_s),
+            deadline_at=_due(m.at, j.deadline_s),
         )
     )
+
+
+def _due(at: float, seconds: float | None) -> float | None:
+    return None if seconds is None else at + seconds
 
 
 def parse_step_result(step_result: Any) -> tuple[str, str | None, dict[str, Any]]:
@@ -104,6 +124,8 @@ def parse_step_result(step_result: Any) -> tuple[str, str | None, dict[str, Any]
         value = step_result.get(key)
         if value is not None and not isinstance(value, str):
             raise InvalidInputError(f"step_result.{key} must be a string when given")
+    if not isinstance(step_result.get("retryable", False), bool):
+        raise InvalidInputError("step_result.retryable must be true or false when given")
     recorded = {k: v for k, v in step_result.items() if k != "milestone_id"}
     return status, named, recorded
 
@@ -120,6 +142,13 @@ def _decide_report(journey: Journey, state: SagaState, m: ReportStep) -> Decisio
     if replay is not None:
         return replay
     if state.status != IN_PROGRESS:
+        f = state.failure
+        if f is not None and f.kind in ("timeout", "deadline"):
+            raise InvalidTransitionError(
+                f"saga {state.saga_id} {'timed out' if f.kind == 'timeout' else 'passed its deadline'}"
+                f" at milestone {f.milestone_id!r} and is {state.status}; late report refused",
+                status=state.status,
+            )
         raise InvalidTransitionError(
             f"saga {state.saga_id} is {state.status}; it accepts no more milestone reports",
             status=state.status,
@@ -132,17 +161,55 @@ def _decide_report(journey: Journey, state: SagaState, m: ReportStep) -> Decisio
             expected=current,
             got=named,
         )
+    for due, what in ((state.milestone_due_at, "milestone timeout"), (state.deadline_at, "saga deadline")):
+        if due is not None and m.at >= due:
+            raise InvalidTransitionError(
+                f"report for {current!r} arrived after the {what}; late report refused",
+                status=state.status,
+            )
+    milestones = journey.milestones
     if status == "complete":
-        return Decision(MilestoneCompleted(milestone_id=current, result=recorded, at=m.at))
-    reason = str(recorded.get("error") or recorded.get("reason") or "milestone reported failure")
-    return Decision(
-        MilestoneFailed(
-            milestone_id=current,
-            reason=reason[:MAX_REASON_CHARS],
-            result=recorded,
-            to_compensate=_to_compensate(journey, state),
-            at=m.at,
+        index = len(state.completed) + 1
+        next_due = _due(m.at, milestones[index].timeout_s) if index < len(milestones) else None
+        return Decision(
+            MilestoneCompleted(milestone_id=current, result=recorded, at=m.at, next_due_at=next_due)
         )
+    reason = str(recorded.get("error") or recorded.get("reason") or "milestone reported failure")
+    milestone = journey.milestone(current)
+    attempt = state.forward_attempts + 1
+    if recorded.get("retryable") and attempt < milestone.forward_retry.max_attempts:
+        return Decision(
+            MilestoneAttemptFailed(
+                milestone_id=current,
+                attempt=attempt,
+                error=reason[:MAX_REASON_CHARS],
+                result=recorded,
+                retry_at=m.at
+                + milestone.forward_retry.delay_after(attempt, f"{state.saga_id}/{current}"),
+                at=m.at,
+                next_due_at=_due(m.at, milestone.timeout_s),
+            )
+        )
+    return Decision(_fail(journey, state, current, reason, recorded, m.at, "milestone_failed"))
+
+
+def _fail(
+    journey: Journey,
+    state: SagaState,
+    milestone_id: str,
+    reason: str,
+    result: Mapping[str, Any],
+    at: float,
+    cause: str,
+) -> MilestoneFailed:
+    return MilestoneFailed(
+        milestone_id=milestone_id,
+        reason=reason[:MAX_REASON_CHARS],
+        result=result,
+        to_compensate=_to_compensate(journey, state),
+        at=at,
+        cause=cause,
+        compensation_deadline_at=_due(at, journey.compensation_deadline_s),
     )
 
 
@@ -196,6 +263,7 @@ def _decide_abort(journey: Journey, state: SagaState, m: AbortSaga) -> Decision:
             by=m.by,
             to_compensate=_to_compensate(journey, state),
             at=m.at,
+            compensation_deadline_at=_due(m.at, journey.compensation_deadline_s),
         )
     )
 
@@ -225,7 +293,7 @@ def _decide_compensation(journey: Journey, state: SagaState, m: CompensationOutc
                 attempt=m.attempt,
                 error=error,
                 duration_s=m.duration_s,
-                retry_at=m.at + policy.delay_after(m.attempt),
+                retry_at=m.at + policy.delay_after(m.attempt, f"{state.saga_id}/{m.milestone_id}"),
                 at=m.at,
             )
         )
@@ -237,6 +305,85 @@ def _decide_compensation(journey: Journey, state: SagaState, m: CompensationOutc
             duration_s=m.duration_s,
             retryable=m.retryable,
             at=m.at,
+        )
+    )
+
+
+def _decide_timer(journey: Journey, state: SagaState, m: TimerFired) -> Decision:
+    stale = Decision(None, replayed=True, note=f"stale {m.kind} timer ignored")
+    if m.at < m.due:
+        return stale
+    if m.kind in ("milestone_timeout", "deadline"):
+        due = state.milestone_due_at if m.kind == "milestone_timeout" else state.deadline_at
+        if state.status != IN_PROGRESS or due is None or due != m.due:
+            return stale
+        current = state.current_milestone
+        assert current is not None
+        if m.kind == "milestone_timeout":
+            timeout = journey.milestone(current).timeout_s
+            reason = f"timeout: no report for {current!r} within {timeout:g}s"
+            cause = "timeout"
+        else:
+            reason = f"deadline: saga did not complete within {journey.deadline_s:g}s"
+            cause = "deadline"
+        return Decision(_fail(journey, state, current, reason, {}, m.at, cause))
+    if m.kind == "compensation_deadline":
+        if state.status != COMPENSATING or state.compensation_deadline_at != m.due:
+            return stale
+        return Decision(
+            CompensationParked(
+                milestone_id=state.pending_compensations[0],
+                reason=(
+                    f"compensation deadline of {journey.compensation_deadline_s:g}s passed; "
+                    "parked for an operator"
+                ),
+                at=m.at,
+            )
+        )
+    raise InvalidInputError(f"unknown timer kind {m.kind!r}")
+
+
+def _require_parked(state: SagaState, action: str) -> None:
+    if not state.is_parked:
+        raise InvalidTransitionError(
+            f"{action} applies only to a parked saga (FAILED with compensation_status "
+            f"'failed'); saga {state.saga_id} is {state.status} with compensation_status "
+            f"{state.compensation_status!r}",
+            status=state.status,
+        )
+
+
+def _decide_retry_compensation(journey: Journey, state: SagaState, m: RetryCompensation) -> Decision:
+    _require_parked(state, "retry_compensation")
+    return Decision(
+        CompensationRetried(
+            milestone_id=state.pending_compensations[0],
+            by=m.by,
+            reason=m.reason[:MAX_REASON_CHARS],
+            at=m.at,
+            compensation_deadline_at=_due(m.at, journey.compensation_deadline_s),
+        )
+    )
+
+
+def _decide_skip_compensation(journey: Journey, state: SagaState, m: SkipCompensation) -> Decision:
+    _require_parked(state, "skip_compensation")
+    expected = state.pending_compensations[0]
+    if m.milestone_id != expected:
+        raise InvalidTransitionError(
+            f"only the compensation that failed can be skipped: expected {expected!r}, "
+            f"got {m.milestone_id!r}",
+            expected=expected,
+        )
+    if not m.reason:
+        raise InvalidInputError("skip_compensation needs a reason for the audit trail")
+    return Decision(
+        CompensationSkipped(
+            milestone_id=expected,
+            by=m.by,
+            reason=m.reason[:MAX_REASON_CHARS],
+            at=m.at,
+            compensation_deadline_at=_due(m.at, journey.compensation_deadline_s),
         )
     )
 
@@ -266,6 +413,8 @@ def evolve(state: SagaState | None, event: Event) -> SagaState:
             updated_at=event.at,
             compensation_started_at=None,
             version=1,
+            milestone_due_at=event.milestone_due_at,
+            deadline_at=event.deadline_at,
         )
     assert state is not None, "only saga_started applies to a missing saga"
     base = {"updated_at": event.at, "version": state.version + 1}
@@ -275,14 +424,33 @@ def evolve(state: SagaState | None, event: Event) -> SagaState:
         )
         done = len(completed) == len(state.milestone_ids)
         return replace(
-            state, completed=completed, status=COMPLETED if done else IN_PROGRESS, **base
+            state,
+            completed=completed,
+            status=COMPLETED if done else IN_PROGRESS,
+            milestone_due_at=event.next_due_at,
+            deadline_at=None if done else state.deadline_at,
+            forward_attempts=0,
+            forward_retry_at=None,
+            **base,
+        )
+    if isinstance(event, MilestoneAttemptFailed):
+        return replace(
+            state,
+            forward_attempts=event.attempt,
+            forward_retry_at=event.retry_at,
+            milestone_due_at=event.next_due_at,
+            **base,
         )
     if isinstance(event, MilestoneFailed):
-        failure = Failure("milestone_failed", event.milestone_id, event.reason, event.at, event.result)
-        return _start_compensation(state, failure, event.to_compensate, base)
+        failure = Failure(event.cause, event.milestone_id, event.reason, event.at, event.result)
+        return _start_compensation(
+            state, failure, event.to_compensate, event.compensation_deadline_at, base
+        )
     if isinstance(event, SagaAborted):
         failure = Failure("aborted", state.current_milestone, event.reason, event.at)
-        return _start_compensation(state, failure, event.to_compensate, base)
+        return _start_compensation(
+            state, failure, event.to_compensate, event.compensation_deadline_at, base
+        )
     if isinstance(event, CompensationSucceeded):
         pending = state.pending_compensations[1:]
         return replace(
@@ -293,6 +461,7 @@ def evolve(state: SagaState | None, event: Event) -> SagaState:
             next_compensation_at=None,
             status=COMPENSATING if pending else FAILED,
             compensation_status=COMP_RUNNING if pending else COMP_SUCCEEDED,
+            compensation_deadline_at=state.compensation_deadline_at if pending else None,
             **base,
         )
     if isinstance(event, CompensationAttemptFailed):
@@ -314,16 +483,62 @@ def evolve(state: SagaState | None, event: Event) -> SagaState:
             ),
             status=FAILED,
             compensation_status=COMP_FAILED,
+            compensation_deadline_at=None,
+            parked_reason="compensation retry budget spent",
+            **base,
+        )
+    if isinstance(event, CompensationParked):
+        return replace(
+            state,
+            next_compensation_at=None,
+            compensation_error=event.reason,
+            status=FAILED,
+            compensation_status=COMP_FAILED,
+            compensation_deadline_at=None,
+            parked_reason=event.reason,
+            **base,
+        )
+    if isinstance(event, CompensationRetried):
+        return replace(
+            state,
+            status=COMPENSATING,
+            compensation_status=COMP_RUNNING,
+            compensation_attempts=0,
+            next_compensation_at=None,
+            compensation_deadline_at=event.compensation_deadline_at,
+            parked_reason=None,
+            **base,
+        )
+    if isinstance(event, CompensationSkipped):
+        pending = state.pending_compensations[1:]
+        return replace(
+            state,
+            manually_compensated=state.manually_compensated + (event.milestone_id,),
+            pending_compensations=pending,
+            status=COMPENSATING if pending else FAILED,
+            compensation_status=COMP_RUNNING if pending else COMP_SUCCEEDED,
+            compensation_attempts=0,
+            next_compensation_at=None,
+            compensation_deadline_at=event.compensation_deadline_at if pending else None,
+            parked_reason=None,
             **base,
         )
     raise TypeError(f"unknown event {type(event).__name__}")
 
 
 def _start_compensation(
-    state: SagaState, failure: Failure, owed: tuple[str, ...], base: dict[str, Any]
+    state: SagaState,
+    failure: Failure,
+    owed: tuple[str, ...],
+    compensation_deadline_at: float | None,
+    base: dict[str, Any],
 ) -> SagaState:
     return replace(
         state,
+        milestone_due_at=None,
+        deadline_at=None,
+        forward_retry_at=None,
+        compensation_deadline_at=compensation_deadline_at if owed else None,
         failure=failure,
         pending_compensations=owed,
         compensation_attempts=0,
@@ -337,21 +552,42 @@ def _start_compensation(
 
 def owed_effects(journey: Journey, state: SagaState) -> tuple[Effect, ...]:
     """What a committed state still needs the shell to do (re-issued as-is after a crash)."""
+    if state.status == IN_PROGRESS:
+        return tuple(
+            ArmTimer(kind, due)
+            for kind, due in (
+                ("milestone_timeout", state.milestone_due_at),
+                ("deadline", state.deadline_at),
+            )
+            if due is not None
+        )
     if state.status != COMPENSATING or not state.pending_compensations:
         return ()
     mid = state.pending_compensations[0]
     milestone = journey.milestone(mid)
     assert milestone.compensation_handler is not None
-    return (
+    effects: list[Effect] = [
         RunCompensation(
             milestone_id=mid,
             handler=milestone.compensation_handler,
             attempt=state.compensation_attempts + 1,
             not_before=state.next_compensation_at,
             retry=milestone.retry,
-        ),
-    )
+        )
+    ]
+    if state.compensation_deadline_at is not None:
+        effects.append(ArmTimer("compensation_deadline", state.compensation_deadline_at))
+    return tuple(effects)
 
 
 def has_work_owed(state: SagaState) -> bool:
+    """True if the saga must be activated at recovery (a compensation is owed)."""
     return state.status == COMPENSATING
+
+
+def next_wake(state: SagaState) -> float | None:
+    """Earliest timer of an IN_PROGRESS saga: recovery wakes it then, without keeping it live."""
+    if state.status != IN_PROGRESS:
+        return None
+    dues = [d for d in (state.milestone_due_at, state.deadline_at) if d is not None]
+    return min(dues) if dues else None

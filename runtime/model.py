@@ -33,11 +33,20 @@ class RetryPolicy:
     initial_delay_s: float = 0.05
     backoff: float = 2.0
     max_delay_s: float = 30.0
+    jitter: float = 0.0
+    """Fraction (0-1) of each delay taken off at random, so retries of many sagas spread out."""
 
-    def delay_after(self, failed_attempts: int) -> float:
-        """Delay before the next attempt once ``failed_attempts`` attempts have failed."""
+    def delay_after(self, failed_attempts: int, salt: str = "") -> float:
+        """Delay before the next attempt once ``failed_attempts`` attempts have failed.
+
+        Jitter is derived from ``salt`` (e.g. saga and milestone ids) by a hash, not a random
+        generator, so the core stays deterministic and a replay computes the same delay.
+        """
         delay = self.initial_delay_s * (self.backoff ** max(failed_attempts - 1, 0))
-        return min(delay, self.max_delay_s)
+        delay = min(delay, self.max_delay_s)
+        if self.jitter:
+            delay *= 1.0 - self.jitter * _unit_hash(f"{salt}/{failed_attempts}")
+        return delay
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +54,7 @@ class RetryPolicy:
             "initial_delay_s": self.initial_delay_s,
             "backoff": self.backoff,
             "max_delay_s": self.max_delay_s,
+            "jitter": self.jitter,
         }
 
     @classmethod
@@ -54,7 +64,19 @@ class RetryPolicy:
             initial_delay_s=float(d["initial_delay_s"]),
             backoff=float(d["backoff"]),
             max_delay_s=float(d["max_delay_s"]),
+            jitter=float(d.get("jitter", 0.0)),
         )
+
+
+NO_RETRY = RetryPolicy(max_attempts=1, initial_delay_s=0.0)
+
+
+def _unit_hash(text: str) -> float:
+    """FNV-1a of ``text`` mapped to [0, 1): a deterministic stand-in for a random draw."""
+    h = 0xCBF29CE484222325
+    for byte in text.encode():
+        h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h / 2**64
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +86,9 @@ class MilestoneDef:
     compensation_handler: str | None = None
     timeout_s: float | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    """Budget of the compensation handler."""
+    forward_retry: RetryPolicy = NO_RETRY
+    """Budget of the milestone itself: reports of a retryable failure within it keep the saga going."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +97,7 @@ class MilestoneDef:
             "compensation_handler": self.compensation_handler,
             "timeout_s": self.timeout_s,
             "retry": self.retry.to_dict(),
+            "forward_retry": self.forward_retry.to_dict(),
         }
 
     @classmethod
@@ -82,6 +108,7 @@ class MilestoneDef:
             compensation_handler=d.get("compensation_handler"),
             timeout_s=d.get("timeout_s"),
             retry=RetryPolicy.from_dict(d["retry"]),
+            forward_retry=RetryPolicy.from_dict(d["forward_retry"]) if d.get("forward_retry") else NO_RETRY,
         )
 
 
@@ -96,6 +123,10 @@ class Journey:
     milestones: tuple[MilestoneDef, ...]
     requirements: Mapping[str, Any]
     created_at: float
+    deadline_s: float | None = None
+    """The whole saga must complete within this; past it, it fails and compensates."""
+    compensation_deadline_s: float | None = None
+    """A rollback must finish within this; past it, the saga is parked for an operator."""
 
     def milestone_ids(self) -> tuple[str, ...]:
         return tuple(m.id for m in self.milestones)
@@ -121,6 +152,8 @@ class Journey:
             },
             "requirements": dict(self.requirements),
             "created_at": self.created_at,
+            "deadline_s": self.deadline_s,
+            "compensation_deadline_s": self.compensation_deadline_s,
         }
 
     @classmethod
@@ -133,6 +166,8 @@ class Journey:
             milestones=tuple(MilestoneDef.from_dict(m) for m in d["milestones"]),
             requirements=dict(d.get("requirements") or {}),
             created_at=float(d["created_at"]),
+            deadline_s=d.get("deadline_s"),
+            compensation_deadline_s=d.get("compensation_deadline_s"),
         )
 
 
@@ -147,7 +182,7 @@ class CompletedMilestone:
 class Failure:
     """Why a saga left IN_PROGRESS: a milestone reported failure, or the saga was aborted."""
 
-    kind: str  # "milestone_failed" | "aborted"
+    kind: str  # "milestone_failed" | "timeout" | "deadline" | "aborted"
     milestone_id: str | None
     reason: str
     at: float
@@ -177,6 +212,18 @@ class SagaState:
     updated_at: float
     compensation_started_at: float | None
     version: int
+    milestone_due_at: float | None = None
+    deadline_at: float | None = None
+    compensation_deadline_at: float | None = None
+    forward_attempts: int = 0
+    forward_retry_at: float | None = None
+    manually_compensated: tuple[str, ...] = ()
+    parked_reason: str | None = None
+
+    @property
+    def is_parked(self) -> bool:
+        """Compensation gave up (budget spent or deadline passed): an operator must act."""
+        return self.status == FAILED and self.compensation_status == COMP_FAILED
 
     @property
     def is_terminal(self) -> bool:
@@ -234,7 +281,41 @@ class CompensationOutcome:
     retryable: bool = True
 
 
-Message = StartSaga | ReportStep | AbortSaga | CompensationOutcome
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    kind: str  # "milestone_timeout" | "deadline" | "compensation_deadline"
+    due: float
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RetryCompensation:
+    """Operator action: resume a parked rollback with a fresh budget."""
+
+    by: str
+    reason: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SkipCompensation:
+    """Operator action: the failed compensation was done by hand; continue the rollback."""
+
+    milestone_id: str
+    by: str
+    reason: str
+    at: float
+
+
+Message = (
+    StartSaga
+    | ReportStep
+    | AbortSaga
+    | CompensationOutcome
+    | TimerFired
+    | RetryCompensation
+    | SkipCompensation
+)
 
 
 # --- events: what happened; one event per applied transition -----------------------------
@@ -252,6 +333,8 @@ class SagaStarted:
     milestone_ids: tuple[str, ...]
     context: Mapping[str, Any]
     at: float
+    milestone_due_at: float | None = None
+    deadline_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +343,21 @@ class MilestoneCompleted:
     milestone_id: str
     result: Mapping[str, Any]
     at: float
+    next_due_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MilestoneAttemptFailed:
+    """A retryable failure within a milestone's forward budget: the saga keeps going."""
+
+    kind: ClassVar[str] = "milestone_attempt_failed"
+    milestone_id: str
+    attempt: int
+    error: str
+    result: Mapping[str, Any]
+    retry_at: float
+    at: float
+    next_due_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +368,8 @@ class MilestoneFailed:
     result: Mapping[str, Any]
     to_compensate: tuple[str, ...]
     at: float
+    cause: str = "milestone_failed"  # or "timeout" / "deadline"
+    compensation_deadline_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +379,7 @@ class SagaAborted:
     by: str
     to_compensate: tuple[str, ...]
     at: float
+    compensation_deadline_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,14 +413,48 @@ class CompensationExhausted:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class CompensationParked:
+    """The rollback's own deadline passed: stop and wait for an operator."""
+
+    kind: ClassVar[str] = "compensation_parked"
+    milestone_id: str
+    reason: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CompensationRetried:
+    kind: ClassVar[str] = "compensation_retried"
+    milestone_id: str
+    by: str
+    reason: str
+    at: float
+    compensation_deadline_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CompensationSkipped:
+    kind: ClassVar[str] = "compensation_skipped"
+    milestone_id: str
+    by: str
+    reason: str
+    at: float
+    compensation_deadline_at: float | None = None
+
+
 Event = (
     SagaStarted
     | MilestoneCompleted
+    | MilestoneAttemptFailed
     | MilestoneFailed
     | SagaAborted
     | CompensationSucceeded
     | CompensationAttemptFailed
     | CompensationExhausted
+    | CompensationParked
+    | CompensationRetried
+    | CompensationSkipped
 )
 
 
@@ -335,7 +470,13 @@ class RunCompensation:
     retry: RetryPolicy
 
 
-Effect = RunCompensation
+@dataclass(frozen=True, slots=True)
+class ArmTimer:
+    kind: str  # "milestone_timeout" | "deadline" | "compensation_deadline"
+    due: float
+
+
+Effect = RunCompensation | ArmTimer
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,15 @@ from .errors import (
 )
 from .handlers import Handler, HandlerRegistry
 from .journeys import build_journey, check_id, template_definitions
-from .model import SAGA_STATES, AbortSaga, Journey, ReportStep, StartSaga
+from .model import (
+    SAGA_STATES,
+    AbortSaga,
+    Journey,
+    ReportStep,
+    RetryCompensation,
+    SkipCompensation,
+    StartSaga,
+)
 from .observer import RuntimeObserver
 from .replies import Reply
 from .timers import TimerService
@@ -607,6 +615,70 @@ class SagaOrchestrator:
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         return self._wait(self._submit_compensate(saga_id, reason, user_context, idempotency_key))
+
+    # --- operator actions on parked sagas ----------------------------------------------
+
+    def _submit_operator(
+        self, saga_id: str, user_context: UserContext, build: Callable[[str, float], Any], is_async: bool
+    ) -> Reply:
+        tenant = self._tenant(user_context)
+        by = self._actor(user_context)
+        command = Command(
+            build=lambda now: build(by, now), reply=self._new_reply(is_async), tenant_id=tenant
+        )
+        return self._timed("operator", self._ask(saga_id, command))
+
+    @staticmethod
+    def _reason(reason: Any) -> str:
+        if not isinstance(reason, str) or not reason.strip():
+            raise InvalidInputError("reason must be a non-empty string (it goes in the audit trail)")
+        return reason
+
+    def retry_compensation_sync(
+        self, saga_id: str, reason: str, user_context: UserContext = None
+    ) -> dict[str, Any]:
+        """Resume a parked rollback at the compensation that failed, with a fresh budget."""
+        reason = self._reason(reason)
+        return self._wait(
+            self._submit_operator(
+                saga_id, user_context, lambda by, now: RetryCompensation(by, reason, now), False
+            )
+        )
+
+    async def retry_compensation(
+        self, saga_id: str, reason: str, user_context: UserContext = None
+    ) -> dict[str, Any]:
+        reason = self._reason(reason)
+        return await self._submit_operator(
+            saga_id, user_context, lambda by, now: RetryCompensation(by, reason, now), True
+        ).wait()
+
+    def skip_compensation_sync(
+        self, saga_id: str, milestone_id: str, reason: str, user_context: UserContext = None
+    ) -> dict[str, Any]:
+        """Record that the failed compensation of ``milestone_id`` was done by hand; continue."""
+        reason = self._reason(reason)
+        check_id(milestone_id, "milestone_id")
+        return self._wait(
+            self._submit_operator(
+                saga_id,
+                user_context,
+                lambda by, now: SkipCompensation(milestone_id, by, reason, now),
+                False,
+            )
+        )
+
+    async def skip_compensation(
+        self, saga_id: str, milestone_id: str, reason: str, user_context: UserContext = None
+    ) -> dict[str, Any]:
+        reason = self._reason(reason)
+        check_id(milestone_id, "milestone_id")
+        return await self._submit_operator(
+            saga_id,
+            user_context,
+            lambda by, now: SkipCompensation(milestone_id, by, reason, now),
+            True,
+        ).wait()
 
     # --- reads -------------------------------------------------------------------------
 
