@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .model import CompletedMilestone, Event, Failure, SagaState
 
@@ -91,16 +92,22 @@ def _failure_to_dict(f: Failure | None) -> dict[str, Any] | None:
     }
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def event_to_dict(event: Event, *, seq: int, status_after: str) -> dict[str, Any]:
     """A history entry: the event's fields plus its type, sequence number and resulting status."""
     d: dict[str, Any] = {"seq": seq, "type": event.kind}
-    for f in dataclasses.fields(event):
-        value = getattr(event, f.name)
+    names = _FIELD_NAMES.get(type(event))
+    if names is None:
+        names = _FIELD_NAMES[type(event)] = tuple(f.name for f in dataclasses.fields(event))
+    for name in names:
+        value = getattr(event, name)
         if isinstance(value, tuple):
             value = list(value)
         elif isinstance(value, Mapping):
             value = dict(value)
-        d[f.name] = value
+        d[name] = value
     d["status_after"] = status_after
     return d
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import inspect
 import threading
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Mapping, Union
+from collections.abc import Mapping
+from typing import Any, Awaitable, Callable, Union
 
 from .errors import InvalidInputError
 from .journeys import check_id

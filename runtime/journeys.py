@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .errors import InvalidInputError
 from .model import NO_RETRY, Journey, MilestoneDef, RetryPolicy

@@ -8,7 +8,8 @@ msgpack/JSON-able dict so the store and the gateway can carry it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 # Saga states, exactly the four of the seed quick reference.
 IN_PROGRESS = "IN_PROGRESS"

@@ -14,7 +14,8 @@ import time
 import uuid
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Callable, Mapping, TypeVar
+from collections.abc import Mapping
+from typing import Any, Callable, TypeVar
 
 import msgpack
 
@@ -248,26 +249,26 @@ class SagaOrchestrator:
                 f"no reply within {self.config.reply_timeout_s}s; the request may still apply"
             ) from None
 
-    @staticmethod
-    def _new_reply(is_async: bool) -> Reply:
-        return Reply(loop=asyncio.get_running_loop()) if is_async else Reply()
-
-    def _timed(self, operation: str, reply: Reply) -> Reply:
+    def _new_reply(
+        self, is_async: bool, operation: str, release: Callable[[Reply], None] | None = None
+    ) -> Reply:
+        """A reply that reports its latency to the observer (and releases an idempotency key)."""
         started = time.perf_counter()
         observer = self.observer
-        reply.add_done_callback(
-            lambda r: observer.on_request(
-                operation, time.perf_counter() - started, r.exception() is None
-            )
-        )
-        return reply
+
+        def timed(r: Reply) -> None:
+            observer.on_request(operation, time.perf_counter() - started, r.exception() is None)
+
+        callbacks = [timed] if release is None else [timed, release]
+        loop = asyncio.get_running_loop() if is_async else None
+        return Reply(loop=loop, on_settle=callbacks)
 
     def _idempotent(
         self,
         tenant: str,
         key: str | None,
         request: list[Any],
-        submit: Callable[[tuple[str, str] | None], Reply],
+        submit: Callable[[tuple[str, str] | None, Callable[[Reply], None] | None], Reply],
     ) -> Reply:
         """Run ``submit`` at most once per (tenant, key); repeats replay the stored response.
 
@@ -275,7 +276,7 @@ class SagaOrchestrator:
         retry after a crash either finds it or finds nothing applied.
         """
         if key is None:
-            return submit(None)
+            return submit(None, None)
         if not isinstance(key, str) or not 0 < len(key) <= 255:
             raise InvalidInputError("idempotency key must be a string of 1-255 characters")
         store_key = f"{tenant}\0{key}"
@@ -300,12 +301,10 @@ class SagaOrchestrator:
                 self._idem_in_flight.discard(store_key)
 
         try:
-            reply = submit((store_key, fingerprint))
+            return submit((store_key, fingerprint), release)
         except BaseException:
             release()
             raise
-        reply.add_done_callback(release)
-        return reply
 
     # --- design ------------------------------------------------------------------------
 
@@ -452,9 +451,9 @@ class SagaOrchestrator:
             check_id(saga_id, "saga_id")
         request = ["execute", journey_id, journey_version, user_id, ctx, saga_id]
 
-        def submit(idem: tuple[str, str] | None) -> Reply:
+        def submit(idem: tuple[str, str] | None, release: Callable[[Reply], None] | None) -> Reply:
             sid = saga_id if saga_id is not None else new_saga_id()
-            reply = self._new_reply(is_async)
+            reply = self._new_reply(is_async, "execute", release)
             command = Command(
                 build=lambda now: StartSaga(sid, journey, user_id, ctx, now),
                 reply=reply,
@@ -464,7 +463,7 @@ class SagaOrchestrator:
             self._directory.create(sid, journey, command)
             return reply
 
-        return self._timed("execute", self._idempotent(tenant, idempotency_key, request, submit))
+        return self._idempotent(tenant, idempotency_key, request, submit)
 
     async def execute_saga_journey(
         self,
@@ -518,10 +517,10 @@ class SagaOrchestrator:
         _check_packable(step_result, "step_result")
         result = dict(step_result) if isinstance(step_result, Mapping) else step_result
 
-        def submit(idem: tuple[str, str] | None) -> Reply:
+        def submit(idem: tuple[str, str] | None, release: Callable[[Reply], None] | None) -> Reply:
             command = Command(
                 build=lambda now: ReportStep(result, now),
-                reply=self._new_reply(is_async),
+                reply=self._new_reply(is_async, "advance", release),
                 tenant_id=tenant,
                 journey_id=journey_id,
                 idempotency=idem,
@@ -529,7 +528,7 @@ class SagaOrchestrator:
             return self._ask(saga_id, command)
 
         request = ["advance", saga_id, journey_id, result]
-        return self._timed("advance", self._idempotent(tenant, idempotency_key, request, submit))
+        return self._idempotent(tenant, idempotency_key, request, submit)
 
     async def advance_saga_step(
         self,
@@ -581,17 +580,17 @@ class SagaOrchestrator:
             raise InvalidInputError("reason must be a non-empty string")
         by = self._actor(user_context)
 
-        def submit(idem: tuple[str, str] | None) -> Reply:
+        def submit(idem: tuple[str, str] | None, release: Callable[[Reply], None] | None) -> Reply:
             command = Command(
                 build=lambda now: AbortSaga(reason, by, now),
-                reply=self._new_reply(is_async),
+                reply=self._new_reply(is_async, "compensate", release),
                 tenant_id=tenant,
                 idempotency=idem,
             )
             return self._ask(saga_id, command)
 
         request = ["compensate", saga_id, reason]
-        return self._timed("compensate", self._idempotent(tenant, idempotency_key, request, submit))
+        return self._idempotent(tenant, idempotency_key, request, submit)
 
     async def compensate_saga(
         self,
@@ -624,9 +623,11 @@ class SagaOrchestrator:
         tenant = self._tenant(user_context)
         by = self._actor(user_context)
         command = Command(
-            build=lambda now: build(by, now), reply=self._new_reply(is_async), tenant_id=tenant
+            build=lambda now: build(by, now),
+            reply=self._new_reply(is_async, "operator"),
+            tenant_id=tenant,
         )
-        return self._timed("operator", self._ask(saga_id, command))
+        return self._ask(saga_id, command)
 
     @staticmethod
     def _reason(reason: Any) -> str:

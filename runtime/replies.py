@@ -14,7 +14,6 @@ from typing import Any, Callable
 
 _bridges: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopBridge] = weakref.WeakKeyDictionary()
 _bridges_lock = threading.Lock()
-_callbacks_lock = threading.Lock()  # guards Reply._callbacks against a concurrent settle
 
 
 class LoopBridge:
@@ -56,13 +55,24 @@ class LoopBridge:
 
 
 class Reply:
+    """One answer, settled once by whichever thread has it.
+
+    Callbacks must be added before the reply is handed to another thread (``on_settle``); a
+    reply is settled at most once, so no lock is needed on this hot path.
+    """
+
     __slots__ = ("_done", "_value", "_error", "_callbacks", "_event", "_bridge", "_future")
 
-    def __init__(self, *, loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        on_settle: list[Callable[[Reply], None]] | None = None,
+    ) -> None:
         self._done = False
         self._value: Any = None
         self._error: BaseException | None = None
-        self._callbacks: list[Callable[[Reply], None]] | None = None
+        self._callbacks = on_settle
         self._event: threading.Event | None = None if loop else threading.Event()
         self._bridge = LoopBridge.for_loop(loop) if loop else None
         self._future: asyncio.Future[Any] | None = loop.create_future() if loop else None
@@ -83,13 +93,14 @@ class Reply:
         self._settle(None, error)
 
     def _settle(self, value: Any, error: BaseException | None) -> None:
-        with _callbacks_lock:
-            if self._done:
-                return
-            self._value, self._error, self._done = value, error, True
-            callbacks, self._callbacks = self._callbacks, None
-        for callback in callbacks or ():
-            callback(self)
+        if self._done:
+            return
+        self._value, self._error, self._done = value, error, True
+        for callback in self._callbacks or ():
+            try:
+                callback(self)
+            except Exception:  # an observer must not break the answer
+                pass
         if self._event is not None:
             self._event.set()
         if self._bridge is not None:
@@ -103,16 +114,6 @@ class Reply:
             fut.set_exception(self._error)
         else:
             fut.set_result(self._value)
-
-    def add_done_callback(self, callback: Callable[[Reply], None]) -> None:
-        """Run ``callback(reply)`` once settled, on the settling thread (or now, if settled)."""
-        with _callbacks_lock:
-            if not self._done:
-                if self._callbacks is None:
-                    self._callbacks = []
-                self._callbacks.append(callback)
-                return
-        callback(self)
 
     def exception(self) -> BaseException | None:
         return self._error
