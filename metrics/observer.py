@@ -25,14 +25,19 @@ DEFAULT_MAX_CHILDREN = 2000
 
 
 class _Children:
-    """Cache of labelled children; past ``limit`` combinations new ones fold into ``_other``."""
+    """Cache of labelled children; past ``limit`` combinations new ones fold into ``_other``.
 
-    __slots__ = ("_metric", "_cache", "_limit")
+    The last ``fixed`` labels (outcome, status class, event: values set by code, not by users)
+    are kept when folding, so an overflow never hides e.g. a 5xx.
+    """
 
-    def __init__(self, metric: Any, limit: int) -> None:
+    __slots__ = ("_metric", "_cache", "_limit", "_fixed")
+
+    def __init__(self, metric: Any, limit: int, fixed: int = 0) -> None:
         self._metric = metric
         self._cache: dict[tuple[str, ...], Any] = {}
         self._limit = limit
+        self._fixed = fixed
 
     def get(self, *values: str) -> Any:
         child = self._cache.get(values)
@@ -42,7 +47,8 @@ class _Children:
 
     def _make(self, values: tuple[str, ...]) -> Any:
         if len(self._cache) >= self._limit:
-            overflow = (OVERFLOW,) * len(values)
+            free = len(values) - self._fixed
+            overflow = (OVERFLOW,) * free + values[free:]
             child = self._cache.get(overflow)
             if child is None:
                 child = self._cache[overflow] = self._metric.labels(*overflow)
@@ -69,22 +75,23 @@ class SagaMetrics(RuntimeObserver):
         m = self.instruments = Instruments(self.registry)
         self._collector: RuntimeStateCollector | None = None
         self._warned = False
+        self._seen_types: set[str] = set()
 
-        def cache(metric: Any) -> _Children:
-            return _Children(metric, max_children)
+        def cache(metric: Any, fixed: int = 0) -> _Children:
+            return _Children(metric, max_children, fixed)
 
         self._started = cache(m.sagas_started)
         self._completed = cache(m.sagas_completed)
-        self._failed = cache(m.sagas_failed)
-        self._rollbacks = cache(m.rollbacks_started)
-        self._transitions = cache(m.transitions)
-        self._requests = cache(m.request_duration)
-        self._step = cache(m.compensation_step)
-        self._rollback = cache(m.rollback)
-        self._attempts = cache(m.compensation_attempts)
+        self._failed = cache(m.sagas_failed, 1)
+        self._rollbacks = cache(m.rollbacks_started, 1)
+        self._transitions = cache(m.transitions, 1)
+        self._requests = cache(m.request_duration, 1)
+        self._step = cache(m.compensation_step, 1)
+        self._rollback = cache(m.rollback, 1)
+        self._attempts = cache(m.compensation_attempts, 1)
         self._retries = cache(m.compensation_retries)
-        self._http_count = cache(m.http_requests)
-        self._http_time = cache(m.http_duration)
+        self._http_count = cache(m.http_requests, 1)
+        self._http_time = cache(m.http_duration, 1)
         self._activations = m.activations
         self._passivations = m.passivations
         self._commit_time = m.commit_duration
@@ -115,6 +122,8 @@ class SagaMetrics(RuntimeObserver):
     def on_transition(self, state: SagaState, event: Event) -> None:
         try:
             jt = state.journey_type
+            if jt not in self._seen_types:
+                self._first_seen(jt)
             kind = event.kind
             self._transitions.get(jt, kind).inc()
             if kind == "milestone_completed":
@@ -136,6 +145,16 @@ class SagaMetrics(RuntimeObserver):
                 self._rollback_done(state, event)
         except Exception:
             self._hook_failed("on_transition")
+
+    def _first_seen(self, jt: str) -> None:
+        """Create a new journey type's outcome series at 0, so ``increase()`` sees the first one."""
+        self._seen_types.add(jt)
+        self._started.get(jt)
+        self._completed.get(jt)
+        for outcome in ("compensated", "compensation_failed"):
+            self._failed.get(jt, outcome)
+        for cause in ("milestone_failed", "aborted"):
+            self._rollbacks.get(jt, cause)
 
     def _rollback_done(self, state: SagaState, event: Event) -> None:
         outcome = "compensation_failed" if state.compensation_status == COMP_FAILED else "compensated"

@@ -59,7 +59,8 @@ def design(orch: Any) -> dict[str, str]:
 
 
 def _one(orch: Any, journeys: dict[str, str], i: int, fail_every: int) -> dict[str, Any]:
-    jt = JOURNEY_TYPES[(i + i // max(fail_every, 1)) % len(JOURNEY_TYPES)]
+    shift = i // fail_every if fail_every else 0  # so failures spread over journey types too
+    jt = JOURNEY_TYPES[(i + shift) % len(JOURNEY_TYPES)]
     failing = fail_every > 0 and i % fail_every == 0
     k = i // max(fail_every, 1)
     ctx = {"n": i, "flaky": failing and k % 3 == 1, "broken": failing and k % 7 == 3}
