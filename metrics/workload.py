@@ -59,10 +59,9 @@ def design(orch: Any) -> dict[str, str]:
 
 
 def _one(orch: Any, journeys: dict[str, str], i: int, fail_every: int) -> dict[str, Any]:
-    shift = i // fail_every if fail_every else 0  # so failures spread over journey types too
-    jt = JOURNEY_TYPES[(i + shift) % len(JOURNEY_TYPES)]
     failing = fail_every > 0 and i % fail_every == 0
     k = i // max(fail_every, 1)
+    jt = JOURNEY_TYPES[(k if failing else i) % len(JOURNEY_TYPES)]  # failures on every type
     ctx = {"n": i, "flaky": failing and k % 3 == 1, "broken": failing and k % 7 == 3}
     saga = orch.execute_saga_journey_sync(journeys[jt], "user", ctx)
     sid = saga["saga_id"]
