@@ -206,6 +206,19 @@ class Directory:
     def activations(self) -> int:
         return self._activations
 
+    def mailbox_depths(self) -> tuple[int, int]:
+        """(messages queued over all live saga actors, deepest single mailbox); O(live)."""
+        total = deepest = 0
+        for lock, live in self._shards:
+            with lock:
+                refs = list(live.values())
+            for ref in refs:
+                n = ref.actor_inbox.qsize()
+                total += n
+                if n > deepest:
+                    deepest = n
+        return total, deepest
+
     def stop_all(self, timeout: float = 10.0) -> None:
         refs = []
         for lock, live in self._shards:

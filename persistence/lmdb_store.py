@@ -26,6 +26,7 @@ import lmdb
 from saga_journey.persistence.records import decode_record, encode_record
 from saga_journey.persistence.store import CommitCallback, JourneyWrite, SagaWrite, Write
 from saga_journey.runtime.errors import CorruptRecordError, InvalidInputError, StorageError
+from saga_journey.runtime.model import COMP_FAILED, COMPENSATING, FAILED, IN_PROGRESS
 
 log = logging.getLogger("saga_journey.persistence")
 
@@ -119,6 +120,23 @@ def _count_key(journey_type: str, status: str) -> bytes:
     return f"{journey_type}\0{status}".encode()
 
 
+# Non-terminal statuses, indexed by the time a saga entered them (for the "stuck" signal).
+_ACTIVE = (IN_PROGRESS, COMPENSATING)
+
+
+def _since_key(status: str, at: float, saga_id: bytes) -> bytes:
+    micros = max(0, int(at * 1_000_000))
+    return status.encode() + _SEP + micros.to_bytes(8, "big") + _SEP + saga_id
+
+
+def _entered_at(snapshot: dict) -> float | None:
+    """The snapshot's ``updated_at``: on a status change, the time the saga entered it."""
+    at = snapshot.get("updated_at")
+    if isinstance(at, bool) or not isinstance(at, (int, float)) or at != at:
+        return None
+    return float(at)
+
+
 def _journey_prefix(journey_id: str) -> bytes:
     return journey_id.encode() + _SEP
 
@@ -204,6 +222,7 @@ class LmdbStore:
             self._owed = self._env.open_db(b"owed")
             self._counts = self._env.open_db(b"counts")
             self._idem = self._env.open_db(b"idem")
+            self._open_watch_dbs()
         except lmdb.Error as exc:
             self._env.close()
             self._release_folder_lock()
@@ -212,6 +231,26 @@ class LmdbStore:
         self._writer = threading.Thread(target=self._run, name="saga-journey-writer", daemon=False)
         self._writer.start()
         _close_before_thread_join(self)
+
+    def _open_watch_dbs(self) -> None:
+        """Open the indexes behind ``oldest_active`` and ``count_compensation_failed``.
+
+        ``since`` maps status+entered_at+saga_id -> b"" for IN_PROGRESS/COMPENSATING sagas and
+        saga_id -> that key; ``comp_failed`` holds FAILED sagas whose compensation failed, with
+        per-journey-type counts in ``comp_failed_n``. A store created before these existed is
+        back-filled once from its snapshots.
+        """
+        with self._env.begin() as txn:
+            existed = txn.get(b"since") is not None
+        self._since = self._env.open_db(b"since")
+        self._comp_failed = self._env.open_db(b"comp_failed")
+        self._comp_failed_n = self._env.open_db(b"comp_failed_n")
+        if existed:
+            return
+        with self._env.begin(write=True) as txn:
+            for sid, raw in txn.cursor(db=self._sagas):
+                snap = decode_record(raw, where=f"sagas/{sid.decode()}")
+                self._watch(txn, sid, str(snap.get("journey_type")), None, snap.get("status"), snap)
 
     # ---- folder lock -------------------------------------------------------------------
 
@@ -460,6 +499,7 @@ class LmdbStore:
                 self._add_count(txn, w.journey_type, w.prev_status, -1)
             txn.put(_idx_key(w.tenant_id, w.status, w.saga_id), w.journey_type.encode(), db=self._idx)
             self._add_count(txn, w.journey_type, w.status, 1)
+        self._watch(txn, sid, w.journey_type, w.prev_status, w.status, w.snapshot)
         if w.owed:
             txn.put(sid, b"", db=self._owed)
         elif w.wake_at is not None:
@@ -469,16 +509,42 @@ class LmdbStore:
         if op.idem is not None:
             txn.put(op.idem[0], op.idem[1], db=self._idem)
 
-    def _add_count(self, txn: lmdb.Transaction, journey_type: str, status: str, delta: int) -> None:
-        key = _count_key(journey_type, status)
-        raw = txn.get(key, db=self._counts)
+    def _watch(
+        self, txn: lmdb.Transaction, sid: bytes, journey_type: str, prev: str | None, status: Any,
+        snapshot: dict,
+    ) -> None:
+        """Maintain the ``since`` and ``comp_failed`` indexes for one saga write."""
+        if prev != status:
+            if prev in _ACTIVE:
+                old = txn.pop(sid, db=self._since)
+                if old is not None:
+                    txn.delete(old, db=self._since)
+            at = _entered_at(snapshot)
+            if status in _ACTIVE and at is not None:
+                key = self._check_key(_since_key(status, at, sid), f"since/{sid.decode()}")
+                txn.put(key, b"", db=self._since)
+                txn.put(sid, key, db=self._since)
+        if status == FAILED and snapshot.get("compensation_status") == COMP_FAILED:
+            if txn.put(sid, journey_type.encode(), db=self._comp_failed, overwrite=False):
+                self._add_count(txn, journey_type, "", 1, db=self._comp_failed_n)
+        elif prev == FAILED:
+            stored = txn.pop(sid, db=self._comp_failed)
+            if stored is not None:
+                self._add_count(txn, stored.decode(), "", -1, db=self._comp_failed_n)
+
+    def _add_count(
+        self, txn: lmdb.Transaction, journey_type: str, status: str, delta: int, *, db: Any = None
+    ) -> None:
+        db = self._counts if db is None else db
+        key = _count_key(journey_type, status) if status else journey_type.encode()
+        raw = txn.get(key, db=db)
         value = (int.from_bytes(raw, "big") if raw else 0) + delta
         if value < 0:
             raise StorageError(f"counts/{journey_type}/{status} would go negative")
         if value:
-            txn.put(key, value.to_bytes(8, "big"), db=self._counts)
+            txn.put(key, value.to_bytes(8, "big"), db=db)
         else:
-            txn.delete(key, db=self._counts)
+            txn.delete(key, db=db)
 
     def _apply_journey(self, txn: lmdb.Transaction, op: _JourneyOp) -> None:
         where = f"journeys/{op.journey_id}/v{op.version}"
@@ -634,6 +700,29 @@ class LmdbStore:
                 journey_type, status = key.decode().split("\0")
                 out[(journey_type, status)] = int.from_bytes(value, "big")
         return out
+
+    def oldest_active(self) -> dict[str, float]:
+        """For IN_PROGRESS and COMPENSATING: when the longest-waiting saga entered that status.
+
+        One cursor seek per status (the ``since`` index is ordered by entry time).
+        """
+        out: dict[str, float] = {}
+        with self._read() as txn:
+            cursor = txn.cursor(db=self._since)
+            for status in _ACTIVE:
+                prefix = status.encode() + _SEP
+                if cursor.set_range(prefix) and cursor.key().startswith(prefix):
+                    micros = cursor.key()[len(prefix) : len(prefix) + 8]
+                    out[status] = int.from_bytes(micros, "big") / 1_000_000
+        return out
+
+    def count_compensation_failed(self) -> dict[str, int]:
+        """FAILED sagas whose compensation failed (they need an operator), by journey type."""
+        with self._read() as txn:
+            return {
+                k.decode(): int.from_bytes(v, "big")
+                for k, v in txn.cursor(db=self._comp_failed_n)
+            }
 
     def get_idempotency(self, key: str) -> dict | None:
         with self._read() as txn:

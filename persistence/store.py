@@ -72,6 +72,17 @@ class SagaStore(Protocol):
 
     def count_by_status(self) -> dict[tuple[str, str], int]: ...
 
+    def oldest_active(self) -> dict[str, float]:
+        """``{status: entered_at}`` of the saga longest in IN_PROGRESS / COMPENSATING (absent: none).
+
+        ``entered_at`` is the snapshot's ``updated_at`` of the write that changed the status.
+        """
+        ...
+
+    def count_compensation_failed(self) -> dict[str, int]:
+        """Count of FAILED sagas with ``compensation_status == "failed"``, by journey type."""
+        ...
+
     def get_idempotency(self, key: str) -> dict | None: ...
 
     def stats(self) -> dict: ...

@@ -180,8 +180,11 @@ class SagaOrchestrator:
         await asyncio.get_running_loop().run_in_executor(None, self.close)
 
     def stats(self) -> dict[str, Any]:
+        mailbox_messages, mailbox_max = self._directory.mailbox_depths()
         return {
             "live_actors": self._directory.live_count(),
+            "mailbox_messages": mailbox_messages,
+            "mailbox_max": mailbox_max,
             "activations": self._directory.activations(),
             "pending_timers": self._timers.pending(),
             "store": self.store.stats(),
