@@ -7,6 +7,7 @@ DATA ?= ./data
 .PHONY: setup run demo test bench clean
 
 $(BIN)/.installed: pyproject.toml
+	bash scripts/install-system-deps.sh
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
@@ -24,6 +25,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/bench_runtime.py
+	$(BIN)/python bench/bench_metrics.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
