@@ -74,7 +74,7 @@ class Instruments:
             ["journey_type", "outcome"], registry=r)
         self.rollbacks_started = Counter(
             "saga_rollbacks_started_total",
-            "Rollbacks begun; cause is milestone_failed or aborted.",
+            "Rollbacks begun; cause is milestone_failed, timeout, deadline or aborted.",
             ["journey_type", "cause"], registry=r)
         self.transitions = Counter(
             "saga_transitions_total", "Committed saga transitions by event.",

@@ -138,9 +138,13 @@ class SagaMetrics(RuntimeObserver):
                 self._retries.get(jt, event.milestone_id).inc()
             elif kind == "compensation_exhausted":
                 self._step.get(jt, event.milestone_id, "exhausted").observe(event.duration_s)
-            else:  # milestone_failed | saga_aborted
-                cause = "aborted" if kind == "saga_aborted" else "milestone_failed"
-                self._rollbacks.get(jt, cause).inc()
+            elif kind == "saga_aborted":
+                self._rollbacks.get(jt, "aborted").inc()
+            elif kind == "milestone_failed":
+                # cause: milestone_failed (reported), timeout or deadline
+                self._rollbacks.get(jt, event.cause).inc()
+            # milestone_attempt_failed, compensation_parked/_retried/_skipped: counted in
+            # saga_transitions_total only; a repaired parked saga records a second outcome.
             if state.status == FAILED:
                 self._rollback_done(state, event)
         except Exception:
@@ -153,7 +157,7 @@ class SagaMetrics(RuntimeObserver):
         self._completed.get(jt)
         for outcome in ("compensated", "compensation_failed"):
             self._failed.get(jt, outcome)
-        for cause in ("milestone_failed", "aborted"):
+        for cause in ("milestone_failed", "timeout", "deadline", "aborted"):
             self._rollbacks.get(jt, cause)
 
     def _rollback_done(self, state: SagaState, event: Event) -> None:
