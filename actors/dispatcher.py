@@ -65,6 +65,7 @@ class _PooledInbox:
         self._lock = threading.Lock()
         self._scheduled = False
         self.actor: PooledActor | None = None
+        self.held: deque[Any] | None = None  # messages the actor holds back (its stash)
 
     def put(self, envelope: Envelope[Any], block: bool = True, timeout: float | None = None) -> None:
         actor = self.actor
@@ -97,7 +98,8 @@ class _PooledInbox:
         return not self._queue
 
     def qsize(self) -> int:
-        return len(self._queue)
+        """Messages waiting for this actor: in the mailbox and held back in its stash."""
+        return len(self._queue) + (len(self.held) if self.held is not None else 0)
 
     def run_batch(self, limit: int) -> None:
         actor = self.actor

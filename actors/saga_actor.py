@@ -88,6 +88,7 @@ class SagaActor(PooledActor):
         self._state = state
         self._inflight: _InFlight | None = None
         self._stash: deque[Any] = deque()
+        self.actor_inbox.held = self._stash  # stashed requests count in the mailbox depth
         self._token = 0
         self._compensator: tuple[str, pykka.ActorRef[Any]] | None = None
         self._running: tuple[str, int] | None = None  # (milestone, attempt) handed to a compensator
