@@ -298,12 +298,41 @@ class SagaOrchestrator:
         user_context: UserContext,
         journey_id: str | None,
         allow_unregistered_handlers: bool,
+        idempotency_key: str | None = None,
     ) -> Future[dict[str, Any]]:
         self._check_open()
         tenant = self._tenant(user_context)
         if requirements is not None and not isinstance(requirements, Mapping):
             raise InvalidInputError("requirements must be an object")
         _check_packable(requirements, "requirements")
+        _check_packable(compensation_handlers, "compensation_handlers")
+        request = [
+            "design",
+            journey_type,
+            requirements,
+            compensation_handlers,
+            journey_id,
+            bool(allow_unregistered_handlers),
+        ]
+
+        def submit(idem: tuple[str, str] | None) -> Future[dict[str, Any]]:
+            return self._design(
+                tenant, journey_type, requirements, compensation_handlers, journey_id,
+                allow_unregistered_handlers, idem,
+            )
+
+        return self._idempotent(tenant, idempotency_key, request, submit)
+
+    def _design(
+        self,
+        tenant: str,
+        journey_type: str,
+        requirements: Mapping[str, Any] | None,
+        compensation_handlers: Mapping[str, Any] | None,
+        journey_id: str | None,
+        allow_unregistered_handlers: bool,
+        idem: tuple[str, str] | None,
+    ) -> Future[dict[str, Any]]:
         with self._design_lock:
             version = 1
             if journey_id is None:
@@ -332,10 +361,12 @@ class SagaOrchestrator:
                     missing=missing,
                 )
             record = journey.to_dict()
-            self.store.write([JourneyWrite(record)])
+            response = {**record, "missing_handlers": missing}
+            stored = (idem[0], {"fingerprint": idem[1], "response": response}) if idem else None
+            self.store.write([JourneyWrite(record, idempotency=stored)])
         self._journeys[(journey_id, version)] = journey
         fut: Future[dict[str, Any]] = Future()
-        fut.set_result({**record, "missing_handlers": missing})
+        fut.set_result(response)
         return fut
 
     async def design_saga_journey(
@@ -347,6 +378,7 @@ class SagaOrchestrator:
         *,
         journey_id: str | None = None,
         allow_unregistered_handlers: bool = False,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         """Design (or re-version, when ``journey_id`` exists) a journey and store it durably."""
         loop = asyncio.get_running_loop()
@@ -359,6 +391,7 @@ class SagaOrchestrator:
                 user_context,
                 journey_id=journey_id,
                 allow_unregistered_handlers=allow_unregistered_handlers,
+                idempotency_key=idempotency_key,
             ),
         )
 
@@ -371,6 +404,7 @@ class SagaOrchestrator:
         *,
         journey_id: str | None = None,
         allow_unregistered_handlers: bool = False,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         return self._submit_design(
             journey_type,
@@ -379,6 +413,7 @@ class SagaOrchestrator:
             user_context,
             journey_id,
             allow_unregistered_handlers,
+            idempotency_key,
         ).result()
 
     def get_journey_sync(
