@@ -75,7 +75,7 @@ async def read_body(request: web.Request, max_bytes: int, timeout_s: float) -> A
         return None
     if ctype in _MSGPACK_TYPES:
         try:
-            value = msgpack.unpackb(raw, raw=False, strict_map_key=True, max_buffer_size=max_bytes)
+            value = msgpack.unpackb(raw, raw=False, strict_map_key=True)
         except Exception as exc:  # msgpack raises several unrelated types on bad input
             raise Problem(400, "malformed_body", f"body is not valid msgpack: {exc}") from None
     else:

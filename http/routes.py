@@ -18,7 +18,9 @@ from .problems import Problem
 from .settings import GatewaySettings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_PRINCIPAL_KEY = "saga_journey.principal"
+_PRINCIPAL_KEY: Any = (
+    web.RequestKey("principal", Principal) if hasattr(web, "RequestKey") else "saga_journey.principal"
+)
 
 
 @dataclass(frozen=True, slots=True)
