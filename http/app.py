@@ -97,7 +97,10 @@ def create_app(
     app = web.Application(
         middlewares=[middleware],
         client_max_size=settings.max_body_bytes,
-        handler_args={"keepalive_timeout": settings.header_timeout_s},
+        # keepalive_timeout: aiohttp closes a connection whose next request's headers are not
+        # complete this long after it opened or after its previous response (slow headers).
+        # lingering_time: how long an unread (rejected) body is drained before closing.
+        handler_args={"keepalive_timeout": settings.header_timeout_s, "lingering_time": 1.0},
     )
     app[GATEWAY] = gateway
     for r in routes:
