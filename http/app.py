@@ -100,7 +100,14 @@ def create_app(
         # keepalive_timeout: aiohttp closes a connection whose next request's headers are not
         # complete this long after it opened or after its previous response (slow headers).
         # lingering_time: how long an unread (rejected) body is drained before closing.
-        handler_args={"keepalive_timeout": settings.header_timeout_s, "lingering_time": 1.0},
+        # max_line_size/max_field_size: room for long ids and query strings; past them aiohttp
+        # itself answers 400 (plain text) before any handler runs.
+        handler_args={
+            "keepalive_timeout": settings.header_timeout_s,
+            "lingering_time": 1.0,
+            "max_line_size": 32768,
+            "max_field_size": 32768,
+        },
     )
     app[GATEWAY] = gateway
     for r in routes:

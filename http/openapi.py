@@ -20,9 +20,9 @@ RETRY_POLICY = {
     "type": "object",
     "properties": {
         "max_attempts": {"type": "integer", "minimum": 1, "maximum": 1000},
-        "initial_delay_s": {"type": "number", "minimum": 0, "maximum": 86400},
-        "backoff": {"type": "number", "minimum": 1, "maximum": 100},
-        "max_delay_s": {"type": "number", "minimum": 0, "maximum": 86400},
+        "initial_delay_s": {"type": "number", "minimum": 0},
+        "backoff": {"type": "number", "minimum": 1},
+        "max_delay_s": {"type": "number", "minimum": 0},
     },
     "additionalProperties": False,
 }
@@ -258,7 +258,7 @@ SCHEMAS: dict[str, Any] = {
 _PROBLEM = {"application/problem+json": {"schema": _ref("Problem")}}
 _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}}
 _ERROR_TEXT = {
-    400: "malformed body (not JSON/msgpack, or not JSON-like data)",
+    400: "malformed request: body not JSON/msgpack or not JSON-like data, or an oversized request line",
     401: "missing or unknown bearer token",
     403: "the credential lacks the role this endpoint needs",
     404: "unknown id, or another tenant's",
@@ -316,7 +316,7 @@ _IDEMPOTENCY = {
     "description": "retry-safe writes: the same key and body replay the first response",
     "schema": {"type": "string", "minLength": 1, "maxLength": 255},
 }
-_READ_ERRORS = (401, 403, 404, 422, 429, 503)
+_READ_ERRORS = (400, 401, 403, 404, 422, 429, 503)
 _WRITE_ERRORS = (400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 503)
 
 
@@ -327,7 +327,7 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 OPERATIONS: dict[str, dict[str, Any]] = {
     "healthz": {"summary": "Liveness", "ok": ("200", "Health", "the process is up"), "errors": ()},
     "readyz": {"summary": "Readiness", "ok": ("200", "Health", "ready to serve"), "errors": (503,)},
-    "journey_templates": {"summary": "Built-in journey templates", "ok": ("200", "TemplateList", "templates"), "errors": (401, 403, 429, 503)},
+    "journey_templates": {"summary": "Built-in journey templates", "ok": ("200", "TemplateList", "templates"), "errors": (400, 401, 403, 429, 503)},
     "design_saga_journey": {
         "summary": "Design (or re-version) a journey",
         "body": "DesignRequest",
@@ -341,7 +341,7 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         },
         "errors": _WRITE_ERRORS,
     },
-    "list_journeys": {"summary": "List this tenant's journeys", "ok": ("200", "JourneyList", "journeys"), "errors": (401, 403, 429, 503)},
+    "list_journeys": {"summary": "List this tenant's journeys", "ok": ("200", "JourneyList", "journeys"), "errors": (400, 401, 403, 429, 503)},
     "get_journey": {
         "summary": "Get a journey (latest version, or ?version=)",
         "params": [_PATH_PARAM["journey_id"], _query("version", {"type": "integer", "minimum": 1, "maximum": 10**9}, "a specific version")],
@@ -361,10 +361,10 @@ OPERATIONS: dict[str, dict[str, Any]] = {
             _query("status", {"type": "string", "enum": list(SAGA_STATES)}, "only sagas in this state"),
             _query("journey_type", ID, "only sagas of this journey type"),
             _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "page size (default 100)"),
-            _query("cursor", {"type": "string", "minLength": 1, "maxLength": 1024}, "next_cursor of the previous page"),
+            _query("cursor", {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": "^[A-Za-z0-9_-]+$"}, "next_cursor of the previous page"),
         ],
         "ok": ("200", "SagaPage", "a page of sagas"),
-        "errors": (401, 403, 422, 429, 503),
+        "errors": (400, 401, 403, 422, 429, 503),
     },
     "get_saga_status": {"summary": "A saga's committed status", "params": [_PATH_PARAM["saga_id"]], "ok": ("200", "SagaStatus", "status"), "errors": _READ_ERRORS},
     "get_saga_execution_history": {

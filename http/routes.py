@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
@@ -18,6 +19,7 @@ from .problems import Problem
 from .settings import GatewaySettings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_CURSOR = re.compile(r"^[A-Za-z0-9_-]+$")
 _PRINCIPAL_KEY: Any = (
     web.RequestKey("principal", Principal) if hasattr(web, "RequestKey") else "saga_journey.principal"
 )
@@ -42,7 +44,7 @@ def set_principal(request: web.Request, who: Principal) -> None:
 
 def path_id(request: web.Request, name: str) -> str:
     value = request.match_info[name]
-    if not ID_PATTERN.match(value):
+    if not ID_PATTERN.fullmatch(value):
         # No saga or journey can have such an id: answer as for any unknown id.
         raise Problem(404, "not_found", f"{name} {value[:140]!r} not found")
     return value
@@ -63,7 +65,7 @@ def _query_int(request: web.Request, name: str, default: int | None, lo: int, hi
 
 def _query_str(request: web.Request, name: str) -> str | None:
     value = request.query.get(name)
-    if value is not None and not ID_PATTERN.match(value):
+    if value is not None and not ID_PATTERN.fullmatch(value):
         raise Problem(422, "invalid_input", f"query parameter {name} is not a valid identifier")
     return value
 
@@ -78,8 +80,11 @@ def _idempotency_key(request: web.Request) -> str | None:
 
 
 def _typed(body: dict[str, Any], name: str, kind: type | tuple[type, ...], what: str) -> Any:
-    value = body.get(name)
-    if value is not None and (not isinstance(value, kind) or isinstance(value, bool) and kind is int):
+    """The field's value if present (an explicit null is an error: no field is nullable)."""
+    if name not in body:
+        return None
+    value = body[name]
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
         raise Problem(422, "invalid_input", f"{name} must be {what}")
     return value
 
@@ -167,7 +172,7 @@ class Gateway:
         if status is not None and status not in SAGA_STATES:
             raise Problem(422, "invalid_input", f"status must be one of {list(SAGA_STATES)}")
         cursor = request.query.get("cursor")
-        if cursor is not None and not 0 < len(cursor) <= 1024:
+        if cursor is not None and not (0 < len(cursor) <= 1024 and _CURSOR.match(cursor)):
             raise Problem(422, "invalid_input", "cursor must be a value returned as next_cursor")
         page = await self.orch.list_sagas(
             status,

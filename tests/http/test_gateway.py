@@ -257,3 +257,12 @@ async def test_openapi_lists_every_route(client):
         if route.method != "HEAD":
             assert (route.method, path) in ops
     assert json.dumps(doc)  # serialisable
+
+
+async def test_ids_with_trailing_newline_are_rejected(client):
+    journey = await design(client)
+    await problem(
+        await client.post("/v1/sagas", json={"journey_id": journey["journey_id"], "saga_id": "s1\n"}, headers=A),
+        422, "invalid_input",
+    )
+    await problem(await client.get("/v1/sagas/s1%0A", headers=A), 404, "not_found")
