@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from typing import Any
 
@@ -118,8 +119,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=100)
-    ap.add_argument("--sagas", type=int, default=400)
-    ap.add_argument("--milestones", type=int, default=1000)
+    ap.add_argument("--sagas", type=int, default=2000)
+    ap.add_argument("--milestones", type=int, default=25)
     ap.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
@@ -168,17 +169,20 @@ def main() -> int:
             "journey_type": "bench_long",
             "requirements": {"milestones": [f"m{i}" for i in range(args.milestones)]},
         })
-        ids = []
-        for _ in range(args.sagas):
-            ids.append(call(port, "POST", "/v1/sagas", token, {"journey_id": journey["journey_id"]})["saga_id"])
+        with ThreadPoolExecutor(16) as pool:
+            ids = list(pool.map(
+                lambda _: call(port, "POST", "/v1/sagas", token, {"journey_id": journey["journey_id"]})["saga_id"],
+                range(args.sagas),
+            ))
         script = os.path.join(work, "advance.lua")
         with open(script, "w") as f:
             f.write(LUA % {"ids": ", ".join(json.dumps(i) for i in ids), "token": token})
         run_wrk(f"http://127.0.0.1:{port}", 2, args.connections, script)  # warm-up
         results["advance"] = run_wrk(f"http://127.0.0.1:{port}", args.duration, args.connections, script)
-        completed = sum(
-            len(call(port, "GET", f"/v1/sagas/{sid}", token)["completed_milestones"]) for sid in ids
-        )
+        with ThreadPoolExecutor(16) as pool:
+            completed = sum(pool.map(
+                lambda sid: len(call(port, "GET", f"/v1/sagas/{sid}", token)["completed_milestones"]), ids
+            ))
         stop(gw)
     finally:
         for p in procs:

@@ -176,7 +176,8 @@ SCHEMAS: dict[str, Any] = {
                 "description": "free-form requirements; `milestones` and `retry` are interpreted",
                 "properties": {
                     "milestones": {
-                        "type": "array",
+                        "type": ["array", "null"],
+                        "description": "null or absent: the template's milestones",
                         "minItems": 1,
                         "maxItems": 1000,
                         "items": {
@@ -189,18 +190,22 @@ SCHEMAS: dict[str, Any] = {
                                     "properties": {
                                         "id": ID,
                                         "name": {"type": "string", "minLength": 1, "maxLength": 256},
-                                        "compensation_handler": ID,
-                                        "timeout_s": {"type": "number", "exclusiveMinimum": 0},
-                                        "retry": _ref("RetryPolicy"),
+                                        "compensation_handler": {"anyOf": [ID, {"type": "null"}]},
+                                        "timeout_s": {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "null"}]},
+                                        "retry": {"anyOf": [_ref("RetryPolicy"), {"type": "null"}]},
                                     },
                                 },
                             ]
                         },
                     },
-                    "retry": _ref("RetryPolicy"),
+                    "retry": {"anyOf": [_ref("RetryPolicy"), {"type": "null"}], "description": "null: the default policy"},
                 },
             },
-            "compensation_handlers": {"type": "object", "additionalProperties": ID},
+            "compensation_handlers": {
+                "type": "object",
+                "additionalProperties": {"anyOf": [ID, {"type": "null"}]},
+                "description": "milestone id -> handler name (null: no compensation)",
+            },
             "journey_id": ID,
             "allow_unregistered_handlers": {"type": "boolean"},
         },
