@@ -70,7 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             token = args.token or new_token()
             roles = [r.strip() for r in args.roles.split(",") if r.strip()]
             if args.token is None:
-                print(f"# token (give it to the client; it is not stored): {token}")
+                # stderr: the config entry on stdout can be appended to saga.toml without it
+                print(f"token (give it to the client; only its hash is stored): {token}", file=sys.stderr)
             print("[[api_keys]]")
             print(f'sha256 = "{hash_token(token)}"')
             print(f'tenant_id = "{args.tenant}"')

@@ -27,8 +27,11 @@ MAX_TIME_S = int(os.environ.get("SAGA_ST_MAX_TIME", "150"))
 
 
 async def test_schemathesis_zero_failures(tmp_path):
+    async def done(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
     sink = web.Application()
-    sink.router.add_post("/{name}", lambda request: web.json_response({"ok": True}))
+    sink.router.add_post("/{name}", done)
     runner = web.AppRunner(sink)
     await runner.setup()
     sink_port = free_port()
