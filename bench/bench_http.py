@@ -40,6 +40,34 @@ if loop == "uvloop":
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
 """
 
+STUB = """
+import sys
+from aiohttp import web
+from saga_journey.http.app import create_app
+from saga_journey.http.auth import hash_token
+from saga_journey.http.settings import ApiKey, GatewaySettings
+from saga_journey.runtime import RuntimeObserver
+VIEW = {"saga_id": "s", "journey_id": "j", "journey_version": 1, "journey_type": "b", "tenant_id": "bench",
+        "user_id": "u", "status": "IN_PROGRESS", "current_milestone": "m3",
+        "milestones": [f"m{i}" for i in range(25)], "completed_milestones": ["m0", "m1", "m2"],
+        "compensated_milestones": [], "pending_compensations": [], "compensation_status": "none",
+        "compensation_attempts": 0, "compensation_error": None, "failure": None, "context": {},
+        "started_at": 1.0, "updated_at": 2.0, "version": 4, "event": "milestone_completed"}
+class StubRuntime:
+    observer = RuntimeObserver()
+    async def advance_saga_step(self, *args, **kwargs):
+        return VIEW
+    @staticmethod
+    def journey_templates():
+        return []
+keys = (ApiKey(hash_token(sys.argv[3]), "bench", "bench", frozenset(["admin"])),)
+app = create_app(StubRuntime(), GatewaySettings(api_keys=keys))
+if sys.argv[2] == "uvloop":
+    import uvloop
+    uvloop.install()
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
 LUA = """
 local ids = {%(ids)s}
 local i = 0
@@ -235,7 +263,15 @@ def main() -> int:
             ))
         stop(gw)
 
-        # 3. the same advances through the Python API, in-process, same concurrency: the runtime's
+        # 3. the gateway over a stub runtime that answers at once: the gateway's own cost
+        port = free_port()
+        stub = subprocess.Popen([sys.executable, "-c", STUB, str(port), loop, token])
+        procs.append(stub)
+        wait_port(port, stub)
+        results["stub"] = run_wrk(f"http://127.0.0.1:{port}", args.duration, args.connections, script)
+        stop(stub)
+
+        # 4. the same advances through the Python API, in-process, same concurrency: the runtime's
         # own ceiling on this machine, to separate gateway overhead from runtime/disk limits.
         inproc = subprocess.run(
             [sys.executable, "-c", INPROC, str(args.connections), str(args.milestones), str(args.duration), loop],
@@ -258,6 +294,9 @@ def main() -> int:
     print(f"durable advance via HTTP: {adv['rps']:>9.0f} req/s  p50 {adv['p50']:>8}  p99 {adv['p99']:>8}  "
           f"non-2xx {adv['non_2xx']}  socket errors {adv['socket_errors']}")
     print(f"ratio advance/hello     : {adv['rps'] / hello['rps']:.2f} (target >= 0.50)")
+    stub = results["stub"]
+    print(f"gateway over a stub runtime (answers at once): {stub['rps']:.0f} req/s, p50 {stub['p50']}, "
+          f"{stub['rps'] / hello['rps']:.2f} of hello")
     print(f"runtime alone, in-process, {args.connections} concurrent advances: {inproc_rps:.0f} advances/s "
           f"-> HTTP reaches {adv['rps'] / inproc_rps:.2f} of the runtime's own ceiling")
     print(f"disk: fsync of 500 B p50 {fsync_p50:.2f} ms, p99 {fsync_p99:.2f} ms; "

@@ -65,8 +65,11 @@ async def read_body(request: web.Request, max_bytes: int, timeout_s: float) -> A
             close=True,
         )
     try:
-        async with asyncio.timeout(timeout_s):
+        if request.content.is_eof():  # the whole body came with the headers: nothing to wait for
             raw = await _read_limited(request, max_bytes)
+        else:
+            async with asyncio.timeout(timeout_s):
+                raw = await _read_limited(request, max_bytes)
     except TimeoutError:
         raise Problem(
             408, "body_timeout", f"the request body did not arrive within {timeout_s:g}s", close=True
