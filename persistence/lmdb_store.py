@@ -99,6 +99,7 @@ class _JourneyOp:
     prefix: bytes
     key: bytes
     record: bytes
+    idem: tuple[bytes, bytes] | None = None
 
 
 @dataclass(slots=True)
@@ -360,7 +361,13 @@ class LmdbStore:
         prefix = _journey_prefix(journey_id)
         key = self._check_key(prefix + f"{version:010d}".encode(), f"journeys/{journey_id}")
         record = _encode(j, f"journeys/{journey_id}/v{version}")
-        return _JourneyOp(journey_id, version, tenant_id, prefix, key, record)
+        idem = None
+        if w.idempotency is not None:
+            ikey, response = w.idempotency
+            if not isinstance(ikey, str) or not ikey:
+                raise StorageError(f"journeys/{journey_id}: idempotency key must be a non-empty string")
+            idem = (self._check_key(ikey.encode(), f"idem/{ikey}"), _encode(response, f"idem/{ikey}"))
+        return _JourneyOp(journey_id, version, tenant_id, prefix, key, record, idem)
 
     # ---- writer thread -----------------------------------------------------------------
 
@@ -556,6 +563,8 @@ class LmdbStore:
             if other.get("tenant_id") != op.tenant_id:
                 raise StorageError(f"journeys/{op.journey_id}: id is taken by another tenant")
         txn.put(op.key, op.record, db=self._journeys)
+        if op.idem is not None:
+            txn.put(op.idem[0], op.idem[1], db=self._idem)
 
     @staticmethod
     def _latest_journey_key(cursor: lmdb.Cursor, prefix: bytes) -> bytes | None:

@@ -24,6 +24,7 @@ class SagaWrite:
 @dataclass(frozen=True, slots=True)
 class JourneyWrite:
     journey: dict  # has "journey_id" (str), "version" (int >= 1), "tenant_id" (str)
+    idempotency: tuple[str, dict] | None = None  # (key, response) stored in the same txn
 
 
 Write = SagaWrite | JourneyWrite

@@ -18,6 +18,23 @@ def build_parser() -> argparse.ArgumentParser:
     backup = sub.add_parser("backup", help="write a compacted copy of the store to a folder")
     backup.add_argument("--data-dir", default="./data")
     backup.add_argument("dest", help="destination folder (must be empty or absent)")
+    serve = sub.add_parser("serve", help="run the HTTP gateway")
+    serve.add_argument("--data-dir", default="./data", help="LMDB data folder (default ./data)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--config", default=None, help="TOML config: API keys, webhooks, limits")
+    serve.add_argument(
+        "--insecure-dev", action="store_true", help="no authentication (local trials only)"
+    )
+    serve.add_argument(
+        "--loop", choices=["auto", "asyncio", "uvloop"], default="auto",
+        help="event loop (auto: uvloop when installed)",
+    )
+    hash_key = sub.add_parser("hash-key", help="make an API key and print its config entry")
+    hash_key.add_argument("--token", help="hash this token instead of generating one")
+    hash_key.add_argument("--tenant", default="default")
+    hash_key.add_argument("--user", default="api")
+    hash_key.add_argument("--roles", default="read,write", help="comma-separated: read,write,admin")
     return parser
 
 
@@ -38,6 +55,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             finally:
                 store.close()
             print(f"backup of {args.data_dir} written to {args.dest}")
+            return 0
+        if args.command == "serve":
+            from saga_journey.http.server import run
+            from saga_journey.http.settings import load_config
+
+            config = load_config(args.config, insecure_dev=args.insecure_dev)
+            loop = {"auto": None, "asyncio": False, "uvloop": True}[args.loop]
+            run(args.data_dir, args.host, args.port, config, use_uvloop=loop)
+            return 0
+        if args.command == "hash-key":
+            from saga_journey.http.auth import hash_token, new_token
+
+            token = args.token or new_token()
+            roles = [r.strip() for r in args.roles.split(",") if r.strip()]
+            if args.token is None:
+                # stderr: the config entry on stdout can be appended to saga.toml without it
+                print(f"token (give it to the client; only its hash is stored): {token}", file=sys.stderr)
+            print("[[api_keys]]")
+            print(f'sha256 = "{hash_token(token)}"')
+            print(f'tenant_id = "{args.tenant}"')
+            print(f'user_id = "{args.user}"')
+            print("roles = [" + ", ".join(f'"{r}"' for r in roles) + "]")
             return 0
     except SagaError as exc:
         print(f"saga-journey: {exc}", file=sys.stderr)

@@ -38,7 +38,7 @@ _MILESTONE_KEYS = {"id", "name", "compensation_handler", "timeout_s", "retry", "
 
 
 def check_id(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not ID_PATTERN.match(value):
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
         raise InvalidInputError(
             f"{what} must be 1-128 characters of letters, digits, '_', '.', ':' or '-', "
             f"starting with a letter or digit; got {value!r}"

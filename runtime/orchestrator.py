@@ -319,12 +319,47 @@ class SagaOrchestrator:
         user_context: UserContext,
         journey_id: str | None,
         allow_unregistered_handlers: bool,
-    ) -> dict[str, Any]:
+        idempotency_key: str | None = None,
+    ) -> Reply:
         self._check_open()
         tenant = self._tenant(user_context)
         if requirements is not None and not isinstance(requirements, Mapping):
             raise InvalidInputError("requirements must be an object")
         _check_packable(requirements, "requirements")
+        _check_packable(compensation_handlers, "compensation_handlers")
+        request = [
+            "design",
+            journey_type,
+            requirements,
+            compensation_handlers,
+            journey_id,
+            bool(allow_unregistered_handlers),
+        ]
+
+        def submit(idem: tuple[str, str] | None, release: Callable[[Reply], None] | None) -> Reply:
+            try:
+                return Reply.resolved(
+                    self._design(
+                        tenant, journey_type, requirements, compensation_handlers, journey_id,
+                        allow_unregistered_handlers, idem,
+                    )
+                )
+            finally:
+                if release is not None:
+                    release(None)
+
+        return self._idempotent(tenant, idempotency_key, request, submit)
+
+    def _design(
+        self,
+        tenant: str,
+        journey_type: str,
+        requirements: Mapping[str, Any] | None,
+        compensation_handlers: Mapping[str, Any] | None,
+        journey_id: str | None,
+        allow_unregistered_handlers: bool,
+        idem: tuple[str, str] | None,
+    ) -> dict[str, Any]:
         with self._design_lock:
             version = 1
             if journey_id is None:
@@ -353,10 +388,12 @@ class SagaOrchestrator:
                     missing=missing,
                 )
             record = journey.to_dict()
-            self.store.write([JourneyWrite(record)])
+            response = {**record, "missing_handlers": missing}
+            stored = (idem[0], {"fingerprint": idem[1], "response": response}) if idem else None
+            self.store.write([JourneyWrite(record, idempotency=stored)])
         self._journeys[(journey_id, version)] = journey
         self._latest[journey_id] = journey
-        return {**record, "missing_handlers": missing}
+        return response
 
     async def design_saga_journey(
         self,
@@ -367,6 +404,7 @@ class SagaOrchestrator:
         *,
         journey_id: str | None = None,
         allow_unregistered_handlers: bool = False,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         """Design (or re-version, when ``journey_id`` exists) a journey and store it durably."""
         loop = asyncio.get_running_loop()
@@ -379,6 +417,7 @@ class SagaOrchestrator:
                 user_context,
                 journey_id=journey_id,
                 allow_unregistered_handlers=allow_unregistered_handlers,
+                idempotency_key=idempotency_key,
             ),
         )
 
@@ -391,6 +430,7 @@ class SagaOrchestrator:
         *,
         journey_id: str | None = None,
         allow_unregistered_handlers: bool = False,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         return self._submit_design(
             journey_type,
@@ -399,7 +439,8 @@ class SagaOrchestrator:
             user_context,
             journey_id,
             allow_unregistered_handlers,
-        )
+            idempotency_key,
+        ).result()
 
     def get_journey_sync(
         self, journey_id: str, user_context: UserContext = None, *, version: int | None = None

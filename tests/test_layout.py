@@ -59,3 +59,11 @@ def test_public_entry_point() -> None:
     from saga_journey.runtime import SagaOrchestrator
 
     assert SagaOrchestrator.__module__ == "saga_journey.runtime.orchestrator"
+
+
+def test_gateway_imports_next_to_the_standard_library_http() -> None:
+    code = "import http, aiohttp, saga_journey.http.app; print(http.__file__)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert "site-packages" not in out and str(ROOT / "http") not in out, out

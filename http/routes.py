@@ -1,0 +1,277 @@
+"""Route handlers: parse, ask the runtime (without blocking the loop), render. One per endpoint."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from saga_journey.runtime.journeys import ID_PATTERN
+from saga_journey.runtime.model import SAGA_STATES
+from saga_journey.runtime.orchestrator import SagaOrchestrator
+
+from .admission import Admission
+from .auth import Principal
+from .codec import fields, read_body, render
+from .problems import Problem
+from .settings import GatewaySettings
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_CURSOR = re.compile(r"^[A-Za-z0-9_-]+$")
+_PRINCIPAL_KEY: Any = (
+    web.RequestKey("principal", Principal) if hasattr(web, "RequestKey") else "saga_journey.principal"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    role: str | None  # None: public, no credential needed
+    name: str
+
+
+def principal(request: web.Request) -> Principal:
+    return request[_PRINCIPAL_KEY]
+
+
+def set_principal(request: web.Request, who: Principal) -> None:
+    request[_PRINCIPAL_KEY] = who
+
+
+def path_id(request: web.Request, name: str) -> str:
+    value = request.match_info[name]
+    if not ID_PATTERN.fullmatch(value):
+        # No saga or journey can have such an id: answer as for any unknown id.
+        raise Problem(404, "not_found", f"{name} {value[:140]!r} not found")
+    return value
+
+
+def _query_int(request: web.Request, name: str, default: int | None, lo: int, hi: int) -> int | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or not lo <= value <= hi or not raw.lstrip("-").isdigit():
+        raise Problem(422, "invalid_input", f"query parameter {name} must be an integer from {lo} to {hi}")
+    return value
+
+
+def _query_str(request: web.Request, name: str) -> str | None:
+    value = request.query.get(name)
+    if value is not None and not ID_PATTERN.fullmatch(value):
+        raise Problem(422, "invalid_input", f"query parameter {name} is not a valid identifier")
+    return value
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 0 < len(key) <= 255:
+        raise Problem(422, "invalid_input", "Idempotency-Key must be 1-255 characters")
+    return key
+
+
+def _typed(body: dict[str, Any], name: str, kind: type | tuple[type, ...], what: str) -> Any:
+    """The field's value if present (an explicit null is an error: no field is nullable)."""
+    if name not in body:
+        return None
+    value = body[name]
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+        raise Problem(422, "invalid_input", f"{name} must be {what}")
+    return value
+
+
+class Gateway:
+    """The endpoints, bound to one orchestrator."""
+
+    def __init__(self, orchestrator: SagaOrchestrator, settings: GatewaySettings, admission: Admission) -> None:
+        self.orch = orchestrator
+        self.settings = settings
+        self.admission = admission
+        self.ready = True
+        self.openapi_body: bytes = b""
+
+    async def _body(self, request: web.Request) -> Any:
+        return await read_body(request, self.settings.max_body_bytes, self.settings.body_timeout_s)
+
+    # --- journeys ----------------------------------------------------------------------
+
+    async def templates(self, request: web.Request) -> web.Response:
+        return render(request, {"templates": self.orch.journey_templates()})
+
+    async def design_journey(self, request: web.Request) -> web.Response:
+        body = fields(
+            await self._body(request),
+            required=("journey_type",),
+            optional=("requirements", "compensation_handlers", "journey_id", "allow_unregistered_handlers"),
+        )
+        _typed(body, "journey_type", str, "a string")
+        _typed(body, "requirements", dict, "an object")
+        _typed(body, "compensation_handlers", dict, "an object mapping milestone ids to handler names")
+        _typed(body, "journey_id", str, "a string")
+        allow = _typed(body, "allow_unregistered_handlers", bool, "true or false") or False
+        journey = await self.orch.design_saga_journey(
+            body["journey_type"],
+            body.get("requirements"),
+            body.get("compensation_handlers"),
+            principal(request).user_context(),
+            journey_id=body.get("journey_id"),
+            allow_unregistered_handlers=allow,
+            idempotency_key=_idempotency_key(request),
+        )
+        location = f"/v1/journeys/{journey['journey_id']}"
+        return render(request, journey, 201, {"Location": location})
+
+    async def list_journeys(self, request: web.Request) -> web.Response:
+        journeys = await self.orch.list_journeys(principal(request).user_context())
+        return render(request, {"journeys": journeys})
+
+    async def get_journey(self, request: web.Request) -> web.Response:
+        journey_id = path_id(request, "journey_id")
+        version = _query_int(request, "version", None, 1, 10**9)
+        journey = await self.orch.get_journey(
+            journey_id, principal(request).user_context(), version=version
+        )
+        return render(request, journey)
+
+    # --- sagas -------------------------------------------------------------------------
+
+    async def execute(self, request: web.Request) -> web.Response:
+        body = fields(
+            await self._body(request),
+            required=("journey_id",),
+            optional=("user_id", "context", "saga_id", "journey_version"),
+        )
+        _typed(body, "journey_id", str, "a string")
+        _typed(body, "user_id", str, "a string")
+        _typed(body, "context", dict, "an object")
+        _typed(body, "saga_id", str, "a string")
+        _typed(body, "journey_version", int, "an integer")
+        who = principal(request)
+        status = await self.orch.execute_saga_journey(
+            body["journey_id"],
+            body.get("user_id") or who.user_id,
+            body.get("context"),
+            who.user_context(),
+            saga_id=body.get("saga_id"),
+            journey_version=body.get("journey_version"),
+            idempotency_key=_idempotency_key(request),
+        )
+        return render(request, status, 201, {"Location": f"/v1/sagas/{status['saga_id']}"})
+
+    async def list_sagas(self, request: web.Request) -> web.Response:
+        status = request.query.get("status")
+        if status is not None and status not in SAGA_STATES:
+            raise Problem(422, "invalid_input", f"status must be one of {list(SAGA_STATES)}")
+        cursor = request.query.get("cursor")
+        if cursor is not None and not (0 < len(cursor) <= 1024 and _CURSOR.match(cursor)):
+            raise Problem(422, "invalid_input", "cursor must be a value returned as next_cursor")
+        page = await self.orch.list_sagas(
+            status,
+            _query_str(request, "journey_type"),
+            principal(request).user_context(),
+            limit=_query_int(request, "limit", 100, 1, 1000),
+            cursor=cursor,
+        )
+        return render(request, page)
+
+    async def get_saga(self, request: web.Request) -> web.Response:
+        saga_id = path_id(request, "saga_id")
+        return render(request, await self.orch.get_saga_status(saga_id, principal(request).user_context()))
+
+    async def history(self, request: web.Request) -> web.Response:
+        saga_id = path_id(request, "saga_id")
+        events = await self.orch.get_saga_execution_history(
+            saga_id,
+            principal(request).user_context(),
+            after_seq=_query_int(request, "after_seq", 0, 0, 10**12),
+            limit=_query_int(request, "limit", None, 1, 10000),
+        )
+        return render(request, {"saga_id": saga_id, "events": events})
+
+    async def advance(self, request: web.Request) -> web.Response:
+        saga_id = path_id(request, "saga_id")
+        body = fields(await self._body(request), required=("step_result",), optional=("journey_id",))
+        _typed(body, "step_result", dict, "an object such as {\"status\": \"complete\"}")
+        _typed(body, "journey_id", str, "a string")
+        key = _idempotency_key(request)
+        with self.admission.saga(saga_id):
+            status = await self.orch.advance_saga_step(
+                saga_id,
+                body.get("journey_id"),
+                None,
+                body["step_result"],
+                principal(request).user_context(),
+                idempotency_key=key,
+            )
+        return render(request, status)
+
+    async def fail(self, request: web.Request) -> web.Response:
+        saga_id = path_id(request, "saga_id")
+        body = fields(await self._body(request), required=("error",), optional=("milestone_id", "result"))
+        error = _typed(body, "error", str, "a string")
+        if not error:
+            raise Problem(422, "invalid_input", "error must be a non-empty string")
+        _typed(body, "milestone_id", str, "a string")
+        result = _typed(body, "result", dict, "an object") or {}
+        step_result = {**result, "status": "failed", "error": error}
+        if body.get("milestone_id") is not None:
+            step_result["milestone_id"] = body["milestone_id"]
+        key = _idempotency_key(request)
+        with self.admission.saga(saga_id):
+            status = await self.orch.advance_saga_step(
+                saga_id, None, None, step_result, principal(request).user_context(), idempotency_key=key
+            )
+        return render(request, status)
+
+    async def compensate(self, request: web.Request) -> web.Response:
+        saga_id = path_id(request, "saga_id")
+        body = fields(await self._body(request), optional=("reason",))
+        reason = _typed(body, "reason", str, "a string")
+        if reason is not None and not reason:
+            raise Problem(422, "invalid_input", "reason must be a non-empty string")
+        key = _idempotency_key(request)
+        with self.admission.saga(saga_id):
+            status = await self.orch.compensate_saga(
+                saga_id, reason or "aborted by request", principal(request).user_context(), idempotency_key=key
+            )
+        return render(request, status)
+
+    # --- operations --------------------------------------------------------------------
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return render(request, {"status": "ok"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        if not self.ready:
+            raise Problem(503, "not_ready", "the gateway is starting or shutting down", headers={"Retry-After": "1"})
+        return render(request, {"status": "ready"})
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.openapi_body, content_type="application/json")
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("GET", "/healthz", self.healthz, None, "healthz"),
+            Route("GET", "/readyz", self.readyz, None, "readyz"),
+            Route("GET", "/openapi.json", self.openapi, None, "openapi"),
+            Route("GET", "/v1/journey-templates", self.templates, "read", "journey_templates"),
+            Route("POST", "/v1/journeys", self.design_journey, "admin", "design_saga_journey"),
+            Route("GET", "/v1/journeys", self.list_journeys, "read", "list_journeys"),
+            Route("GET", "/v1/journeys/{journey_id}", self.get_journey, "read", "get_journey"),
+            Route("POST", "/v1/sagas", self.execute, "write", "execute_saga_journey"),
+            Route("GET", "/v1/sagas", self.list_sagas, "read", "list_sagas"),
+            Route("GET", "/v1/sagas/{saga_id}", self.get_saga, "read", "get_saga_status"),
+            Route("GET", "/v1/sagas/{saga_id}/history", self.history, "read", "get_saga_execution_history"),
+            Route("POST", "/v1/sagas/{saga_id}/advance", self.advance, "write", "advance_saga_step"),
+            Route("POST", "/v1/sagas/{saga_id}/fail", self.fail, "write", "fail_saga_step"),
+            Route("POST", "/v1/sagas/{saga_id}/compensate", self.compensate, "write", "compensate_saga"),
+        ]

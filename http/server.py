@@ -1,0 +1,114 @@
+"""``saga-journey serve``: open the runtime, start the gateway, stop cleanly on SIGTERM/SIGINT.
+
+Order on the way up: webhook handlers exist before the orchestrator opens (so compensations owed
+from a previous run find them during recovery), then the listener starts. On the way down: stop
+accepting, let in-flight requests finish (up to ``shutdown_timeout_s``), close the orchestrator
+(commits what is pending, closes LMDB), then close the webhook client session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from typing import Any, Callable, TextIO
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from saga_journey.metrics import SagaMetrics, metrics_handler
+from saga_journey.runtime.orchestrator import SagaOrchestrator
+
+from .app import create_app
+from .settings import ServeConfig
+from .webhooks import build_webhooks
+
+log = logging.getLogger("saga_journey.http")
+
+INSECURE_BANNER = """
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
+!!  saga-journey is running with --insecure-dev: NO AUTHENTICATION.          !!
+!!  Every request acts as tenant 'default' with all roles. Local trials only. !!
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
+"""
+
+
+async def serve(
+    data_dir: str,
+    host: str,
+    port: int,
+    config: ServeConfig,
+    *,
+    out: TextIO = sys.stdout,
+    metrics: bool = True,
+    started: Callable[[int], None] | None = None,
+) -> None:
+    """Run until SIGTERM/SIGINT; with ``metrics``, Prometheus metrics are served at GET /metrics."""
+    loop = asyncio.get_running_loop()
+    settings = config.gateway
+    if settings.insecure_dev:
+        print(INSECURE_BANNER, file=sys.stderr, flush=True)
+    session = aiohttp.ClientSession()
+    orch = None
+    runner = None
+    try:
+        handlers = build_webhooks(settings.webhooks, session, loop)
+        observer = SagaMetrics(CollectorRegistry()) if metrics else None
+        orch = await loop.run_in_executor(
+            None,
+            lambda: SagaOrchestrator.open(
+                data_dir, config=config.runtime, handlers=handlers, observer=observer
+            ),
+        )
+        handler = None
+        if observer is not None:
+            observer.attach(orch)
+            handler = metrics_handler(observer.registry)
+        app = create_app(orch, settings, metrics_handler=handler)
+        runner = web.AppRunner(
+            app, access_log=None, shutdown_timeout=settings.shutdown_timeout_s, handle_signals=False
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, backlog=1024)
+        await site.start()
+        bound = port
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            bound = server.sockets[0].getsockname()[1]
+        print(
+            f"saga-journey gateway listening on http://{host}:{bound} (data {data_dir}, "
+            f"{len(settings.api_keys)} API keys, {len(settings.webhooks)} webhook handlers, "
+            f"{orch.recovered} sagas resumed)",
+            file=out,
+            flush=True,
+        )
+        if started:
+            started(bound)
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        print("saga-journey gateway stopping", file=out, flush=True)
+    finally:
+        if runner is not None:
+            await runner.cleanup()  # stops listening, waits for in-flight requests
+        if orch is not None:
+            await loop.run_in_executor(None, orch.close)
+        await session.close()
+    print("saga-journey gateway stopped", file=out, flush=True)
+
+
+def run(data_dir: str, host: str, port: int, config: ServeConfig, *, use_uvloop: bool | None = None) -> None:
+    """Blocking entry point for the CLI. ``use_uvloop``: None = when installed."""
+    if use_uvloop is not False:
+        try:
+            import uvloop
+        except ImportError:
+            if use_uvloop:
+                raise
+        else:
+            uvloop.run(serve(data_dir, host, port, config))
+            return
+    asyncio.run(serve(data_dir, host, port, config))
