@@ -245,6 +245,31 @@ class Gateway:
             )
         return render(request, status)
 
+    async def retry_compensation(self, request: web.Request) -> web.Response:
+        saga_id = path_id(request, "saga_id")
+        body = fields(await self._body(request), required=("reason",))
+        reason = _typed(body, "reason", str, "a string")
+        if not reason.strip():
+            raise Problem(422, "invalid_input", "reason must be a non-empty string")
+        with self.admission.saga(saga_id):
+            status = await self.orch.retry_compensation(saga_id, reason, principal(request).user_context())
+        return render(request, status)
+
+    async def skip_compensation(self, request: web.Request) -> web.Response:
+        saga_id = path_id(request, "saga_id")
+        body = fields(await self._body(request), required=("milestone_id", "reason"))
+        milestone_id = _typed(body, "milestone_id", str, "a string")
+        reason = _typed(body, "reason", str, "a string")
+        if not reason.strip():
+            raise Problem(422, "invalid_input", "reason must be a non-empty string")
+        if not ID_PATTERN.fullmatch(milestone_id):
+            raise Problem(422, "invalid_input", "milestone_id is not a valid identifier")
+        with self.admission.saga(saga_id):
+            status = await self.orch.skip_compensation(
+                saga_id, milestone_id, reason, principal(request).user_context()
+            )
+        return render(request, status)
+
     # --- operations --------------------------------------------------------------------
 
     async def healthz(self, request: web.Request) -> web.Response:
@@ -274,4 +299,6 @@ class Gateway:
             Route("POST", "/v1/sagas/{saga_id}/advance", self.advance, "write", "advance_saga_step"),
             Route("POST", "/v1/sagas/{saga_id}/fail", self.fail, "write", "fail_saga_step"),
             Route("POST", "/v1/sagas/{saga_id}/compensate", self.compensate, "write", "compensate_saga"),
+            Route("POST", "/v1/sagas/{saga_id}/retry-compensation", self.retry_compensation, "admin", "retry_compensation"),
+            Route("POST", "/v1/sagas/{saga_id}/skip-compensation", self.skip_compensation, "admin", "skip_compensation"),
         ]

@@ -97,6 +97,39 @@ async def test_compensation_failure_is_reported(client, orch, calls):
     assert "refund_payment is down" in final["compensation_error"]
     status = await (await client.get(f"/v1/sagas/{sid}", headers=A)).json()
     assert status["compensation_error"] == final["compensation_error"]
+    assert status["parked"] is True and status["failed_compensation"] == "process_payment"
+
+
+async def test_operator_repairs_a_parked_saga_over_http(client, orch, calls):
+    calls.fail.add("refund_payment")
+    journey = await design(client, requirements={"retry": {"max_attempts": 1, "initial_delay_s": 0}})
+    sid = (await start(client, journey["journey_id"]))["saga_id"]
+    for _ in range(2):
+        await advance(client, sid, {"status": "complete"})
+    await client.post(f"/v1/sagas/{sid}/compensate", json={"reason": "customer cancelled"}, headers=A)
+    parked = await orch.wait_for_saga(sid, {"tenant_id": "acme"}, timeout=30)
+    assert parked["parked"] is True
+    url = f"/v1/sagas/{sid}/skip-compensation"
+    bad = await client.post(url, json={"milestone_id": "create_order", "reason": "x"}, headers=A)
+    assert bad.status == 409  # only the compensation that failed can be skipped
+    reader = await client.post(url, json={"milestone_id": "process_payment", "reason": "x"},
+                               headers={"Authorization": "Bearer acme-reader"})
+    assert reader.status == 403
+    other = await client.post(f"/v1/sagas/{sid}/retry-compensation", json={"reason": "x"},
+                              headers={"Authorization": "Bearer globex-admin"})
+    assert other.status == 404
+    ok = await client.post(url, json={"milestone_id": "process_payment", "reason": "refunded in PSP"},
+                           headers=A)
+    assert ok.status == 200
+    final = await orch.wait_for_saga(sid, {"tenant_id": "acme"}, timeout=30)
+    assert final["compensation_status"] == "succeeded"
+    assert final["manually_compensated"] == ["process_payment"]
+    assert final["compensated_milestones"] == ["create_order"]
+    again = await client.post(f"/v1/sagas/{sid}/retry-compensation", json={"reason": "x"}, headers=A)
+    assert again.status == 409  # no longer parked
+    history = await (await client.get(f"/v1/sagas/{sid}/history", headers=A)).json()
+    skipped = [e for e in history["events"] if e["type"] == "compensation_skipped"]
+    assert skipped[0]["by"] == "alice" and skipped[0]["reason"] == "refunded in PSP"
 
 
 async def test_idempotent_retries(client):
