@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= ./data
 
-.PHONY: setup run demo test bench clean
+.PHONY: setup run demo serve test bench clean
 
 $(BIN)/.installed: pyproject.toml
 	bash scripts/install-system-deps.sh
@@ -20,12 +20,16 @@ run: setup
 
 demo: run
 
+serve: setup
+	$(BIN)/saga-journey serve --data-dir $(DATA) --host 127.0.0.1 --port 8080 --insecure-dev
+
 test: setup
 	$(BIN)/python -m pytest -q
 
 bench: setup
 	$(BIN)/python bench/bench_runtime.py
 	$(BIN)/python bench/bench_metrics.py
+	$(BIN)/python bench/bench_http.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
