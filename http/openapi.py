@@ -23,6 +23,7 @@ RETRY_POLICY = {
         "initial_delay_s": {"type": "number", "minimum": 0},
         "backoff": {"type": "number", "minimum": 1},
         "max_delay_s": {"type": "number", "minimum": 0},
+        "jitter": {"type": "number", "minimum": 0, "maximum": 1},
     },
     "additionalProperties": False,
 }
@@ -51,6 +52,7 @@ SCHEMAS: dict[str, Any] = {
             "compensation_handler": NULLABLE_STR,
             "timeout_s": {"type": ["number", "null"]},
             "retry": _ref("RetryPolicy"),
+            "forward_retry": _ref("RetryPolicy"),
         },
     },
     "Journey": {
@@ -68,6 +70,8 @@ SCHEMAS: dict[str, Any] = {
             "compensation_handlers": {"type": "object", "additionalProperties": {"type": "string"}},
             "requirements": {"type": "object"},
             "created_at": {"type": "number"},
+            "deadline_s": {"type": ["number", "null"]},
+            "compensation_deadline_s": {"type": ["number", "null"]},
             "missing_handlers": {**STR_LIST, "description": "handlers named but not registered"},
             "replayed": {"type": "boolean"},
         },
@@ -182,7 +186,7 @@ SCHEMAS: dict[str, Any] = {
             "journey_type": {**ID, "description": f"a template ({', '.join(template_names())}) or a custom type with requirements.milestones"},
             "requirements": {
                 "type": "object",
-                "description": "free-form requirements; `milestones` and `retry` are interpreted",
+                "description": "free-form requirements; `milestones`, `retry`, `forward_retry`, `deadline_s` and `compensation_deadline_s` are interpreted",
                 "properties": {
                     "milestones": {
                         "type": ["array", "null"],
@@ -202,12 +206,16 @@ SCHEMAS: dict[str, Any] = {
                                         "compensation_handler": {"anyOf": [ID, {"type": "null"}]},
                                         "timeout_s": {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "null"}]},
                                         "retry": {"anyOf": [_ref("RetryPolicy"), {"type": "null"}]},
+                                        "forward_retry": {"anyOf": [_ref("RetryPolicy"), {"type": "null"}]},
                                     },
                                 },
                             ]
                         },
                     },
                     "retry": {"anyOf": [_ref("RetryPolicy"), {"type": "null"}], "description": "null: the default policy"},
+                    "forward_retry": {"anyOf": [_ref("RetryPolicy"), {"type": "null"}], "description": "null: no forward retries"},
+                    "deadline_s": {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "null"}]},
+                    "compensation_deadline_s": {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "null"}]},
                 },
             },
             "compensation_handlers": {
