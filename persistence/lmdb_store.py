@@ -25,6 +25,7 @@ import lmdb
 
 from saga_journey.persistence.records import decode_record, encode_record
 from saga_journey.persistence.store import CommitCallback, JourneyWrite, SagaWrite, Write
+from saga_journey.runtime import crashpoints
 from saga_journey.runtime.errors import CorruptRecordError, InvalidInputError, StorageError
 
 log = logging.getLogger("saga_journey.persistence")
@@ -396,6 +397,7 @@ class LmdbStore:
                             self._apply_saga(txn, op)
                         else:
                             self._apply_journey(txn, op)
+                crashpoints.hit(crashpoints.MID_BATCH)
                 txn.commit()
             except lmdb.MapFullError:
                 self._grow(txn)
@@ -404,6 +406,7 @@ class LmdbStore:
                 with self._gate.exclusive():
                     txn.abort()
                 raise
+            crashpoints.hit(crashpoints.AFTER_COMMIT)
             elapsed = time.perf_counter() - started
             with self._stats_lock:
                 self._commits += 1

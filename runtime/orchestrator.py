@@ -34,6 +34,7 @@ from .errors import (
     IdempotencyKeyReusedError,
     InvalidInputError,
     NotFoundError,
+    OverloadedError,
     RequestInFlightError,
     RuntimeClosedError,
     SagaError,
@@ -85,6 +86,8 @@ class SagaOrchestrator:
         self._idem_lock = threading.Lock()
         self._idem_in_flight: set[str] = set()
         self._closed = False
+        self._admission_lock = threading.Lock()
+        self._in_flight = 0
         self._timers = TimerService(self.clock)
         self._runner = AsyncRunner()
         self._dispatcher = Dispatcher(threads=self.config.dispatcher_threads)
@@ -99,6 +102,7 @@ class SagaOrchestrator:
             load_journey=self._load_journey,
             dispatcher=self._dispatcher,
         )
+        self._svc.abandoned.limit = self.config.max_abandoned_handler_threads
         self._directory = Directory(self._svc)
         self._directory.start_reaper()
         self.recovered = 0
@@ -183,6 +187,8 @@ class SagaOrchestrator:
             "live_actors": self._directory.live_count(),
             "activations": self._directory.activations(),
             "pending_timers": self._timers.pending(),
+            "in_flight_requests": self._in_flight,
+            "abandoned_handler_threads": self._svc.abandoned.count(),
             "store": self.store.stats(),
         }
 
@@ -233,12 +239,38 @@ class SagaOrchestrator:
             raise NotFoundError(f"journey {journey_id}{suffix} not found", journey_id=journey_id)
         return journey
 
+    def _admit(self) -> None:
+        """Admission control: refuse a write when too many are accepted and unanswered."""
+        with self._admission_lock:
+            if self._in_flight >= self.config.max_in_flight_requests:
+                raise OverloadedError(
+                    f"{self._in_flight} requests are in flight (limit "
+                    f"{self.config.max_in_flight_requests}); retry shortly"
+                )
+            self._in_flight += 1
+
+    def _release(self, _: Reply | None = None) -> None:
+        with self._admission_lock:
+            self._in_flight -= 1
+
+    def _admitted(self, reply: Reply, send: Callable[[], None]) -> Reply:
+        self._admit()
+        try:
+            send()
+        except BaseException:
+            self._release()
+            raise
+        reply.add_done_callback(self._release)
+        return reply
+
+    def in_flight(self) -> int:
+        return self._in_flight
+
     def _ask(self, saga_id: str, command: Command) -> Reply:
         self._check_open()
         check_id(saga_id, "saga_id")
         assert command.reply is not None
-        self._directory.send(saga_id, command)
-        return command.reply
+        return self._admitted(command.reply, lambda: self._directory.send(saga_id, command))
 
     def _wait(self, reply: Reply) -> Any:
         try:
@@ -461,8 +493,7 @@ class SagaOrchestrator:
                 tenant_id=tenant,
                 idempotency=idem,
             )
-            self._directory.create(sid, journey, command)
-            return reply
+            return self._admitted(reply, lambda: self._directory.create(sid, journey, command))
 
         return self._timed("execute", self._idempotent(tenant, idempotency_key, request, submit))
 
