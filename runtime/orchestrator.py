@@ -30,6 +30,7 @@ from .codec import status_view
 from .config import RuntimeConfig
 from .errors import (
     ConflictError,
+    CorruptRecordError,
     HandlerMissingError,
     IdempotencyKeyReusedError,
     InvalidInputError,
@@ -189,7 +190,7 @@ class SagaOrchestrator:
             "pending_timers": self._timers.pending(),
             "in_flight_requests": self._in_flight,
             "abandoned_handler_threads": self._svc.abandoned.count(),
-            "store": self.store.stats(),
+            "store": self.store.stats(),  # includes quarantined_records
         }
 
     # --- helpers -----------------------------------------------------------------------
@@ -724,7 +725,7 @@ class SagaOrchestrator:
 
     def get_saga_status_sync(self, saga_id: str, user_context: UserContext = None) -> dict[str, Any]:
         """The committed status of a saga (what every acknowledged write has produced)."""
-        return view_of(self._snapshot(saga_id, user_context))
+        return view_of(self._snapshot(saga_id, user_context), self.store)
 
     async def get_saga_status(self, saga_id: str, user_context: UserContext = None) -> dict[str, Any]:
         return self.get_saga_status_sync(saga_id, user_context)
@@ -767,7 +768,13 @@ class SagaOrchestrator:
         snaps, next_cursor = self.store.list_sagas(
             tenant, status=status, journey_type=journey_type, limit=limit, after=cursor
         )
-        return {"sagas": [view_of(s) for s in snaps], "next_cursor": next_cursor}
+        views = []
+        for snap in snaps:
+            try:
+                views.append(view_of(snap, self.store))
+            except CorruptRecordError:
+                continue  # quarantined; one bad record must not hide the others
+        return {"sagas": views, "next_cursor": next_cursor}
 
     async def list_sagas(
         self,
