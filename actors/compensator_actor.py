@@ -28,33 +28,61 @@ def describe(exc: BaseException) -> str:
 
 
 class AbandonedThreads:
-    """Counts sync handler threads that were abandoned (timed out) and have not returned yet."""
+    """Bounds the threads sync compensation handlers occupy: calls running plus calls abandoned
+    after their timeout (a Python thread cannot be killed; it stays until the call returns)."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
+    def __init__(self, limit: int, max_threads: int = 256) -> None:
+        self.limit = limit  # abandoned calls beyond which new attempts fail at once
+        self.max_threads = max_threads  # running + abandoned calls, a hard bound
         self._lock = threading.Lock()
         self._count = 0
+        self._occupied = 0
 
     def count(self) -> int:
         return self._count
 
+    def occupied(self) -> int:
+        return self._occupied
+
     def full(self) -> bool:
         return self._count >= self.limit
 
-    def _add(self, delta: int) -> None:
+    def _reserve(self) -> bool:
         with self._lock:
-            self._count += delta
+            if self._occupied >= self.max_threads:
+                return False
+            self._occupied += 1
+            return True
+
+    def _release(self, abandoned: bool) -> None:
+        with self._lock:
+            self._occupied -= 1
+            if abandoned:
+                self._count -= 1
+
+    def _abandon(self) -> None:
+        with self._lock:
+            self._count += 1
 
 
 class HandlerSlot:
-    """Shared by a saga actor and its compensator: is a sync handler call running, and was it
-    abandoned? The one that finishes last settles the abandoned-thread count."""
+    """One compensator's sync-call slot, shared with its saga actor: the saga reserves a thread
+    before each attempt; the call's return (or the compensator's stop, if it never ran) gives
+    it back; a timeout marks the running call abandoned (it keeps its thread until it returns)."""
 
     def __init__(self, tracker: AbandonedThreads) -> None:
         self._tracker = tracker
         self._lock = threading.Lock()
+        self._reserved = False
         self._in_handler = False
         self._abandoned = False
+
+    def reserve(self) -> bool:
+        with self._lock:
+            if self._reserved:
+                return True
+            self._reserved = self._tracker._reserve()
+            return self._reserved
 
     def enter(self) -> None:
         with self._lock:
@@ -63,9 +91,18 @@ class HandlerSlot:
     def leave(self) -> None:
         with self._lock:
             self._in_handler = False
-            was, self._abandoned = self._abandoned, False
-        if was:
-            self._tracker._add(-1)
+            reserved, self._reserved = self._reserved, False
+            abandoned, self._abandoned = self._abandoned, False
+        if reserved:
+            self._tracker._release(abandoned)
+
+    def cancel(self) -> None:
+        """The compensator stops: give back a reservation that no call is using."""
+        with self._lock:
+            if self._in_handler or not self._reserved:
+                return
+            self._reserved = False
+        self._tracker._release(False)
 
     def abandon(self) -> bool:
         """Mark a running sync call abandoned; False if no call is running."""
@@ -73,7 +110,7 @@ class HandlerSlot:
             if not self._in_handler or self._abandoned:
                 return False
             self._abandoned = True
-        self._tracker._add(+1)
+        self._tracker._abandon()
         return True
 
 
@@ -147,6 +184,8 @@ class CompensatorActor(pykka.ThreadingActor):
     def on_stop(self) -> None:
         if self._future is not None:
             self._future.cancel()
+        if self._slot is not None:
+            self._slot.cancel()
 
     def _finish(self, attempt: int, started: float, exc: BaseException | None) -> None:
         duration = time.perf_counter() - started

@@ -57,7 +57,8 @@ from .services import Services
 
 log = logging.getLogger("saga_journey.saga_actor")
 
-STORAGE_RETRY_S = 1.0  # after a failed write of a compensation outcome, re-run that attempt
+STORAGE_RETRY_S = 1.0
+HANDLER_THREADS_BUSY_RETRY_S = 0.05  # all sync-handler threads taken: look again this soon  # after a failed write of a compensation outcome, re-run that attempt
 
 
 @dataclass(slots=True)
@@ -350,12 +351,20 @@ class SagaActor(PooledActor):
             )
             return
         is_async = self._svc.handlers.is_async(handler)
-        if not is_async and self._svc.abandoned.full():
-            self._fail_attempt_now(effect, (
-                f"{self._svc.abandoned.count()} hung compensation handler threads are abandoned "
-                f"(limit {self._svc.abandoned.limit}); not starting another"))
-            return
-        if self._compensator is None or self._compensator[0] != effect.milestone_id:
+        reuse = self._compensator is not None and self._compensator[0] == effect.milestone_id
+        slot = None
+        if not is_async:
+            if self._svc.abandoned.full():
+                self._fail_attempt_now(effect, (
+                    f"{self._svc.abandoned.count()} hung compensation handler threads are "
+                    f"abandoned (limit {self._svc.abandoned.limit}); not starting another"))
+                return
+            slot = self._slot if reuse and self._slot is not None else HandlerSlot(self._svc.abandoned)
+            if not slot.reserve():  # every handler thread is busy: try again shortly
+                self._running = None
+                self._svc.timers.call_later(HANDLER_THREADS_BUSY_RETRY_S, self._wake_later())
+                return
+        if not reuse:
             self._stop_compensator()
             done = state.recorded(effect.milestone_id)
             ctx = CompensationContext(
@@ -370,7 +379,7 @@ class SagaActor(PooledActor):
                 attempt=effect.attempt,
             )
             me = self.actor_ref
-            self._slot = None if is_async else HandlerSlot(self._svc.abandoned)
+            self._slot = slot
             ref = CompensatorActor.start(
                 handler=handler,
                 context=ctx,

@@ -27,8 +27,11 @@ class RuntimeConfig:
     """A compensation handler attempt running longer is abandoned and counted as a failed,
     retryable attempt. Per milestone: ``retry.handler_timeout_s``. None: never abandon."""
     max_abandoned_handler_threads: int = 32
-    """A hung sync handler's thread cannot be killed in Python; at most this many may be
-    abandoned at once. Beyond it, new attempts fail at once (retried per policy)."""
+    """A hung sync handler's thread cannot be killed in Python. With this many abandoned,
+    new sync attempts fail at once (counted as failed attempts, retried per policy)."""
+    max_handler_threads: int = 256
+    """Hard bound on threads running sync compensation handlers, abandoned ones included;
+    when all are taken, attempts wait (without spending an attempt) for one to free up."""
     max_in_flight_requests: int = 10000
     """Admission control: writes (execute/advance/compensate/operator) accepted but not yet
     answered; beyond it requests are refused with OverloadedError."""

@@ -104,6 +104,7 @@ class SagaOrchestrator:
             dispatcher=self._dispatcher,
         )
         self._svc.abandoned.limit = self.config.max_abandoned_handler_threads
+        self._svc.abandoned.max_threads = self.config.max_handler_threads
         self._directory = Directory(self._svc)
         self._directory.start_reaper()
         self.recovered = 0
@@ -190,6 +191,7 @@ class SagaOrchestrator:
             "pending_timers": self._timers.pending(),
             "in_flight_requests": self._in_flight,
             "abandoned_handler_threads": self._svc.abandoned.count(),
+            "handler_threads": self._svc.abandoned.occupied(),
             "store": self.store.stats(),  # includes quarantined_records
         }
 
