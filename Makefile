@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= ./data
 
-.PHONY: setup run demo test bench clean
+.PHONY: setup run demo test bench chaos clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -24,6 +24,9 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/bench_runtime.py
+
+chaos: setup
+	$(BIN)/python bench/chaos.py --injections 1000
 
 clean:
 	rm -rf $(VENV) build *.egg-info
