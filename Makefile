@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= ./data
 
-.PHONY: setup run demo serve test bench clean
+.PHONY: setup run demo serve test bench chaos clean
 
 $(BIN)/.installed: pyproject.toml
 	bash scripts/install-system-deps.sh
@@ -30,6 +30,9 @@ bench: setup
 	$(BIN)/python bench/bench_runtime.py
 	$(BIN)/python bench/bench_metrics.py
 	$(BIN)/python bench/bench_http.py
+
+chaos: setup
+	$(BIN)/python bench/chaos.py --injections 1000
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from concurrent.futures import Future
 from typing import Any, Callable
 
 import pykka
 
+from saga_journey.runtime import crashpoints
 from saga_journey.runtime.clock import Clock
 from saga_journey.runtime.errors import NonRetryableError
 from saga_journey.runtime.handlers import CompensationContext, Handler, HandlerRegistry
@@ -22,6 +25,93 @@ log = logging.getLogger("saga_journey.compensator")
 def describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class AbandonedThreads:
+    """Bounds the threads sync compensation handlers occupy: calls running plus calls abandoned
+    after their timeout (a Python thread cannot be killed; it stays until the call returns)."""
+
+    def __init__(self, limit: int, max_threads: int = 256) -> None:
+        self.limit = limit  # abandoned calls beyond which new attempts fail at once
+        self.max_threads = max_threads  # running + abandoned calls, a hard bound
+        self._lock = threading.Lock()
+        self._count = 0
+        self._occupied = 0
+
+    def count(self) -> int:
+        return self._count
+
+    def occupied(self) -> int:
+        return self._occupied
+
+    def full(self) -> bool:
+        return self._count >= self.limit
+
+    def _reserve(self) -> bool:
+        with self._lock:
+            if self._occupied >= self.max_threads:
+                return False
+            self._occupied += 1
+            return True
+
+    def _release(self, abandoned: bool) -> None:
+        with self._lock:
+            self._occupied -= 1
+            if abandoned:
+                self._count -= 1
+
+    def _abandon(self) -> None:
+        with self._lock:
+            self._count += 1
+
+
+class HandlerSlot:
+    """One compensator's sync-call slot, shared with its saga actor: the saga reserves a thread
+    before each attempt; the call's return (or the compensator's stop, if it never ran) gives
+    it back; a timeout marks the running call abandoned (it keeps its thread until it returns)."""
+
+    def __init__(self, tracker: AbandonedThreads) -> None:
+        self._tracker = tracker
+        self._lock = threading.Lock()
+        self._reserved = False
+        self._in_handler = False
+        self._abandoned = False
+
+    def reserve(self) -> bool:
+        with self._lock:
+            if self._reserved:
+                return True
+            self._reserved = self._tracker._reserve()
+            return self._reserved
+
+    def enter(self) -> None:
+        with self._lock:
+            self._in_handler = True
+
+    def leave(self) -> None:
+        with self._lock:
+            self._in_handler = False
+            reserved, self._reserved = self._reserved, False
+            abandoned, self._abandoned = self._abandoned, False
+        if reserved:
+            self._tracker._release(abandoned)
+
+    def cancel(self) -> None:
+        """The compensator stops: give back a reservation that no call is using."""
+        with self._lock:
+            if self._in_handler or not self._reserved:
+                return
+            self._reserved = False
+        self._tracker._release(False)
+
+    def abandon(self) -> bool:
+        """Mark a running sync call abandoned; False if no call is running."""
+        with self._lock:
+            if not self._in_handler or self._abandoned:
+                return False
+            self._abandoned = True
+        self._tracker._abandon()
+        return True
 
 
 class CompensatorActor(pykka.ThreadingActor):
@@ -41,8 +131,11 @@ class CompensatorActor(pykka.ThreadingActor):
         report: Callable[[CompensationOutcome], None],
         runner: AsyncRunner,
         clock: Clock,
+        slot: HandlerSlot | None = None,
     ) -> None:
         super().__init__()
+        self._slot = slot
+        self._future: Future[Any] | None = None
         self._handler = handler
         self._context = context
         self._report = report
@@ -57,20 +150,42 @@ class CompensatorActor(pykka.ThreadingActor):
     def _run(self, attempt: int) -> None:
         ctx = CompensationContext(**{**_fields(self._context), "attempt": attempt})
         started = time.perf_counter()
+        crashpoints.hit(crashpoints.BEFORE_HANDLER)
         if self._is_async:
             try:
                 future = self._runner.submit(self._handler(ctx))
             except BaseException as exc:  # the call itself failed before returning a coroutine
                 self._finish(attempt, started, exc)
                 return
-            future.add_done_callback(lambda f: self._finish(attempt, started, f.exception()))
+            self._future = future
+            future.add_done_callback(lambda f: self._async_done(attempt, started, f))
             return
+        slot = self._slot
+        if slot is not None:
+            slot.enter()
         try:
             self._handler(ctx)
         except BaseException as exc:  # handlers are user code: every failure becomes a report
-            self._finish(attempt, started, exc)
+            error: BaseException | None = exc
         else:
-            self._finish(attempt, started, None)
+            error = None
+        finally:
+            if slot is not None:
+                slot.leave()
+        crashpoints.hit(crashpoints.AFTER_HANDLER)
+        self._finish(attempt, started, error)
+
+    def _async_done(self, attempt: int, started: float, future: Future[Any]) -> None:
+        if future.cancelled():
+            return  # abandoned after its timeout; the saga already recorded the attempt
+        crashpoints.hit(crashpoints.AFTER_HANDLER)
+        self._finish(attempt, started, future.exception())
+
+    def on_stop(self) -> None:
+        if self._future is not None:
+            self._future.cancel()
+        if self._slot is not None:
+            self._slot.cancel()
 
     def _finish(self, attempt: int, started: float, exc: BaseException | None) -> None:
         duration = time.perf_counter() - started

@@ -18,6 +18,7 @@ import pykka
 from saga_journey.runtime.codec import state_from_dict, status_view
 from saga_journey.runtime.errors import (
     ConflictError,
+    CorruptRecordError,
     NotFoundError,
     OverloadedError,
     RuntimeClosedError,
@@ -88,7 +89,7 @@ class Directory:
         snapshot = self._svc.store.load_saga(saga_id)
         if snapshot is None:
             return None
-        state = state_from_dict(snapshot)
+        state = state_of(self._svc.store, saga_id, snapshot)
         journey = self._svc.load_journey(state.journey_id, state.journey_version)
         self._check_capacity()
         ref = SagaActor.start(self._svc, saga_id, journey, state)
@@ -171,7 +172,12 @@ class Directory:
         """
         n = 0
         for saga_id in self._svc.store.sagas_with_work_owed():
-            self.send(saga_id, RunOwed(), activate_only_if_stored=True)
+            try:
+                self.send(saga_id, RunOwed(), activate_only_if_stored=True)
+            except CorruptRecordError as exc:
+                # Quarantined by the store (counted in its stats); every other saga recovers.
+                log.error("saga %s not recovered: %s", saga_id, exc)
+                continue
             n += 1
         for saga_id, wake_at in self._svc.store.pending_wakeups():
             self._svc.timers.call_at(
@@ -236,5 +242,18 @@ class Directory:
                 pass
 
 
-def view_of(snapshot: dict[str, Any]) -> dict[str, Any]:
-    return status_view(state_from_dict(snapshot))
+def state_of(store: Any, saga_id: str, snapshot: dict[str, Any]) -> Any:
+    """The snapshot as a SagaState; one that passes its CRC but is malformed is quarantined."""
+    try:
+        return state_from_dict(snapshot)
+    except Exception as exc:  # KeyError, TypeError, ValueError ... from a malformed record
+        where = f"sagas/{saga_id}"
+        reason = f"snapshot cannot be decoded into a saga state: {type(exc).__name__}: {exc}"
+        store.quarantine(where, reason)
+        raise CorruptRecordError(f"{where}: {reason}", where=where) from exc
+
+
+def view_of(snapshot: dict[str, Any], store: Any = None) -> dict[str, Any]:
+    if store is None:
+        return status_view(state_from_dict(snapshot))
+    return status_view(state_of(store, str(snapshot.get("saga_id")), snapshot))

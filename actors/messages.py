@@ -52,3 +52,12 @@ class Passivate:
 @dataclass(frozen=True, slots=True)
 class RunAttempt:
     attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerTimeout:
+    """A compensation attempt ran past its handler timeout: abandon it, count it failed."""
+
+    milestone_id: str
+    attempt: int
+    after_s: float

@@ -18,10 +18,12 @@ from typing import Any
 import pykka
 
 from saga_journey.persistence.store import SagaWrite
+from saga_journey.runtime import crashpoints
 from saga_journey.runtime.codec import event_to_dict, state_to_dict, status_view
 from saga_journey.runtime.errors import (
     InvalidInputError,
     NotFoundError,
+    OverloadedError,
     RuntimeClosedError,
     SagaError,
     StorageError,
@@ -39,12 +41,13 @@ from saga_journey.runtime.model import (
     TimerFired,
 )
 
-from .compensator_actor import CompensatorActor
+from .compensator_actor import CompensatorActor, HandlerSlot
 from .dispatcher import PooledActor
 from .messages import (
     Command,
     Committed,
     CompensationReport,
+    HandlerTimeout,
     Passivate,
     RunAttempt,
     RunOwed,
@@ -54,7 +57,8 @@ from .services import Services
 
 log = logging.getLogger("saga_journey.saga_actor")
 
-STORAGE_RETRY_S = 1.0  # after a failed write of a compensation outcome, re-run that attempt
+STORAGE_RETRY_S = 1.0
+HANDLER_THREADS_BUSY_RETRY_S = 0.05  # all sync-handler threads taken: look again this soon  # after a failed write of a compensation outcome, re-run that attempt
 
 
 @dataclass(slots=True)
@@ -91,6 +95,8 @@ class SagaActor(PooledActor):
         self.actor_inbox.held = self._stash  # stashed requests count in the mailbox depth
         self._token = 0
         self._compensator: tuple[str, pykka.ActorRef[Any]] | None = None
+        self._slot: HandlerSlot | None = None  # the running compensator's sync-call slot
+        self._timeout_timer: Any = None
         self._running: tuple[str, int] | None = None  # (milestone, attempt) handed to a compensator
         self._scheduled: tuple[str, int] | None = None  # (milestone, attempt) waiting on a timer
         self._armed: set[tuple[str, float]] = set()  # durable timers armed by this activation
@@ -116,9 +122,17 @@ class SagaActor(PooledActor):
         elif isinstance(message, RunOwed):
             self._dispatch_effects()
         elif self._inflight is not None:
+            if isinstance(message, Command) and self._queued_commands() >= self._svc.config.max_queued_per_saga:
+                _resolve(message.reply, error=OverloadedError(
+                    f"saga {self._saga_id} has {self._svc.config.max_queued_per_saga} requests "
+                    "queued; retry shortly", saga_id=self._saga_id))
+                return
             self._stash.append(message)
         else:
             self._handle(message)
+
+    def _queued_commands(self) -> int:
+        return sum(1 for m in self._stash if isinstance(m, Command))
 
     def _handle(self, message: Any) -> None:
         if isinstance(message, Command):
@@ -127,6 +141,34 @@ class SagaActor(PooledActor):
             self._handle_report(message.outcome)
         elif isinstance(message, TimerDue):
             self._handle_timer(message)
+        elif isinstance(message, HandlerTimeout):
+            self._handle_handler_timeout(message)
+
+    def _handle_handler_timeout(self, msg: HandlerTimeout) -> None:
+        """Abandon an attempt that ran too long; the core records it as a failed attempt (a
+        late outcome of the abandoned call is then stale and ignored by the core)."""
+        if self._running != (msg.milestone_id, msg.attempt) or self._state is None:
+            return
+        comp = self._compensator
+        if comp is not None and comp[0] == msg.milestone_id:
+            if self._slot is not None and self._slot.abandon():
+                log.warning(
+                    "saga %s: compensation handler for %s (attempt %d) still running after "
+                    "%.3gs; its thread is abandoned (%d abandoned now)", self._saga_id,
+                    msg.milestone_id, msg.attempt, msg.after_s, self._svc.abandoned.count(),
+                )
+            self._stop_compensator()
+        self._handle_report(
+            CompensationOutcome(
+                milestone_id=msg.milestone_id,
+                attempt=msg.attempt,
+                ok=False,
+                at=self._svc.clock.now(),
+                duration_s=msg.after_s,
+                error=f"HandlerTimeout: handler did not return within {msg.after_s:g}s; abandoned",
+                retryable=True,
+            )
+        )
 
     def _handle_timer(self, due: TimerDue) -> None:
         state, journey = self._state, self._journey
@@ -173,6 +215,9 @@ class SagaActor(PooledActor):
         assert state is not None and journey is not None
         if self._running == (outcome.milestone_id, outcome.attempt):
             self._running = None
+            if self._timeout_timer is not None:
+                self._timeout_timer.cancel()
+                self._timeout_timer = None
         self._svc.observer.on_compensation_attempt(
             state.journey_type, outcome.milestone_id, outcome.ok, outcome.duration_s
         )
@@ -214,6 +259,7 @@ class SagaActor(PooledActor):
             except pykka.ActorDeadError:
                 log.error("saga %s stopped before its commit was confirmed", self._saga_id)
 
+        crashpoints.hit(crashpoints.AFTER_DECIDE)
         try:
             self._svc.store.submit([write], committed)
         except SagaError as exc:
@@ -236,6 +282,10 @@ class SagaActor(PooledActor):
                 self._svc.timers.call_later(STORAGE_RETRY_S, self._wake_later())
             self._stop_if_never_started()
         else:
+            if inflight.reply is not None:
+                crashpoints.hit(crashpoints.BEFORE_REPLY)
+            elif inflight.event.kind.startswith("compensation"):
+                crashpoints.hit(crashpoints.AFTER_COMP_RECORDED)
             self._state = state = inflight.state
             self._svc.observer.on_transition(state, inflight.event)
             _resolve(inflight.reply, inflight.response)
@@ -301,7 +351,21 @@ class SagaActor(PooledActor):
                 )
             )
             return
-        if self._compensator is None or self._compensator[0] != effect.milestone_id:
+        is_async = self._svc.handlers.is_async(handler)
+        reuse = self._compensator is not None and self._compensator[0] == effect.milestone_id
+        slot = None
+        if not is_async:
+            if self._svc.abandoned.full():
+                self._fail_attempt_now(effect, (
+                    f"{self._svc.abandoned.count()} hung compensation handler threads are "
+                    f"abandoned (limit {self._svc.abandoned.limit}); not starting another"))
+                return
+            slot = self._slot if reuse and self._slot is not None else HandlerSlot(self._svc.abandoned)
+            if not slot.reserve():  # every handler thread is busy: try again shortly
+                self._running = None
+                self._svc.timers.call_later(HANDLER_THREADS_BUSY_RETRY_S, self._wake_later())
+                return
+        if not reuse:
             self._stop_compensator()
             done = state.recorded(effect.milestone_id)
             ctx = CompensationContext(
@@ -316,20 +380,45 @@ class SagaActor(PooledActor):
                 attempt=effect.attempt,
             )
             me = self.actor_ref
+            self._slot = slot
             ref = CompensatorActor.start(
                 handler=handler,
                 context=ctx,
                 report=lambda outcome: me.tell(CompensationReport(outcome)),
                 runner=self._svc.runner,
                 clock=self._svc.clock,
+                slot=self._slot,
             )
             self._compensator = (effect.milestone_id, ref)
         self._compensator[1].tell(RunAttempt(effect.attempt))
+        timeout = effect.retry.handler_timeout_s
+        if timeout is None:
+            timeout = self._svc.config.handler_timeout_s
+        if timeout is not None:
+            directory, saga_id = self._svc.directory, self._saga_id
+            message = HandlerTimeout(effect.milestone_id, effect.attempt, timeout)
+            self._timeout_timer = self._svc.timers.call_later(
+                timeout, lambda: directory.send(saga_id, message, activate_only_if_stored=True)
+            )
+
+    def _fail_attempt_now(self, effect: RunCompensation, error: str) -> None:
+        self.actor_ref.tell(
+            CompensationReport(
+                CompensationOutcome(
+                    milestone_id=effect.milestone_id,
+                    attempt=effect.attempt,
+                    ok=False,
+                    at=self._svc.clock.now(),
+                    error=error,
+                )
+            )
+        )
 
     def _stop_compensator(self) -> None:
         if self._compensator is not None:
             self._compensator[1].stop(block=False)
             self._compensator = None
+            self._slot = None
 
     # --- lifecycle ---------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from saga_journey.runtime.observer import RuntimeObserver
 from saga_journey.runtime.timers import TimerService
 
 from .async_runner import AsyncRunner
+from .compensator_actor import AbandonedThreads
 from .dispatcher import Dispatcher
 
 if TYPE_CHECKING:
@@ -34,3 +35,4 @@ class Services:
     dispatcher: Dispatcher
     directory: "Directory" = field(init=False)
     closing: threading.Event = field(default_factory=threading.Event)
+    abandoned: AbandonedThreads = field(default_factory=lambda: AbandonedThreads(32))

@@ -25,6 +25,7 @@ import lmdb
 
 from saga_journey.persistence.records import decode_record, encode_record
 from saga_journey.persistence.store import CommitCallback, JourneyWrite, SagaWrite, Write
+from saga_journey.runtime import crashpoints
 from saga_journey.runtime.errors import CorruptRecordError, InvalidInputError, StorageError
 from saga_journey.runtime.model import COMP_FAILED, COMPENSATING, FAILED, IN_PROGRESS
 
@@ -200,6 +201,7 @@ class LmdbStore:
         self._stats_lock = threading.Lock()
         self._commits = self._batches = self._last_batch = self._max_batch_seen = 0
         self._map_grows = 0
+        self._quarantine: dict[str, str] = {}  # where -> why; records that failed to decode
 
         os.makedirs(self._path, exist_ok=True)
         self._lock_fd = self._take_folder_lock()
@@ -442,6 +444,7 @@ class LmdbStore:
                             self._apply_saga(txn, op)
                         else:
                             self._apply_journey(txn, op)
+                crashpoints.hit(crashpoints.MID_BATCH)
                 txn.commit()
             except lmdb.MapFullError:
                 self._grow(txn)
@@ -450,6 +453,7 @@ class LmdbStore:
                 with self._gate.exclusive():
                     txn.abort()
                 raise
+            crashpoints.hit(crashpoints.AFTER_COMMIT)
             elapsed = time.perf_counter() - started
             with self._stats_lock:
                 self._commits += 1
@@ -575,6 +579,26 @@ class LmdbStore:
 
     # ---- reading -----------------------------------------------------------------------
 
+    def _decode(self, raw: bytes, where: str) -> Any:
+        """decode_record, remembering (quarantining) every record that fails it."""
+        try:
+            return decode_record(raw, where=where)
+        except CorruptRecordError as exc:
+            self.quarantine(where, exc.message)
+            raise
+
+    def quarantine(self, where: str, reason: str) -> None:
+        with self._stats_lock:
+            if where not in self._quarantine:
+                log.error("quarantined corrupt record %s: %s", where, reason)
+            self._quarantine[where] = reason
+
+    def quarantined(self) -> list[dict[str, str]]:
+        """Records found corrupt by reads of this process (``saga-journey quarantine`` lists
+        every corrupt record in a folder)."""
+        with self._stats_lock:
+            return [{"where": w, "reason": r} for w, r in sorted(self._quarantine.items())]
+
     @contextmanager
     def _read(self) -> Iterator[lmdb.Transaction]:
         with self._gate.shared():
@@ -589,7 +613,7 @@ class LmdbStore:
     def load_saga(self, saga_id: str) -> dict | None:
         with self._read() as txn:
             raw = txn.get(saga_id.encode(), db=self._sagas)
-            return None if raw is None else decode_record(raw, where=f"sagas/{saga_id}")
+            return None if raw is None else self._decode(raw, f"sagas/{saga_id}")
 
     def load_history(
         self, saga_id: str, *, after_seq: int = 0, limit: int | None = None
@@ -606,7 +630,7 @@ class LmdbStore:
                 if not key.startswith(prefix) or len(key) != len(prefix) + 8:
                     break
                 seq = int.from_bytes(key[-8:], "big")
-                out.append(decode_record(cursor.value(), where=f"history/{saga_id}/{seq}"))
+                out.append(self._decode(cursor.value(), f"history/{saga_id}/{seq}"))
                 found = cursor.next()
         return out
 
@@ -622,7 +646,7 @@ class LmdbStore:
             raw = txn.get(key, db=self._journeys)
             if raw is None:
                 return None
-            return decode_record(raw, where=f"journeys/{journey_id}/v{int(key[-10:])}")
+            return self._decode(raw, f"journeys/{journey_id}/v{int(key[-10:])}")
 
     def list_journeys(self, tenant_id: str) -> list[dict]:
         out: list[dict] = []
@@ -638,7 +662,10 @@ class LmdbStore:
                     prev_prefix = prefix
             for key in latest:
                 where = f"journeys/{key[:-11].decode()}/v{int(key[-10:])}"
-                journey = decode_record(txn.get(key, db=self._journeys), where=where)
+                try:
+                    journey = self._decode(txn.get(key, db=self._journeys), where)
+                except CorruptRecordError:
+                    continue  # quarantined; listed by `saga-journey quarantine`
                 if journey.get("tenant_id") == tenant_id:
                     out.append(journey)
         return out
@@ -686,7 +713,10 @@ class LmdbStore:
                 raw = txn.get(key.rsplit(_SEP, 1)[1], db=self._sagas)
                 if raw is None:
                     raise CorruptRecordError(f"idx entry for sagas/{saga_id} has no snapshot")
-                sagas.append(decode_record(raw, where=f"sagas/{saga_id}"))
+                try:
+                    sagas.append(self._decode(raw, f"sagas/{saga_id}"))
+                except CorruptRecordError:
+                    continue  # quarantined: one bad record must not hide every other saga
         return sagas, (_encode_cursor(keys[-1]) if more else None)
 
     def sagas_with_work_owed(self) -> list[str]:
@@ -736,7 +766,7 @@ class LmdbStore:
     def get_idempotency(self, key: str) -> dict | None:
         with self._read() as txn:
             raw = txn.get(key.encode(), db=self._idem)
-            return None if raw is None else decode_record(raw, where=f"idem/{key}")
+            return None if raw is None else self._decode(raw, f"idem/{key}")
 
     def stats(self) -> dict:
         with self._gate.shared():
@@ -752,6 +782,7 @@ class LmdbStore:
                 "last_batch_size": self._last_batch,
                 "max_batch_size_seen": self._max_batch_seen,
                 "map_grows": self._map_grows,
+                "quarantined_records": len(self._quarantine),
                 "queue_depth": self._queue.qsize(),
             }
 

@@ -35,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     hash_key.add_argument("--tenant", default="default")
     hash_key.add_argument("--user", default="api")
     hash_key.add_argument("--roles", default="read,write", help="comma-separated: read,write,admin")
+    verify = sub.add_parser("verify", help="check every record's CRC and the indexes (store closed)")
+    verify.add_argument("--data-dir", default="./data")
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    quarantine = sub.add_parser("quarantine", help="list records that fail their CRC or decode")
+    quarantine.add_argument("--data-dir", default="./data")
     return parser
 
 
@@ -78,6 +83,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f'user_id = "{args.user}"')
             print("roles = [" + ", ".join(f'"{r}"' for r in roles) + "]")
             return 0
+        if args.command in ("verify", "quarantine"):
+            from saga_journey.persistence.verify import verify
+
+            report = verify(args.data_dir)
+            if args.command == "quarantine":
+                for item in report.corrupt:
+                    print(f"{item['where']}\t{item['reason']}")
+                print(f"{len(report.corrupt)} corrupt record(s) in {args.data_dir}", file=sys.stderr)
+                return 1 if report.corrupt else 0
+            if args.json:
+                import json
+
+                print(json.dumps(report.to_dict(), indent=2))
+            else:
+                print(f"{args.data_dir}: {report.records} records, {report.sagas} sagas, "
+                      f"{len(report.corrupt)} corrupt, {len(report.inconsistent)} inconsistent")
+                for item in report.corrupt:
+                    print(f"  corrupt  {item['where']}: {item['reason']}")
+                for line in report.inconsistent:
+                    print(f"  inconsistent  {line}")
+            return 0 if report.ok else 1
     except SagaError as exc:
         print(f"saga-journey: {exc}", file=sys.stderr)
         return 2

@@ -23,3 +23,18 @@ class RuntimeConfig:
     default_tenant: str = "default"
     dispatcher_threads: int = 2
     """Threads that run all saga actors (M:N); compensation handlers get threads of their own."""
+    handler_timeout_s: float | None = 60.0
+    """A compensation handler attempt running longer is abandoned and counted as a failed,
+    retryable attempt. Per milestone: ``retry.handler_timeout_s``. None: never abandon."""
+    max_abandoned_handler_threads: int = 32
+    """A hung sync handler's thread cannot be killed in Python. With this many abandoned,
+    new sync attempts fail at once (counted as failed attempts, retried per policy)."""
+    max_handler_threads: int = 256
+    """Hard bound on threads running sync compensation handlers, abandoned ones included;
+    when all are taken, attempts wait (without spending an attempt) for one to free up."""
+    max_in_flight_requests: int = 10000
+    """Admission control: writes (execute/advance/compensate/operator) accepted but not yet
+    answered; beyond it requests are refused with OverloadedError."""
+    max_queued_per_saga: int = 100
+    """Admission control: requests waiting behind one saga's in-flight write; beyond it that
+    saga's requests are refused with OverloadedError."""

@@ -33,7 +33,7 @@ TEMPLATES: dict[str, tuple[tuple[str, str], ...]] = {
     ),
 }
 
-_RETRY_KEYS = {"max_attempts", "initial_delay_s", "backoff", "max_delay_s", "jitter"}
+_RETRY_KEYS = {"max_attempts", "initial_delay_s", "backoff", "max_delay_s", "jitter", "handler_timeout_s"}
 _MILESTONE_KEYS = {"id", "name", "compensation_handler", "timeout_s", "retry", "forward_retry"}
 
 
@@ -80,6 +80,8 @@ def parse_retry(raw: Any, where: str, default: RetryPolicy) -> RetryPolicy:
         raise InvalidInputError(f"{where}.retry: delays must be >= 0 and backoff >= 1")
     if not 0 <= values["jitter"] <= 1:
         raise InvalidInputError(f"{where}.retry.jitter must be between 0 and 1")
+    if values.get("handler_timeout_s") is not None and not values["handler_timeout_s"] > 0:
+        raise InvalidInputError(f"{where}.retry.handler_timeout_s must be > 0 seconds")
     values["max_attempts"] = int(values["max_attempts"])
     return RetryPolicy.from_dict(values)
 

@@ -36,6 +36,9 @@ class RetryPolicy:
     max_delay_s: float = 30.0
     jitter: float = 0.0
     """Fraction (0-1) of each delay taken off at random, so retries of many sagas spread out."""
+    handler_timeout_s: float | None = None
+    """An attempt still running after this long is abandoned and counted as a failed attempt
+    (None: the runtime's ``RuntimeConfig.handler_timeout_s``)."""
 
     def delay_after(self, failed_attempts: int, salt: str = "") -> float:
         """Delay before the next attempt once ``failed_attempts`` attempts have failed.
@@ -50,13 +53,16 @@ class RetryPolicy:
         return delay
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "max_attempts": self.max_attempts,
             "initial_delay_s": self.initial_delay_s,
             "backoff": self.backoff,
             "max_delay_s": self.max_delay_s,
             "jitter": self.jitter,
         }
+        if self.handler_timeout_s is not None:
+            d["handler_timeout_s"] = self.handler_timeout_s
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RetryPolicy:
@@ -66,6 +72,9 @@ class RetryPolicy:
             backoff=float(d["backoff"]),
             max_delay_s=float(d["max_delay_s"]),
             jitter=float(d.get("jitter", 0.0)),
+            handler_timeout_s=(
+                None if d.get("handler_timeout_s") is None else float(d["handler_timeout_s"])
+            ),
         )
 
 

@@ -31,10 +31,12 @@ from .codec import status_view
 from .config import RuntimeConfig
 from .errors import (
     ConflictError,
+    CorruptRecordError,
     HandlerMissingError,
     IdempotencyKeyReusedError,
     InvalidInputError,
     NotFoundError,
+    OverloadedError,
     RequestInFlightError,
     RuntimeClosedError,
     SagaError,
@@ -86,6 +88,8 @@ class SagaOrchestrator:
         self._idem_lock = threading.Lock()
         self._idem_in_flight: set[str] = set()
         self._closed = False
+        self._admission_lock = threading.Lock()
+        self._in_flight = 0
         self._timers = TimerService(self.clock)
         self._runner = AsyncRunner()
         self._dispatcher = Dispatcher(threads=self.config.dispatcher_threads)
@@ -100,6 +104,8 @@ class SagaOrchestrator:
             load_journey=self._load_journey,
             dispatcher=self._dispatcher,
         )
+        self._svc.abandoned.limit = self.config.max_abandoned_handler_threads
+        self._svc.abandoned.max_threads = self.config.max_handler_threads
         self._directory = Directory(self._svc)
         self._directory.start_reaper()
         self.recovered = 0
@@ -187,7 +193,10 @@ class SagaOrchestrator:
             "mailbox_max": mailbox_max,
             "activations": self._directory.activations(),
             "pending_timers": self._timers.pending(),
-            "store": self.store.stats(),
+            "in_flight_requests": self._in_flight,
+            "abandoned_handler_threads": self._svc.abandoned.count(),
+            "handler_threads": self._svc.abandoned.occupied(),
+            "store": self.store.stats(),  # includes quarantined_records
         }
 
     # --- helpers -----------------------------------------------------------------------
@@ -237,12 +246,37 @@ class SagaOrchestrator:
             raise NotFoundError(f"journey {journey_id}{suffix} not found", journey_id=journey_id)
         return journey
 
+    def _admit(self) -> None:
+        """Admission control: refuse a write when too many are accepted and unanswered."""
+        with self._admission_lock:
+            if self._in_flight >= self.config.max_in_flight_requests:
+                raise OverloadedError(
+                    f"{self._in_flight} requests are in flight (limit "
+                    f"{self.config.max_in_flight_requests}); retry shortly"
+                )
+            self._in_flight += 1
+
+    def _release(self, _: Reply | None = None) -> None:
+        with self._admission_lock:
+            self._in_flight -= 1
+
+    def _admitted(self, reply: Reply, send: Callable[[], None]) -> Reply:
+        self._admit()
+        try:
+            send()
+        except BaseException:
+            self._release()
+            raise
+        return reply  # settling it releases the slot (see _new_reply)
+
+    def in_flight(self) -> int:
+        return self._in_flight
+
     def _ask(self, saga_id: str, command: Command) -> Reply:
         self._check_open()
         check_id(saga_id, "saga_id")
         assert command.reply is not None
-        self._directory.send(saga_id, command)
-        return command.reply
+        return self._admitted(command.reply, lambda: self._directory.send(saga_id, command))
 
     def _wait(self, reply: Reply) -> Any:
         try:
@@ -255,14 +289,14 @@ class SagaOrchestrator:
     def _new_reply(
         self, is_async: bool, operation: str, release: Callable[[Reply], None] | None = None
     ) -> Reply:
-        """A reply that reports its latency to the observer (and releases an idempotency key)."""
+        """A reply that reports its latency, frees its admission slot (and its idempotency key)."""
         started = time.perf_counter()
         observer = self.observer
 
         def timed(r: Reply) -> None:
             observer.on_request(operation, time.perf_counter() - started, r.exception() is None)
 
-        callbacks = [timed] if release is None else [timed, release]
+        callbacks = [timed, self._release] if release is None else [timed, self._release, release]
         loop = asyncio.get_running_loop() if is_async else None
         return Reply(loop=loop, on_settle=callbacks)
 
@@ -504,8 +538,7 @@ class SagaOrchestrator:
                 tenant_id=tenant,
                 idempotency=idem,
             )
-            self._directory.create(sid, journey, command)
-            return reply
+            return self._admitted(reply, lambda: self._directory.create(sid, journey, command))
 
         return self._idempotent(tenant, idempotency_key, request, submit)
 
@@ -738,7 +771,7 @@ class SagaOrchestrator:
 
     def get_saga_status_sync(self, saga_id: str, user_context: UserContext = None) -> dict[str, Any]:
         """The committed status of a saga (what every acknowledged write has produced)."""
-        return view_of(self._snapshot(saga_id, user_context))
+        return view_of(self._snapshot(saga_id, user_context), self.store)
 
     async def get_saga_status(self, saga_id: str, user_context: UserContext = None) -> dict[str, Any]:
         return self.get_saga_status_sync(saga_id, user_context)
@@ -781,7 +814,13 @@ class SagaOrchestrator:
         snaps, next_cursor = self.store.list_sagas(
             tenant, status=status, journey_type=journey_type, limit=limit, after=cursor
         )
-        return {"sagas": [view_of(s) for s in snaps], "next_cursor": next_cursor}
+        views = []
+        for snap in snaps:
+            try:
+                views.append(view_of(snap, self.store))
+            except CorruptRecordError:
+                continue  # quarantined; one bad record must not hide the others
+        return {"sagas": views, "next_cursor": next_cursor}
 
     async def list_sagas(
         self,
