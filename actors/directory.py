@@ -139,7 +139,10 @@ class Directory:
         if now - self._last_eager < EAGER_PASSIVATION_INTERVAL_S:
             return
         self._last_eager = now
-        self.broadcast(Passivate(idle_for_s=min(1.0, self._svc.config.idle_passivate_s)))
+        # Called with a shard lock held: broadcasting takes every shard lock, so hand it to the
+        # timer thread rather than deadlock on our own (non-reentrant) lock or another's.
+        message = Passivate(idle_for_s=min(1.0, self._svc.config.idle_passivate_s))
+        self._svc.timers.call_later(0.0, lambda: self.broadcast(message))
 
     def broadcast(self, message: Any) -> None:
         for lock, live in self._shards:

@@ -457,3 +457,21 @@ def test_many_concurrent_sagas_share_group_commits(orch) -> None:
     counts = orch.store.count_by_status()
     assert counts[("order_processing", COMPLETED)] == 48
     assert counts[("order_processing", FAILED)] == 16
+
+
+def test_more_live_sagas_than_the_soft_limit_passivate_instead_of_deadlocking(open_orch, observer) -> None:
+    orch = open_orch(config=RuntimeConfig(max_live_actors=4, idle_passivate_s=0.05), observer=observer)
+    j = orch.design_saga_journey_sync("order_processing", user_context=UC)
+    done = threading.Event()
+    ids: list[str] = []
+
+    def start_many() -> None:  # past the soft limit, each activation asks idle sagas to passivate
+        for _ in range(40):
+            ids.append(orch.execute_saga_journey_sync(j["journey_id"], "u", {}, UC)["saga_id"])
+        done.set()
+
+    threading.Thread(target=start_many, daemon=True).start()
+    assert done.wait(30), "starting sagas past max_live_actors hung"
+    assert observer.passivated.wait(10)
+    assert all(orch.get_saga_status_sync(s, UC)["status"] == IN_PROGRESS for s in ids)
+    assert advance(orch, ids[0])["current_milestone"] == "process_payment"
