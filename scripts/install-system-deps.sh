@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Debian packages the test suite uses: prometheus (brings promtool) for the metrics tests.
+# Debian packages the project uses: prometheus (brings promtool) for the metrics tests, wrk for
+# bench/bench_http.py.
 # Installs them when missing and we are root; otherwise says what is missing (those tests then
 # skip locally, and fail under CI=true).
 set -euo pipefail
 missing=()
 command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)  # bench/bench_http.py load generator
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
