@@ -31,6 +31,8 @@ def main() -> int:
     p.add_argument("--chains", type=int, default=2)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--sagas-per-run", type=int, default=24)
+    p.add_argument("--client", choices=["embedded", "http"], default="embedded",
+                   help="drive the workload through the embedded API or the HTTP gateway")
     p.add_argument("--workdir", help="keep the chains' folders here (default: a temp dir)")
     args = p.parse_args()
     base = Path(args.workdir or tempfile.mkdtemp(prefix="saga-chaos-"))
@@ -38,7 +40,8 @@ def main() -> int:
     started = time.perf_counter()
     with ThreadPoolExecutor(args.chains) as pool:
         results = list(pool.map(
-            lambda i: run_chain(base / f"chain{i}", args.seed * 1000 + i, per[i], args.sagas_per_run),
+            lambda i: run_chain(base / f"chain{i}", args.seed * 1000 + i, per[i], args.sagas_per_run,
+                                client=args.client),
             range(args.chains)))
     elapsed = time.perf_counter() - started
     print(f"machine: {platform.platform()}, {os.cpu_count()} cpus, python {platform.python_version()}")

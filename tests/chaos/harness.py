@@ -37,10 +37,11 @@ class ChainResult:
     verdict: Verdict | None = None
 
 
-def _worker_cmd(work: Path, run_id: int, new_sagas: int, report: Path | None, wait_s: float) -> list[str]:
+def _worker_cmd(work: Path, run_id: int, new_sagas: int, report: Path | None, wait_s: float,
+                client: str = "embedded") -> list[str]:
     cmd = [sys.executable, str(WORKER), "--data-dir", str(work / "data"), "--acks", str(work / "acks.log"),
            "--ledger", str(work / "ledger.log"), "--run-id", str(run_id), "--new-sagas", str(new_sagas),
-           "--wait-s", str(wait_s)]
+           "--wait-s", str(wait_s), "--client", client]
     if report is not None:
         cmd += ["--report", str(report)]
     return cmd
@@ -48,7 +49,7 @@ def _worker_cmd(work: Path, run_id: int, new_sagas: int, report: Path | None, wa
 
 def run_once(work: Path, run_id: int, new_sagas: int, crash: str | None, kill_after: float | None,
              wait_s: float = 30.0, report: Path | None = None, extra_env: dict[str, str] | None = None,
-             ) -> str | None:
+             client: str = "embedded") -> str | None:
     """One worker run. Returns the crash point that killed it, RANDOM_KILL, or None (clean)."""
     mark = work / "crash.mark"
     mark.unlink(missing_ok=True)
@@ -57,7 +58,7 @@ def run_once(work: Path, run_id: int, new_sagas: int, crash: str | None, kill_af
     if crash:
         env[crashpoints.ENV] = crash
         env[crashpoints.MARK_ENV] = str(mark)
-    proc = subprocess.Popen(_worker_cmd(work, run_id, new_sagas, report, wait_s), env=env,
+    proc = subprocess.Popen(_worker_cmd(work, run_id, new_sagas, report, wait_s, client), env=env,
                             stdout=subprocess.DEVNULL, stderr=open(work / "worker.err", "ab"))
     try:
         proc.wait(timeout=kill_after if kill_after is not None else wait_s * 3 + 60)
@@ -73,7 +74,8 @@ def run_once(work: Path, run_id: int, new_sagas: int, crash: str | None, kill_af
 
 
 def run_chain(work: Path, seed: int, injections: int, sagas_per_run: int = 24,
-              random_fraction: float = 0.15, double_fraction: float = 0.3, wait_s: float = 30.0) -> ChainResult:
+              random_fraction: float = 0.15, double_fraction: float = 0.3, wait_s: float = 30.0,
+              client: str = "embedded") -> ChainResult:
     """Keep injecting until ``injections`` kills happened, then a clean final run and the checks.
 
     Crash points are taken round-robin (so every point is covered), ``nth`` at random.
@@ -88,12 +90,14 @@ def run_chain(work: Path, seed: int, injections: int, sagas_per_run: int = 24,
         res.runs += 1
         if rng.random() < random_fraction:
             point = RANDOM_KILL
-            outcome = run_once(work, run_id, sagas_per_run, None, rng.uniform(0.05, 0.6), wait_s)
+            outcome = run_once(work, run_id, sagas_per_run, None, rng.uniform(0.05, 0.6), wait_s,
+                               client=client)
         else:
             point = points[turn % len(points)]
             turn += 1
             nth = rng.randint(1, _NTH_MAX[point])
-            outcome = run_once(work, run_id, sagas_per_run, f"{point}:{nth}", None, wait_s)
+            outcome = run_once(work, run_id, sagas_per_run, f"{point}:{nth}", None, wait_s,
+                               client=client)
         if outcome is None:
             res.missed[point] += 1
             continue
@@ -104,7 +108,8 @@ def run_chain(work: Path, seed: int, injections: int, sagas_per_run: int = 24,
             run_id += 1
             res.runs += 1
             point = rng.choice(points)
-            again = run_once(work, run_id, 0, f"{point}:{rng.randint(1, 4)}", None, wait_s)
+            again = run_once(work, run_id, 0, f"{point}:{rng.randint(1, 4)}", None, wait_s,
+                             client=client)
             if again is not None:
                 res.injections[again] += 1
                 res.double_crashes += 1
@@ -112,7 +117,7 @@ def run_chain(work: Path, seed: int, injections: int, sagas_per_run: int = 24,
     run_id += 1
     res.runs += 1
     report = work / "final.json"
-    if run_once(work, run_id, 0, None, None, wait_s, report) is not None:
+    if run_once(work, run_id, 0, None, None, wait_s, report, client=client) is not None:
         raise RuntimeError("the final (clean) run was killed")
     final = json.loads(report.read_text())
     res.verdict = check(str(work / "data"), str(work / "acks.log"), str(work / "ledger.log"), final["non_terminal"])

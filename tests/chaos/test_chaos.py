@@ -15,6 +15,7 @@ from tests.chaos.harness import RANDOM_KILL, run_chain, run_once, table
 from tests.chaos.invariants import check
 
 CI_INJECTIONS = int(os.environ.get("SAGA_CHAOS_INJECTIONS", "300"))
+CI_HTTP_INJECTIONS = int(os.environ.get("SAGA_CHAOS_HTTP_INJECTIONS", "100"))
 
 
 def test_crash_point_spec_is_validated() -> None:
@@ -45,6 +46,15 @@ def test_short_chaos_run_holds_every_invariant(tmp_path: Path) -> None:
     assert sum(r.verdict.transitions for r in results) > 0
     for r in results:
         assert r.verdict.ok, {k: v[:5] for k, v in r.verdict.violations.items() if v}
+
+
+def test_short_chaos_run_over_http_holds_every_invariant(tmp_path: Path) -> None:
+    """The same proof with every acknowledged write answered by the HTTP gateway (a 2xx)."""
+    result = run_chain(tmp_path / "http", 777, CI_HTTP_INJECTIONS, sagas_per_run=16, client="http")
+    print("\n" + table([result]))
+    assert set(crashpoints.POINTS) <= set(result.injections), set(crashpoints.POINTS) - set(result.injections)
+    assert result.verdict.transitions > 0
+    assert result.verdict.ok, {k: v[:5] for k, v in result.verdict.violations.items() if v}
 
 
 def test_invariant_checks_can_fail(tmp_path: Path) -> None:

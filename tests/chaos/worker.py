@@ -107,6 +107,56 @@ class EmbeddedClient:
                 return out
 
 
+class HttpClient(EmbeddedClient):
+    """The same workload over the HTTP gateway: every acknowledged write is an HTTP 2xx.
+
+    The gateway runs in the worker process over the same orchestrator, so the crash points
+    still fire in the process that answers. Reads used only to drive the plan (wait, listing)
+    stay on the embedded API; they acknowledge nothing.
+    """
+
+    def __init__(self, orch: SagaOrchestrator, base_url: str) -> None:
+        super().__init__(orch)
+        self.base = base_url
+        self.session: Any = None
+
+    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        async with self.session.request(method, self.base + path, json=body) as resp:
+            data = await resp.json(content_type=None)
+        if resp.status >= 300:
+            raise SagaError(f"HTTP {resp.status}: {data.get('detail')}")
+        return data
+
+    async def execute(self, saga_id: str) -> dict[str, Any]:
+        body = {"journey_id": JOURNEY_ID, "context": {"n": saga_id}, "saga_id": saga_id, "user_id": "chaos"}
+        return await self._call("POST", "/v1/sagas", body)
+
+    async def advance(self, saga_id: str, step_result: dict[str, Any]) -> dict[str, Any]:
+        body = {"step_result": step_result, "journey_id": JOURNEY_ID}
+        return await self._call("POST", f"/v1/sagas/{saga_id}/advance", body)
+
+    async def abort(self, saga_id: str) -> dict[str, Any]:
+        return await self._call("POST", f"/v1/sagas/{saga_id}/compensate", {"reason": "chaos abort"})
+
+    async def status(self, saga_id: str) -> dict[str, Any]:
+        return await self._call("GET", f"/v1/sagas/{saga_id}")
+
+
+async def start_gateway(orch: SagaOrchestrator) -> tuple[Any, str]:
+    """The gateway on 127.0.0.1 (a free port), without auth: tenant 'default', as the workload."""
+    from aiohttp import web
+
+    from saga_journey.http.app import create_app
+    from saga_journey.http.settings import GatewaySettings
+
+    runner = web.AppRunner(create_app(orch, GatewaySettings(insecure_dev=True)), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    return runner, f"http://127.0.0.1:{port}"
+
+
 def make_handler(ledger: FsyncLog):
     def undo(ctx: CompensationContext) -> None:
         tag = f"{ctx.saga_id}\t{ctx.milestone_id}\t{ctx.attempt}"
@@ -149,7 +199,14 @@ async def run(args: argparse.Namespace) -> int:
     acks, ledger = FsyncLog(args.acks), FsyncLog(args.ledger)
     config = RuntimeConfig(reply_timeout_s=args.wait_s, idle_passivate_s=5.0)
     orch = SagaOrchestrator.open(args.data_dir, config=config, handlers={HANDLER: make_handler(ledger)})
-    client = EmbeddedClient(orch)
+    client: EmbeddedClient = EmbeddedClient(orch)
+    gateway = None
+    if args.client == "http":
+        import aiohttp
+
+        gateway, base = await start_gateway(orch)
+        client = HttpClient(orch, base)
+        client.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
     errors: list[str] = []
     try:
         try:
@@ -180,6 +237,9 @@ async def run(args: argparse.Namespace) -> int:
                 errors.append(f"{saga_id}: {exc!r}")
         left = await client.non_terminal()
     finally:
+        if gateway is not None:
+            await client.session.close()
+            await gateway.cleanup()
         await asyncio.get_running_loop().run_in_executor(None, orch.close)
     if args.report:
         with open(args.report, "w") as f:
@@ -196,6 +256,8 @@ def main() -> int:
     p.add_argument("--new-sagas", type=int, default=20)
     p.add_argument("--wait-s", type=float, default=30.0, help="bound for every saga to end (I5)")
     p.add_argument("--report")
+    p.add_argument("--client", choices=["embedded", "http"], default="embedded",
+                   help="drive the workload through the embedded API or the HTTP gateway")
     return asyncio.run(run(p.parse_args()))
 
 
