@@ -339,17 +339,7 @@ class SagaActor(PooledActor):
         self._running = key
         handler = self._svc.handlers.get(effect.handler)
         if handler is None:
-            self.actor_ref.tell(
-                CompensationReport(
-                    CompensationOutcome(
-                        milestone_id=effect.milestone_id,
-                        attempt=effect.attempt,
-                        ok=False,
-                        at=self._svc.clock.now(),
-                        error=f"compensation handler {effect.handler!r} is not registered",
-                    )
-                )
-            )
+            self._fail_attempt_now(effect, f"compensation handler {effect.handler!r} is not registered")
             return
         is_async = self._svc.handlers.is_async(handler)
         reuse = self._compensator is not None and self._compensator[0] == effect.milestone_id

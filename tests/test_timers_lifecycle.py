@@ -247,3 +247,20 @@ def test_jitter_is_deterministic_and_bounded() -> None:
     assert all(2.0 <= d <= 4.0 for d in delays)
     assert len({round(d, 6) for d in delays}) > 150  # spread out
     assert policy.delay_after(3, "saga-7/m") == delays[7]
+
+
+def test_missing_handler_after_restart_parks_then_operator_resumes(tmp_path, open_orch, recorder) -> None:
+    first = open_orch(tmp_path / "d")
+    fast = {"max_attempts": 2, "initial_delay_s": 0.0, "backoff": 1.0, "max_delay_s": 0.0}
+    sid = start(first, design(first, retry=fast))
+    report(first, sid)
+    first.close()
+    second = open_orch(tmp_path / "d", handlers={})  # a deploy that forgot to register them
+    report(second, sid, "failed", error="payment declined")
+    parked = second.wait_for_saga_sync(sid, UC, timeout=10)
+    assert parked["parked"] is True
+    assert "'cancel_order' is not registered" in parked["compensation_error"]
+    second.register_compensation_handler("cancel_order", recorder.handler("cancel_order"))
+    second.retry_compensation_sync(sid, "handler deployed", UC)
+    final = second.wait_for_saga_sync(sid, UC, timeout=10)
+    assert final["compensation_status"] == "succeeded" and recorder.milestones() == ["reserve"]
