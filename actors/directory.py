@@ -24,6 +24,7 @@ from saga_journey.runtime.errors import (
     RuntimeClosedError,
 )
 from saga_journey.runtime.model import Journey
+from saga_journey.runtime.timers import TimerHandle
 
 from .messages import Passivate, RunOwed
 from .saga_actor import SagaActor
@@ -72,6 +73,15 @@ class Directory:
                         return
                     raise NotFoundError(f"saga {saga_id} not found", saga_id=saga_id)
             ref.tell(message)
+
+    def send_at(self, due: float, saga_id: str, message: Any) -> TimerHandle:
+        """Deliver ``message`` at clock time ``due``, activating the saga then if it is passivated.
+
+        Timers hold the saga id, not an actor: a pending timer never keeps a saga live.
+        """
+        return self._svc.timers.call_at(
+            due, lambda: self.send(saga_id, message, activate_only_if_stored=True)
+        )
 
     def create(self, saga_id: str, journey: Journey, message: Any) -> None:
         """Start the actor of a new saga and hand it its first message (the start command)."""
@@ -183,9 +193,7 @@ class Directory:
                 continue
             n += 1
         for saga_id, wake_at in self._svc.store.pending_wakeups():
-            self._svc.timers.call_at(
-                wake_at, lambda sid=saga_id: self.send(sid, RunOwed(), activate_only_if_stored=True)
-            )
+            self.send_at(wake_at, saga_id, RunOwed())
         return n
 
     def add_waiter(self, saga_id: str) -> Future[dict[str, Any]]:

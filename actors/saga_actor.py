@@ -279,7 +279,7 @@ class SagaActor(PooledActor):
             if inflight.reply is None and self._state is not None:
                 # A compensation outcome was not recorded: run that attempt again later.
                 self._running = None
-                self._svc.timers.call_later(STORAGE_RETRY_S, self._wake_later())
+                self._wake_after(STORAGE_RETRY_S)
             self._stop_if_never_started()
         else:
             if inflight.reply is not None:
@@ -315,16 +315,11 @@ class SagaActor(PooledActor):
         if key in self._armed:
             return
         self._armed.add(key)
-        directory, saga_id = self._svc.directory, self._saga_id
-        message = TimerDue(timer.kind, timer.due)
-        self._svc.timers.call_at(
-            timer.due,
-            lambda: directory.send(saga_id, message, activate_only_if_stored=True),
-        )
+        self._svc.directory.send_at(timer.due, self._saga_id, TimerDue(timer.kind, timer.due))
 
-    def _wake_later(self) -> Any:
-        directory, saga_id = self._svc.directory, self._saga_id
-        return lambda: directory.send(saga_id, RunOwed(), activate_only_if_stored=True)
+    def _wake_after(self, delay: float) -> None:
+        """Re-dispatch owed effects after ``delay`` (through the directory: may re-activate)."""
+        self._svc.directory.send_at(self._svc.clock.now() + delay, self._saga_id, RunOwed())
 
     def _run_compensation(self, state: SagaState, effect: RunCompensation) -> None:
         key = (effect.milestone_id, effect.attempt)
@@ -333,7 +328,7 @@ class SagaActor(PooledActor):
         if effect.not_before is not None and effect.not_before > self._svc.clock.now():
             if self._scheduled != key:
                 self._scheduled = key
-                self._svc.timers.call_at(effect.not_before, self._wake_later())
+                self._svc.directory.send_at(effect.not_before, self._saga_id, RunOwed())
             return
         self._scheduled = None
         self._running = key
@@ -353,7 +348,7 @@ class SagaActor(PooledActor):
             slot = self._slot if reuse and self._slot is not None else HandlerSlot(self._svc.abandoned)
             if not slot.reserve():  # every handler thread is busy: try again shortly
                 self._running = None
-                self._svc.timers.call_later(HANDLER_THREADS_BUSY_RETRY_S, self._wake_later())
+                self._wake_after(HANDLER_THREADS_BUSY_RETRY_S)
                 return
         if not reuse:
             self._stop_compensator()
@@ -385,10 +380,9 @@ class SagaActor(PooledActor):
         if timeout is None:
             timeout = self._svc.config.handler_timeout_s
         if timeout is not None:
-            directory, saga_id = self._svc.directory, self._saga_id
             message = HandlerTimeout(effect.milestone_id, effect.attempt, timeout)
-            self._timeout_timer = self._svc.timers.call_later(
-                timeout, lambda: directory.send(saga_id, message, activate_only_if_stored=True)
+            self._timeout_timer = self._svc.directory.send_at(
+                self._svc.clock.now() + timeout, self._saga_id, message
             )
 
     def _fail_attempt_now(self, effect: RunCompensation, error: str) -> None:

@@ -110,6 +110,10 @@ async def test_operator_repairs_a_parked_saga_over_http(client, orch, calls):
     parked = await orch.wait_for_saga(sid, {"tenant_id": "acme"}, timeout=30)
     assert parked["parked"] is True
     url = f"/v1/sagas/{sid}/skip-compensation"
+    for body in ({"milestone_id": "process_payment", "reason": "  "}, {"milestone_id": "a b", "reason": "x"}):
+        assert (await client.post(url, json=body, headers=A)).status == 422
+    blank = await client.post(f"/v1/sagas/{sid}/retry-compensation", json={"reason": " "}, headers=A)
+    assert blank.status == 422
     bad = await client.post(url, json={"milestone_id": "create_order", "reason": "x"}, headers=A)
     assert bad.status == 409  # only the compensation that failed can be skipped
     reader = await client.post(url, json={"milestone_id": "process_payment", "reason": "x"},
