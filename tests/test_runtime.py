@@ -34,6 +34,16 @@ def advance(orch, saga_id, status="complete", uc=UC, **extra):
     return orch.advance_saga_step_sync(saga_id, None, "user_123", {"status": status, **extra}, uc)
 
 
+def fail_third_milestone(orch, retry):
+    """Complete two milestones of an order, fail the third, wait for the rollback to end."""
+    j = orch.design_saga_journey_sync("order_processing", {"retry": retry}, user_context=UC)
+    sid = orch.execute_saga_journey_sync(j["journey_id"], "user_123", {}, UC)["saga_id"]
+    advance(orch, sid)
+    advance(orch, sid)
+    advance(orch, sid, "failed")
+    return sid, orch.wait_for_saga_sync(sid, UC, timeout=10)
+
+
 def test_seed_success_scenario(orch, recorder) -> None:
     j, sid = start_order(orch)
     assert [m["id"] for m in j["milestones"]] == ORDER
@@ -97,14 +107,7 @@ def test_compensation_that_fails_twice_then_succeeds(orch, recorder, fast_retry)
             raise RuntimeError(f"refund service down ({ctx.attempt})")
 
     recorder.behaviour["refund_payment"] = flaky
-    j = orch.design_saga_journey_sync(
-        "order_processing", {"retry": fast_retry}, user_context=UC
-    )
-    sid = orch.execute_saga_journey_sync(j["journey_id"], "user_123", {}, UC)["saga_id"]
-    advance(orch, sid)
-    advance(orch, sid)
-    advance(orch, sid, "failed")
-    final = orch.wait_for_saga_sync(sid, UC, timeout=10)
+    sid, final = fail_third_milestone(orch, fast_retry)
     assert attempts == [1, 2, 3]
     assert final["compensation_status"] == "succeeded"
     assert recorder.milestones() == ["process_payment"] * 3 + ["create_order"]
@@ -122,12 +125,7 @@ def test_compensation_that_always_fails_ends_failed_with_error(orch, recorder, f
         raise ValueError("ledger locked")
 
     recorder.behaviour["refund_payment"] = broken
-    j = orch.design_saga_journey_sync("order_processing", {"retry": fast_retry}, user_context=UC)
-    sid = orch.execute_saga_journey_sync(j["journey_id"], "user_123", {}, UC)["saga_id"]
-    advance(orch, sid)
-    advance(orch, sid)
-    advance(orch, sid, "failed")
-    final = orch.wait_for_saga_sync(sid, UC, timeout=10)
+    sid, final = fail_third_milestone(orch, fast_retry)
     assert final["status"] == FAILED
     assert final["compensation_status"] == "failed"
     assert "ledger locked" in final["compensation_error"]
@@ -145,12 +143,7 @@ def test_non_retryable_error_stops_at_once(orch, recorder, fast_retry) -> None:
         raise NonRetryableError("card network says never")
 
     recorder.behaviour["refund_payment"] = refuse
-    j = orch.design_saga_journey_sync("order_processing", {"retry": fast_retry}, user_context=UC)
-    sid = orch.execute_saga_journey_sync(j["journey_id"], "user_123", {}, UC)["saga_id"]
-    advance(orch, sid)
-    advance(orch, sid)
-    advance(orch, sid, "failed")
-    final = orch.wait_for_saga_sync(sid, UC, timeout=10)
+    sid, final = fail_third_milestone(orch, fast_retry)
     assert final["compensation_attempts"] == 1 and final["compensation_status"] == "failed"
 
 
