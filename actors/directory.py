@@ -236,7 +236,7 @@ class Directory:
                     deepest = n
         return total, deepest
 
-    def stop_all(self, timeout: float = 10.0) -> None:
+    def stop_all(self, timeout: float = 10.0, *, wait: bool = True) -> None:
         refs = []
         for lock, live in self._shards:
             with lock:
@@ -245,6 +245,8 @@ class Directory:
         with self._count_lock:
             self._live = 0
         futures = [ref.stop(block=False) for ref in refs]
+        if not wait:
+            return
         deadline = time.monotonic() + timeout
         for f in futures:
             try:

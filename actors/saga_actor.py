@@ -42,7 +42,7 @@ from saga_journey.runtime.model import (
 )
 
 from .compensator_actor import CompensatorActor, HandlerSlot
-from .dispatcher import PooledActor
+from .loop_actor import LoopActor
 from .messages import (
     Command,
     Committed,
@@ -79,13 +79,13 @@ def _resolve(reply: Reply | None, value: Any = None, error: BaseException | None
         reply.set_result(value)
 
 
-class SagaActor(PooledActor):
-    """The actor of one live saga; runs on the runtime's dispatcher, not a thread of its own."""
+class SagaActor(LoopActor):
+    """The actor of one live saga; runs on the runtime loop, not a thread of its own."""
 
     def __init__(
         self, services: Services, saga_id: str, journey: Journey | None, state: SagaState | None
     ) -> None:
-        super().__init__(services.dispatcher)
+        super().__init__(services.runtime)
         self._svc = services
         self._saga_id = saga_id
         self._journey = journey
@@ -367,10 +367,11 @@ class SagaActor(PooledActor):
             me = self.actor_ref
             self._slot = slot
             ref = CompensatorActor.start(
+                self._svc.runtime,
                 handler=handler,
                 context=ctx,
                 report=lambda outcome: me.tell(CompensationReport(outcome)),
-                runner=self._svc.runner,
+                pool=self._svc.pool,
                 clock=self._svc.clock,
                 slot=self._slot,
             )

@@ -1,8 +1,10 @@
 """LMDB implementation of SagaStore: one environment, one writer thread, group commit.
 
-Callers submit writes; the writer thread drains everything already queued into one write
-transaction (one fsync), then runs each request's callback. Reads are short read-only
-transactions on the caller's thread.
+Callers submit writes; the writer thread takes everything already queued (the whole list, in
+one lock hold) into one write transaction (one fsync). The callbacks of a committed batch are
+then handed back in ONE call to ``handoff`` (the runtime passes one ``call_soon_threadsafe`` onto
+its loop), not one per request; without a handoff they run on the writer thread. Reads are
+short read-only transactions on the caller's thread.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import binascii
 import fcntl
 import logging
 import os
-import queue
 import struct
 import threading
 import time
@@ -35,7 +36,8 @@ DEFAULT_MAP_SIZE = 64 * 1024 * 1024
 MAX_MAP_SIZE = 1 << 40  # growth stops here: past it something is writing without bound
 LOCK_FILE = "saga-journey.lock"
 _SEP = b"\0"
-_STOP = object()
+Outcome = tuple[CommitCallback, "StorageError | None"]
+Handoff = Callable[[list[Outcome]], None]
 
 
 class _Gate:
@@ -108,6 +110,7 @@ class _Request:
     ops: list[_SagaOp | _JourneyOp]
     callback: CommitCallback
     error: StorageError | None = None
+    inline: bool = False  # run the callback on the writer thread (a blocking write() waits on it)
 
 
 def _hist_key(sid: bytes, seq: int) -> bytes:
@@ -185,8 +188,13 @@ class LmdbStore:
         group_commit: bool = True,
         max_batch: int = 1000,
         on_commit: Callable[[int, float], None] | None = None,
+        handoff: Handoff | None = None,
     ) -> None:
-        """``on_commit(requests_in_txn, seconds_in_txn)`` runs on the writer thread after each commit."""
+        """``on_commit(requests_in_txn, seconds_in_txn)`` runs on the writer thread after each commit.
+
+        ``handoff(outcomes)``, called once per batch on the writer thread, must arrange for each
+        ``callback(error)`` of ``outcomes`` to run (in order); without it they run on the writer.
+        """
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
         self._path = os.fspath(path)
@@ -194,8 +202,10 @@ class LmdbStore:
         self._max_batch = max_batch
         self._on_commit = on_commit
         self._gate = _Gate()
-        self._queue: queue.Queue[Any] = queue.Queue()
-        self._submit_lock = threading.Lock()
+        self._handoff = handoff
+        self._cond = threading.Condition(threading.Lock())
+        self._pending: list[_Request] = []
+        self._writer_idle = False
         self._closed = False
         self._env_closed = False
         self._stats_lock = threading.Lock()
@@ -283,14 +293,20 @@ class LmdbStore:
             raise StorageError(f"store at {self._path} is closed")
         # Encode now, on the caller's thread: the record then reflects the state at submit
         # time even if the caller mutates its dicts afterwards.
+        self._enqueue(writes, callback, False)
+
+    def _enqueue(self, writes: Sequence[Write], callback: CommitCallback, inline: bool) -> None:
         try:
-            request = _Request([self._prepare(w) for w in writes], callback)
+            request = _Request([self._prepare(w) for w in writes], callback, None, inline)
         except StorageError as exc:
-            request = _Request([], callback, exc)
-        with self._submit_lock:
+            request = _Request([], callback, exc, inline)
+        with self._cond:
             if self._closed:
                 raise StorageError(f"store at {self._path} is closed")
-            self._queue.put(request)
+            self._pending.append(request)
+            if self._writer_idle:  # a busy writer looks again after its commit: no wake-up
+                self._writer_idle = False
+                self._cond.notify()
 
     def write(self, writes: Sequence[Write]) -> None:
         if threading.current_thread() is self._writer:
@@ -302,7 +318,9 @@ class LmdbStore:
             outcome.append(err)
             done.set()
 
-        self.submit(writes, callback)
+        if self._closed:
+            raise StorageError(f"store at {self._path} is closed")
+        self._enqueue(writes, callback, True)
         done.wait()
         if outcome[0] is not None:
             raise outcome[0]
@@ -373,34 +391,36 @@ class LmdbStore:
 
     # ---- writer thread -----------------------------------------------------------------
 
+    def _take(self) -> list[_Request] | None:
+        """Wait for queued requests and take them (up to ``max_batch``); None: closed and empty."""
+        with self._cond:
+            while not self._pending:
+                if self._closed:
+                    return None
+                self._writer_idle = True
+                self._cond.wait()
+            limit = self._max_batch if self._group_commit else 1
+            if len(self._pending) <= limit:
+                batch, self._pending = self._pending, []
+            else:
+                batch = self._pending[:limit]
+                del self._pending[:limit]
+            return batch
+
     def _run(self) -> None:
-        stop = False
-        while not stop:
-            item = self._queue.get()
-            if item is _STOP:
-                break
-            batch: list[_Request] = [item]
-            if self._group_commit:
-                while len(batch) < self._max_batch:
-                    try:
-                        nxt = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is _STOP:
-                        stop = True
-                        break
-                    batch.append(nxt)
-            delivered: set[int] = set()
+        while True:
+            batch = self._take()
+            if batch is None:
+                return
             try:
-                self._process(batch, delivered)
+                outcomes = self._process(batch)
             except BaseException as exc:  # the writer must outlive any failure
                 log.exception("writer failed on a batch of %d request(s)", len(batch))
                 err = StorageError(f"outcome unknown: the writer failed internally: {exc!r}")
-                for i, request in enumerate(batch):
-                    if i not in delivered:
-                        self._deliver(request, err)
+                outcomes = [(r, err) for r in batch]
+            self._deliver(outcomes)
 
-    def _process(self, batch: list[_Request], delivered: set[int]) -> None:
+    def _process(self, batch: list[_Request]) -> list[tuple[_Request, StorageError | None]]:
         with self._stats_lock:
             self._batches += 1
         ready = [r for r in batch if r.error is None]
@@ -410,7 +430,8 @@ class LmdbStore:
         except Exception as exc:
             if len(ready) > 1:
                 log.warning("batch of %d failed (%r); retrying each request alone", len(ready), exc)
-            for i, request in enumerate(batch):
+            outcomes: list[tuple[_Request, StorageError | None]] = []
+            for request in batch:
                 error = request.error
                 if error is None:
                     if len(ready) == 1:
@@ -420,18 +441,25 @@ class LmdbStore:
                             self._commit([request])
                         except Exception as one_exc:
                             error = _as_storage_error(one_exc)
-                delivered.add(i)
-                self._deliver(request, error)
-            return
-        for i, request in enumerate(batch):
-            delivered.add(i)
-            self._deliver(request, request.error)
+                outcomes.append((request, error))
+            return outcomes
+        return [(request, request.error) for request in batch]
 
-    def _deliver(self, request: _Request, error: StorageError | None) -> None:
-        try:
-            request.callback(error)
-        except Exception:
-            log.exception("commit callback raised; ignored")
+    def _deliver(self, outcomes: list[tuple[_Request, StorageError | None]]) -> None:
+        """Run inline callbacks here; hand all the others back in one ``handoff`` call."""
+        handed: list[Outcome] = []
+        for request, error in outcomes:
+            if request.inline or self._handoff is None:
+                _run_callback(request.callback, error)
+            else:
+                handed.append((request.callback, error))
+        if handed:
+            assert self._handoff is not None
+            try:
+                self._handoff(handed)
+            except Exception:  # e.g. the loop is closed: nobody waits on the loop any more
+                log.warning("commit hand-off failed; running %d callback(s) on the writer", len(handed))
+                run_outcomes(handed)
 
     def _commit(self, requests: list[_Request]) -> None:
         while True:
@@ -783,7 +811,7 @@ class LmdbStore:
                 "max_batch_size_seen": self._max_batch_seen,
                 "map_grows": self._map_grows,
                 "quarantined_records": len(self._quarantine),
-                "queue_depth": self._queue.qsize(),
+                "queue_depth": len(self._pending),
             }
 
     def backup(self, dest_dir: str, *, compact: bool = True) -> None:
@@ -804,10 +832,9 @@ class LmdbStore:
     def close(self) -> None:
         if threading.current_thread() is self._writer:
             raise StorageError("close() cannot be called from a commit callback")
-        with self._submit_lock:
-            if not self._closed:
-                self._closed = True
-                self._queue.put(_STOP)
+        with self._cond:
+            self._closed = True  # the writer commits what is queued, then stops
+            self._cond.notify()
         self._writer.join()
         with self._gate.exclusive():
             if self._env_closed:
@@ -821,6 +848,19 @@ class LmdbStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _run_callback(callback: CommitCallback, error: StorageError | None) -> None:
+    try:
+        callback(error)
+    except Exception:
+        log.exception("commit callback raised; ignored")
+
+
+def run_outcomes(outcomes: list[Outcome]) -> None:
+    """Run handed-back commit callbacks in order (the runtime calls it on its loop)."""
+    for callback, error in outcomes:
+        _run_callback(callback, error)
 
 
 def _close_before_thread_join(store: LmdbStore) -> None:
