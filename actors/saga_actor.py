@@ -289,8 +289,8 @@ class SagaActor(LoopActor):
             self._state = state = inflight.state
             self._svc.observer.on_transition(state, inflight.event)
             _resolve(inflight.reply, inflight.response)
+            self._svc.directory.notify(self._saga_id, state)
             if state.is_terminal:
-                self._svc.directory.notify_terminal(self._saga_id, status_view(state))
                 self._stop_compensator()
             self._dispatch_effects()
         while self._stash and self._inflight is None:

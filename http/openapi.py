@@ -404,7 +404,14 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         "ok": ("200", "SagaPage", "a page of sagas"),
         "errors": (400, 401, 403, 422, 429, 503),
     },
-    "get_saga_status": {"summary": "A saga's committed status", "params": [_PATH_PARAM["saga_id"]], "ok": ("200", "SagaStatus", "status"), "errors": _READ_ERRORS},
+    "get_saga_status": {
+        "summary": "A saga's committed status; with wait, a long-poll", "ok": ("200", "SagaStatus", "status"), "errors": _READ_ERRORS,
+        "params": [
+            _PATH_PARAM["saga_id"],
+            _query("wait", {"type": "number", "minimum": 0, "maximum": 60}, "long-poll: answer once the saga is COMPLETED or FAILED (or its version passes `version`), at the latest after this many seconds, with the status then"),
+            _query("version", {"type": "integer", "minimum": 0, "maximum": 10**12}, "with wait: answer as soon as the saga's version is greater than this"),
+        ],
+    },
     "get_saga_execution_history": {
         "summary": "A saga's history of events",
         "params": [

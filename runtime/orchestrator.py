@@ -865,38 +865,69 @@ class SagaOrchestrator:
             ),
         )
 
-    def _submit_wait(self, saga_id: str, user_context: UserContext) -> Future[dict[str, Any]]:
-        snap = self._snapshot(saga_id, user_context)
-        fut = self._directory.add_waiter(saga_id)
-        snap = self.store.load_saga(saga_id) or snap  # re-read: it may have ended meanwhile
-        view = view_of(snap)
-        if view["status"] in ("COMPLETED", "FAILED"):
+    def _submit_wait(
+        self, saga_id: str, user_context: UserContext, version: int | None
+    ) -> tuple[Future[dict[str, Any]], dict[str, Any]]:
+        """(future of the awaited status, status now); the future is done if already satisfied."""
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 0):
+            raise InvalidInputError("version must be an integer >= 0")
+        self._snapshot(saga_id, user_context)
+        fut = self._directory.add_waiter(saga_id, version)
+        snap = self.store.load_saga(saga_id)  # read after registering: no transition is missed
+        view = view_of(snap, self.store) if snap is not None else {}
+        if view.get("status") in ("COMPLETED", "FAILED") or (
+            version is not None and int(view.get("version", 0)) > version
+        ):
             self._directory.drop_waiter(saga_id, fut)
             done: Future[dict[str, Any]] = Future()
             done.set_result(view)
-            return done
-        return fut
+            return done, view
+        return fut, view
+
+    def _waited_out(
+        self, saga_id: str, user_context: UserContext, fut: Future[dict[str, Any]], timeout: float,
+        return_on_timeout: bool,
+    ) -> dict[str, Any]:
+        self._directory.drop_waiter(saga_id, fut)
+        if return_on_timeout:
+            return self.get_saga_status_sync(saga_id, user_context)
+        raise SagaError(f"saga {saga_id} did not finish within {timeout}s") from None
 
     def wait_for_saga_sync(
-        self, saga_id: str, user_context: UserContext = None, *, timeout: float = 30.0
+        self,
+        saga_id: str,
+        user_context: UserContext = None,
+        *,
+        timeout: float = 30.0,
+        version: int | None = None,
+        return_on_timeout: bool = False,
     ) -> dict[str, Any]:
-        """Block until the saga is COMPLETED or FAILED; return its final status."""
-        fut = self._submit_wait(saga_id, user_context)
+        """Block until the saga is COMPLETED or FAILED, or (with ``version``) its version is
+        greater than ``version``; return its status. At the timeout: raise SagaError, or with
+        ``return_on_timeout`` return the status as it is then."""
+        fut, _ = self._submit_wait(saga_id, user_context, version)
         try:
             return fut.result(timeout=timeout)
         except FutureTimeout:
-            self._directory.drop_waiter(saga_id, fut)
-            raise SagaError(f"saga {saga_id} did not finish within {timeout}s") from None
+            return self._waited_out(saga_id, user_context, fut, timeout, return_on_timeout)
 
     async def wait_for_saga(
-        self, saga_id: str, user_context: UserContext = None, *, timeout: float = 30.0
+        self,
+        saga_id: str,
+        user_context: UserContext = None,
+        *,
+        timeout: float = 30.0,
+        version: int | None = None,
+        return_on_timeout: bool = False,
     ) -> dict[str, Any]:
-        fut = self._submit_wait(saga_id, user_context)
+        """Async twin of ``wait_for_saga_sync`` (a long-poll: it never blocks the loop)."""
+        fut, _ = self._submit_wait(saga_id, user_context, version)
+        if fut.done():
+            return fut.result()
         try:
             return await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
         except asyncio.TimeoutError:
-            self._directory.drop_waiter(saga_id, fut)
-            raise SagaError(f"saga {saga_id} did not finish within {timeout}s") from None
+            return self._waited_out(saga_id, user_context, fut, timeout, return_on_timeout)
 
 
 def new_saga_id() -> str:
