@@ -232,7 +232,8 @@ class SagaActor(LoopActor):
     ) -> None:
         prev = self._state
         new = evolve(prev, event)
-        response = {**status_view(new), "event": event.kind}
+        # The status view is built only for someone who reads it (a caller, a stored replay).
+        response = {**status_view(new), "event": event.kind} if reply is not None or idem else {}
         write = SagaWrite(
             saga_id=new.saga_id,
             snapshot=state_to_dict(new),
