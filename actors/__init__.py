@@ -1,7 +1,26 @@
-"""Actor shell of the runtime: saga actors, compensator actors and the directory of live sagas."""
+"""Actor shell of the runtime: saga actors, compensator actors and the directory of live sagas.
 
-from .compensator_actor import CompensatorActor
-from .directory import Directory
-from .saga_actor import SagaActor
+Names are re-exported lazily (PEP 562), so importing one actor module never pulls in the rest.
+"""
 
-__all__ = ["CompensatorActor", "Directory", "SagaActor"]
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "CompensatorActor": ".compensator_actor",
+    "Directory": ".directory",
+    "LoopActor": ".loop_actor",
+    "RuntimeLoop": ".loop_actor",
+    "SagaActor": ".saga_actor",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(module, __name__), name)
