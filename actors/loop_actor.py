@@ -246,6 +246,7 @@ class LoopInbox:
         self._lock = threading.Lock()
         self._scheduled = True  # until the actor has started: messages wait for on_start
         self._actor: LoopActor | None = None
+        self.draining = False  # a drain of this actor is on the stack (handling a message)
         self.held: deque[Any] | None = None  # messages the actor holds back (its stash)
 
     def put(self, envelope: Any, /) -> None:
@@ -299,12 +300,16 @@ class LoopInbox:
         assert actor is not None
         stopped = actor.actor_stopped
         q, lock = self._queue, self._lock
-        for _ in range(self._throughput):
-            with lock:
-                if not q or stopped.is_set():
-                    break
-                envelope = q.popleft()
-            actor._process(envelope)
+        self.draining = True
+        try:
+            for _ in range(self._throughput):
+                with lock:
+                    if not q or stopped.is_set():
+                        break
+                    envelope = q.popleft()
+                actor._process(envelope)
+        finally:
+            self.draining = False
         if stopped.is_set():
             actor._actor_loop_teardown()
             return
@@ -324,6 +329,16 @@ def _refuse(envelope: Any, actor: Any) -> None:
             pass
 
 
+class _Letter:
+    """An envelope without a reply (pykka's own Envelope type is private)."""
+
+    __slots__ = ("message", "reply_to")
+
+    def __init__(self, message: Any) -> None:
+        self.message = message
+        self.reply_to = None
+
+
 class LoopActor(pykka.Actor):
     """A pykka actor run by the runtime loop: no thread of its own, a serial mailbox.
 
@@ -338,6 +353,15 @@ class LoopActor(pykka.Actor):
         inbox = self.actor_inbox
         assert isinstance(inbox, LoopInbox)
         inbox._actor = self
+
+    @classmethod
+    def spawn(cls, *args: Any, **kwargs: Any) -> Any:
+        """``start``, returning the actor itself (for its parent's ``send_now``), as pykka's
+        ``Actor.start`` does it: construct, register, start the loop."""
+        actor = cls(*args, **kwargs)
+        ActorRegistry.register(actor.actor_ref)
+        actor._start_actor_loop()
+        return actor
 
     def _create_actor_inbox(self) -> LoopInbox:  # type: ignore[override]
         return LoopInbox(self._runtime, self.throughput)
@@ -358,6 +382,24 @@ class LoopActor(pykka.Actor):
             inbox._schedule()
             return
         self._runtime.call(inbox._begin)
+
+    def send_now(self, message: Any) -> None:
+        """``tell``, but handled at once when called on the loop outside this actor's own
+        message handling (e.g. from a commit hand-back): one loop turn fewer on the hot path.
+        The message overtakes what waits in the mailbox, so use it only for messages whose
+        order against those does not matter (confirmations, reports)."""
+        inbox = self.actor_inbox
+        assert isinstance(inbox, LoopInbox)
+        if inbox.draining or self.actor_stopped.is_set() or not self._runtime.on_loop():
+            self.actor_ref.tell(message)
+            return
+        inbox.draining = True
+        try:
+            self._process(_Letter(message))
+        finally:
+            inbox.draining = False
+        if self.actor_stopped.is_set():
+            self._actor_loop_teardown()
 
     def _process(self, envelope: Any) -> None:
         """One turn of pykka's actor loop (``Actor._actor_loop_running``), for one envelope."""

@@ -94,7 +94,7 @@ class SagaActor(LoopActor):
         self._stash: deque[Any] = deque()
         self.actor_inbox.held = self._stash  # stashed requests count in the mailbox depth
         self._token = 0
-        self._compensator: tuple[str, pykka.ActorRef[Any]] | None = None
+        self._compensator: tuple[str, CompensatorActor] | None = None
         self._slot: HandlerSlot | None = None  # the running compensator's sync-call slot
         self._timeout_timer: Any = None
         self._running: tuple[str, int] | None = None  # (milestone, attempt) handed to a compensator
@@ -252,11 +252,9 @@ class SagaActor(LoopActor):
         self._token += 1
         token = self._token
         self._inflight = _InFlight(token, new, event, reply, response)
-        ref = self.actor_ref
-
         def committed(error: BaseException | None) -> None:
             try:
-                ref.tell(Committed(token, error))
+                self.send_now(Committed(token, error))  # handed back on the loop: handle it now
             except pykka.ActorDeadError:
                 log.error("saga %s stopped before its commit was confirmed", self._saga_id)
 
@@ -365,19 +363,19 @@ class SagaActor(LoopActor):
                 context=state.context,
                 attempt=effect.attempt,
             )
-            me = self.actor_ref
+            me = self
             self._slot = slot
-            ref = CompensatorActor.start(
+            actor = CompensatorActor.spawn(
                 self._svc.runtime,
                 handler=handler,
                 context=ctx,
-                report=lambda outcome: me.tell(CompensationReport(outcome)),
+                report=lambda outcome: me.send_now(CompensationReport(outcome)),
                 pool=self._svc.pool,
                 clock=self._svc.clock,
                 slot=self._slot,
             )
-            self._compensator = (effect.milestone_id, ref)
-        self._compensator[1].tell(RunAttempt(effect.attempt))
+            self._compensator = (effect.milestone_id, actor)
+        self._compensator[1].send_now(RunAttempt(effect.attempt))
         timeout = effect.retry.handler_timeout_s
         if timeout is None:
             timeout = self._svc.config.handler_timeout_s
@@ -402,7 +400,7 @@ class SagaActor(LoopActor):
 
     def _stop_compensator(self) -> None:
         if self._compensator is not None:
-            self._compensator[1].stop(block=False)
+            self._compensator[1].actor_ref.stop(block=False)
             self._compensator = None
             self._slot = None
 

@@ -162,3 +162,37 @@ def test_a_closed_loop_refuses_messages_as_a_dead_actor() -> None:
     fut = ref.ask("down", block=False)
     with pytest.raises(pykka.ActorDeadError):
         fut.get(timeout=5)
+
+
+async def test_send_now_handles_at_once_on_the_loop_but_never_reenters_a_handler() -> None:
+    runtime = RuntimeLoop.attach()
+    assert runtime is not None
+    order: list[Any] = []
+
+    class Parent(LoopActor):
+        def on_receive(self, message: Any) -> Any:
+            order.append(("in", message))
+            if message == "nested":
+                self.send_now("from inside")  # inside its own handler: queued, not re-entered
+                order.append(("out", message))
+            return None
+
+    parent = Parent.spawn(runtime)
+    parent.send_now("direct")
+    assert order == [("in", "direct")]  # handled before send_now returned
+    parent.send_now("nested")
+    assert order[-2:] == [("in", "nested"), ("out", "nested")]
+    await asyncio.sleep(0.01)
+    assert order[-1] == ("in", "from inside")
+    await parent.actor_ref.stop(block=False)
+    with pytest.raises(pykka.ActorDeadError):
+        parent.send_now("dead")
+
+
+def test_send_now_from_another_thread_is_a_tell(runtime: RuntimeLoop) -> None:
+    log: list[Any] = []
+    actor = Echo.spawn(runtime, log)
+    actor.send_now("x")
+    assert actor.actor_ref.ask("threads", timeout=5) == {runtime.thread_id}
+    assert log == ["started", "x"]
+    actor.actor_ref.stop()
