@@ -57,7 +57,8 @@ class RuntimeLoop:
 
     @classmethod
     def start(cls, name: str = "saga-journey-loop") -> RuntimeLoop:
-        loop = asyncio.new_event_loop()
+        """A new loop (uvloop's where installed) on a daemon thread of its own."""
+        loop = _new_loop()
         ready = threading.Event()
         ident: list[int] = []
 
@@ -124,6 +125,14 @@ class RuntimeLoop:
         thread.join(timeout=5)
         if not thread.is_alive():
             self.loop.close()
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 class LoopFuture(pykka.Future[T]):
