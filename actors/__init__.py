@@ -23,4 +23,6 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(module, __name__), name)
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value

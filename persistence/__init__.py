@@ -1,14 +1,29 @@
-"""Durable storage for journeys, saga snapshots, history and idempotency records."""
+"""Durable storage for journeys, saga snapshots, history and idempotency records.
 
-from saga_journey.persistence.lmdb_store import LmdbStore
-from saga_journey.persistence.records import decode_record, encode_record
-from saga_journey.persistence.store import JourneyWrite, SagaStore, SagaWrite
+Names are re-exported lazily (PEP 562), so importing one storage module never imports the rest.
+"""
 
-__all__ = [
-    "LmdbStore",
-    "SagaWrite",
-    "JourneyWrite",
-    "SagaStore",
-    "encode_record",
-    "decode_record",
-]
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "LmdbStore": ".lmdb_store",
+    "SagaWrite": ".store",
+    "JourneyWrite": ".store",
+    "SagaStore": ".store",
+    "encode_record": ".records",
+    "decode_record": ".records",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value

@@ -67,3 +67,30 @@ def test_gateway_imports_next_to_the_standard_library_http() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
     assert "site-packages" not in out and str(ROOT / "http") not in out, out
+
+
+def test_every_module_imports_first_in_a_fresh_interpreter() -> None:
+    """No import cycle hides behind import order: each module is imported first, alone."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    modules = [
+        f"saga_journey.{path.parent.name}.{path.stem}"
+        for folder in ("runtime", "actors", "persistence", "metrics", "http")
+        for path in sorted((root / folder).glob("*.py"))
+        if path.stem != "__init__"
+    ]
+    script = (
+        "import subprocess, sys\n"
+        "bad = []\n"
+        "for m in sys.argv[1:]:\n"
+        "    r = subprocess.run([sys.executable, '-c', f'import {m}'], capture_output=True, text=True)\n"
+        "    if r.returncode:\n"
+        "        bad.append((m, r.stderr.strip().splitlines()[-1]))\n"
+        "print(bad)\n"
+        "sys.exit(1 if bad else 0)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script, *modules], capture_output=True, text=True, cwd="/")
+    assert out.returncode == 0, out.stdout + out.stderr
