@@ -8,6 +8,7 @@ msgpack/JSON-able dict so the store and the gateway can carry it.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -95,11 +96,10 @@ def saturating_growth(initial: float, factor: float, n: int, cap: float) -> floa
     """
     if not (initial > 0 and cap > 0):  # also catches NaN
         return 0.0
+    cap = min(cap, sys.float_info.max)
     start = min(initial, cap)
     if n <= 0 or not factor > 1.0:
         return start
-    if math.isinf(cap) and math.isinf(initial):
-        return cap
     log_growth = min(n, 2**53) * math.log(factor)  # factor may be inf: log_growth is inf
     if log_growth >= math.log(cap) - math.log(initial):
         return cap
