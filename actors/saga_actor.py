@@ -282,6 +282,9 @@ class SagaActor(PooledActor):
             self._inflight = None
             _resolve(reply, error=exc)
             self._stop_if_never_started()
+        except Exception:
+            self._inflight = None  # not submitted: no confirmation will come (the fault parks)
+            raise
 
     def _on_committed(self, msg: Committed) -> None:
         inflight = self._inflight
