@@ -524,3 +524,14 @@ def test_compensation_failed_gauge_exports_zero_for_known_journey_types(tmp_path
         value = metrics.registry.get_sample_value
         assert value("saga_compensation_failed_sagas", {"journey_type": "checkout"}) == 0.0
         assert value("saga_internal_errors_total", {"journey_type": "checkout"}) == 0.0
+
+
+def test_snapshots_written_before_last_compensation_error_still_decode() -> None:
+    from saga_journey.runtime.codec import state_from_dict, state_to_dict, status_view
+
+    journey = _journey(RetryPolicy(), RetryPolicy())
+    state = evolve(None, decide(journey, None, StartSaga("s", journey, "u", {}, 0.0)).event)
+    old = state_to_dict(state)
+    del old["last_compensation_error"]  # the previous release's snapshot had no such key
+    view = status_view(state_from_dict(old))
+    assert view["last_compensation_error"] is None and view["compensation_error"] is None
