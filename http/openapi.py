@@ -99,7 +99,7 @@ SCHEMAS: dict[str, Any] = {
         "type": ["object", "null"],
         "required": ["kind", "milestone_id", "reason", "at", "result"],
         "properties": {
-            "kind": {"type": "string", "enum": ["milestone_failed", "timeout", "deadline", "aborted"]},
+            "kind": {"type": "string", "enum": ["milestone_failed", "timeout", "deadline", "aborted", "internal_error"]},
             "milestone_id": NULLABLE_STR,
             "reason": {"type": "string"},
             "at": {"type": "number"},
