@@ -359,8 +359,10 @@ _HISTORY = {
     "events": [
         {"seq": 1, "type": "saga_started", "status_after": "IN_PROGRESS"},
         {"seq": 2, "type": "milestone_completed", "milestone_id": "create_order", "status_after": "IN_PROGRESS"},
-        {"seq": 3, "type": "milestone_failed", "milestone_id": "process_payment", "status_after": "COMPENSATING"},
-        {"seq": 4, "type": "compensation_succeeded", "milestone_id": "create_order", "status_after": "FAILED"},
+        {"seq": 3, "type": "milestone_completed", "milestone_id": "process_payment", "status_after": "IN_PROGRESS"},
+        {"seq": 4, "type": "milestone_failed", "milestone_id": "reserve_inventory", "status_after": "COMPENSATING"},
+        {"seq": 5, "type": "compensation_succeeded", "milestone_id": "process_payment", "status_after": "COMPENSATING"},
+        {"seq": 6, "type": "compensation_succeeded", "milestone_id": "create_order", "status_after": "FAILED"},
     ],
 }
 _PROBLEM_CODES = {
@@ -368,17 +370,6 @@ _PROBLEM_CODES = {
     409: "invalid_transition", 413: "body_too_large", 415: "unsupported_media_type", 422: "invalid_input",
     429: "too_many_requests", 503: "overloaded",
 }
-
-
-def _examples(**named: Any) -> dict[str, Any]:
-    return {name: {"summary": name.replace("_", " "), "value": value} for name, value in named.items()}
-
-
-def _problem_example(status: int) -> dict[str, Any]:
-    code = _PROBLEM_CODES[status]
-    return {"type": PROBLEM_TYPE + code, "title": TITLES[status], "status": status, "detail": _ERROR_TEXT[status], "code": code}
-
-
 _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}}
 _ERROR_TEXT = {
     400: "malformed request: body not JSON/msgpack or not JSON-like data, or an oversized request line",
@@ -393,6 +384,15 @@ _ERROR_TEXT = {
     429: "admission control: too many requests in flight, or queued for this saga",
     503: "storage unavailable, runtime overloaded or shutting down",
 }
+
+
+def _examples(**named: Any) -> dict[str, Any]:
+    return {name: {"summary": name.replace("_", " "), "value": value} for name, value in named.items()}
+
+
+def _problem_example(status: int) -> dict[str, Any]:
+    code = _PROBLEM_CODES[status]
+    return {"type": PROBLEM_TYPE + code, "title": TITLES[status], "status": status, "detail": _ERROR_TEXT[status], "code": code}
 
 
 def _error(status: int) -> dict[str, Any]:
