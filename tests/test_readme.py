@@ -97,3 +97,16 @@ def test_embedding_example_runs(tmp_path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "FAILED, compensated newest first: ['reserve_inventory', 'process_payment', 'create_order']" in proc.stdout
     assert proc.stdout.index("released the stock") < proc.stdout.index("refunded ch_1") < proc.stdout.index("cancelled o-7")
+
+
+def test_metrics_snippet_runs(tmp_path) -> None:
+    snippet = first_block(section("Metrics and dashboards"), "python").replace("port=9464", "port=0")
+    check = (
+        "\nimport urllib.request\n"
+        "body = urllib.request.urlopen(server.url).read().decode()\n"
+        "assert 'saga_compensation_failed_sagas' in body, body\n"
+        "server.close()\norch.close()\nprint('scraped')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", snippet + check], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "scraped" in proc.stdout, proc.stderr
