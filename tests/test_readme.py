@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import socket
 import subprocess
@@ -30,9 +31,19 @@ def first_block(text: str, lang: str) -> str:
 
 
 def free_port() -> int:
-    with closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the ephemeral range (32768+), which every port-0 bind on this machine
+    draws from: the walkthrough binds its ports a moment later, so they must not be handed out
+    to another process in between."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 32768)
+        with closing(socket.socket()) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000-32767")
 
 
 def commands_and_outputs(console: str) -> list[tuple[str, str]]:
@@ -60,7 +71,9 @@ def commands_and_outputs(console: str) -> list[tuple[str, str]]:
 
 def test_http_walkthrough_runs_against_a_real_server(tmp_path) -> None:
     console = first_block(section("HTTP gateway"), "console")
-    serve_port, hook_port = free_port(), free_port()
+    serve_port = hook_port = free_port()
+    while hook_port == serve_port:
+        hook_port = free_port()
     console = console.replace("8080", str(serve_port)).replace("9000", str(hook_port))
     steps = commands_and_outputs(console)
     script = ["set -eu", "trap 'kill $(jobs -p) 2>/dev/null; wait' EXIT"]
@@ -80,7 +93,7 @@ def test_http_walkthrough_runs_against_a_real_server(tmp_path) -> None:
         answer, _ = json.JSONDecoder().raw_decode([line for line in actual if line.startswith("{")][-1])
         for key, value in PAIR.findall(shown):
             if "..." not in value:
-                assert answer[key] == json.loads(value), (command, key, answer)
+                assert answer[key] == json.loads(value), (command, key, answer, proc.stderr)
     assert "urn:saga-journey:problem" not in proc.stdout, proc.stdout
     compensated = re.findall(r"compensated (\w+) for", proc.stdout)
     assert compensated == ["release_inventory", "refund_payment", "cancel_order"], proc.stdout
