@@ -26,7 +26,7 @@ run: setup
 demo: run
 
 serve: setup
-	$(BIN)/saga-journey serve --data-dir $(DATA) --host 127.0.0.1 --port 8080 --insecure-dev
+	$(BIN)/saga-journey serve --create --data-dir $(DATA) --host 127.0.0.1 --port 8080 --insecure-dev
 
 test: setup
 	$(BIN)/python -m pytest -q
