@@ -7,6 +7,7 @@ import sys
 from typing import Sequence
 
 from .errors import SagaError
+from .migrate import add_parser as add_migrate_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
     quarantine = sub.add_parser("quarantine", help="list records that fail their CRC or decode")
     quarantine.add_argument("--data-dir", default="./data")
+    add_migrate_parser(sub)
     return parser
 
 
@@ -83,6 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f'user_id = "{args.user}"')
             print("roles = [" + ", ".join(f'"{r}"' for r in roles) + "]")
             return 0
+        if args.command == "migrate":
+            from .migrate import run_migrate
+
+            return run_migrate(args.data_dir, sys.stdout)
         if args.command in ("verify", "quarantine"):
             from saga_journey.persistence.verify import verify
 
