@@ -29,8 +29,8 @@ def run_migrate(data_dir: str, out: TextIO) -> int:
         found = store.format_found
     finally:
         store.close()
-    if found == FORMAT_VERSION:
+    if found in (0, FORMAT_VERSION):  # 0: a store that never held data
         print(f"{data_dir}: already at stored format {FORMAT_VERSION}", file=out)
     else:
-        print(f"{data_dir}: upgraded from stored format {found or 1} to {FORMAT_VERSION}", file=out)
+        print(f"{data_dir}: upgraded from stored format {found} to {FORMAT_VERSION}", file=out)
     return 0
