@@ -33,6 +33,7 @@ class Databases:
     journeys: Any
     sagas: Any
     history: Any
+    idx: Any
     owed: Any
     since: Any
     comp_failed: Any
@@ -57,9 +58,10 @@ def upgrade(txn: lmdb.Transaction, dbs: Databases, path: str,
             quarantine: Callable[[str, str], None]) -> int:
     """Bring the folder to ``FORMAT_VERSION`` in ``txn``; returns the format found.
 
-    A folder written by a newer release is refused. Records of format 1 that fail to decode
-    cannot be scoped (their tenant is unknown): they stay under their old key, unreachable,
-    and are reported through ``quarantine``.
+    A folder written by a newer release is refused. A saga's tenant comes from the status
+    index, so a corrupt snapshot moves too (and stays quarantined on read, as before); a
+    corrupt journey record has no tenant to go by: it stays under its old key, reported
+    through ``quarantine``.
     """
     found = stored_format(txn, dbs)
     if found > FORMAT_VERSION:
@@ -100,10 +102,14 @@ def _move(txn: lmdb.Transaction, db: Any, old: bytes, new: bytes) -> None:
 
 
 def _move_sagas(txn: lmdb.Transaction, dbs: Databases, quarantine: Callable[[str, str], None]) -> int:
+    indexed: dict[bytes, str] = {}  # idx keys are tenant\0status\0saga_id
+    for key in txn.cursor(db=dbs.idx).iternext(values=False):
+        tenant, _, rest = key.partition(_SEP)
+        indexed[rest.partition(_SEP)[2]] = tenant.decode()
     renamed: dict[bytes, bytes] = {}
     for sid, raw in list(txn.cursor(db=dbs.sagas)):
-        tenant = _tenant_of(raw, f"sagas/{sid.decode(errors='replace')}", quarantine)
-        if tenant is not None:
+        tenant = indexed.get(sid) or _tenant_of(raw, f"sagas/{sid.decode(errors='replace')}", quarantine)
+        if tenant is not None and SCOPE_SEP not in tenant:
             renamed[sid] = scoped_key(tenant, sid.decode()).encode()
     history = [k for k in txn.cursor(db=dbs.history).iternext(values=False)]
     for key in history:

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, Sequence
 import lmdb
 
 from saga_journey.persistence.keys import scoped_key
-from saga_journey.persistence.layout import Databases, upgrade
+from saga_journey.persistence.layout import FORMAT_VERSION, Databases, stored_format, upgrade
 from saga_journey.persistence.records import decode_record, encode_record
 from saga_journey.persistence.store import CommitCallback, JourneyWrite, SagaWrite, Write
 from saga_journey.runtime import crashpoints
@@ -263,8 +263,12 @@ class LmdbStore:
 
     def _upgrade(self) -> None:
         """Bring an older folder to the current stored format in one write transaction."""
-        dbs = Databases(self._meta, self._journeys, self._sagas, self._history, self._owed,
-                        self._since, self._comp_failed, self._idem)
+        dbs = Databases(self._meta, self._journeys, self._sagas, self._history, self._idx,
+                        self._owed, self._since, self._comp_failed, self._idem)
+        with self._env.begin() as txn:
+            if stored_format(txn, dbs) == FORMAT_VERSION:  # the usual case: no write txn
+                self.format_found = FORMAT_VERSION
+                return
         while True:
             txn = self._env.begin(write=True)
             try:

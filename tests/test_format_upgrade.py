@@ -26,7 +26,7 @@ from saga_journey.persistence.keys import scoped_key
 from saga_journey.persistence.lmdb_store import LmdbStore
 from saga_journey.persistence.records import encode_record
 from saga_journey.persistence.verify import verify
-from saga_journey.runtime import SagaOrchestrator, StorageError
+from saga_journey.runtime import CorruptRecordError, SagaOrchestrator, StorageError
 from saga_journey.runtime.cli import main as cli_main
 
 PREVIOUS = "83ba9c1"
@@ -282,3 +282,28 @@ def test_folder_of_a_newer_format_is_refused(tmp_path) -> None:
         LmdbStore(path)
     with pytest.raises(StorageError, match="newer release"):  # refused again: the lock was freed
         LmdbStore(path)
+
+
+def test_corrupt_old_records_do_not_block_the_upgrade(folder) -> None:
+    """A corrupt format-1 saga still moves (its tenant is in the index) and stays quarantined;
+    a corrupt journey cannot be scoped and is reported; everything else upgrades."""
+    import lmdb
+
+    path, dump = folder
+    env = lmdb.open(path, max_dbs=16)
+    with env.begin(write=True) as txn:
+        for name, key in ((b"sagas", b"acme-done"), (b"journeys", b"acme-slow\x000000000001")):
+            db = env.open_db(name, txn=txn)
+            raw = bytearray(txn.get(key, db=db))
+            raw[len(raw) // 2] ^= 0xFF
+            txn.put(key, bytes(raw), db=db)
+    env.close()
+    with SagaOrchestrator.open(path, handlers={"undo": lambda ctx: None}) as orch:
+        uc = {"tenant_id": "acme"}
+        listed = {s["saga_id"] for s in orch.list_sagas_sync(user_context=uc)["sagas"]}
+        assert listed == set(dump["sagas"]["acme"]) - {"acme-done"}
+        with pytest.raises(CorruptRecordError):
+            orch.get_saga_status_sync("acme-done", uc)
+        where = [q["where"] for q in orch.store.quarantined()]
+        assert "sagas/acme/acme-done" in where and "journeys/acme-slow/v0000000001" in where
+        assert orch.get_saga_status_sync("globex-done", {"tenant_id": "globex"})["status"] == "COMPLETED"
