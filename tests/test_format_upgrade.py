@@ -152,6 +152,17 @@ def folder(old_folder, tmp_path) -> tuple[str, dict[str, Any]]:
     return str(copy), dump
 
 
+# Status-view fields added after 83ba9c1; an upgraded saga shows them empty.
+VIEW_FIELDS_ADDED_SINCE = {"last_compensation_error"}
+
+
+def _assert_same_view(new: dict[str, Any], old: dict[str, Any]) -> None:
+    view = _json(new)
+    added = {k: view.pop(k) for k in set(view) - set(old)}
+    assert view == old
+    assert set(added) <= VIEW_FIELDS_ADDED_SINCE and not any(added.values()), added
+
+
 def _json(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
@@ -167,7 +178,7 @@ def _check_store_reads_back(store: LmdbStore, dump: dict[str, Any]) -> None:
         for sid, old in dump["sagas"][t].items():
             key = scoped_key(t, sid)
             assert _json(store.load_saga(key)) == old["snapshot"] == _json(stored[sid])
-            assert _json(view_of(store.load_saga(key))) == old["view"]
+            _assert_same_view(view_of(store.load_saga(key)), old["view"])
             assert _json(store.load_history(key)) == old["history"]
         assert sorted(j["journey_id"] for j in store.list_journeys(t)) == sorted(dump["journeys"][t])
         for jid, versions in dump["journeys"][t].items():
@@ -222,7 +233,7 @@ def test_upgraded_folder_recovers_and_accepts_writes(folder) -> None:
             uc = {"tenant_id": t, "user_id": "u-" + t}
             for sid, old in dump["sagas"][t].items():
                 if sid != "globex-owed":
-                    assert _json(orch.get_saga_status_sync(sid, uc)) == old["view"]
+                    _assert_same_view(orch.get_saga_status_sync(sid, uc), old["view"])
                     assert _json(orch.get_saga_execution_history_sync(sid, uc)) == old["history"]
             # Idempotent replays of requests made before the upgrade answer what they answered.
             request = (f"{t}-orders", "u-" + t, {"kind": "idem", "n": [1, 2.5, None]}, uc)
