@@ -1,28 +1,29 @@
 """Actor shell of the runtime: saga actors, compensator actors and the directory of live sagas.
 
-Names are re-exported lazily (PEP 562), so importing one actor module never pulls in the rest.
+Re-exports are lazy (PEP 562) so that importing one actor module never imports the others.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING
 
-_EXPORTS = {
-    "CompensatorActor": ".compensator_actor",
-    "Directory": ".directory",
-    "LoopActor": ".loop_actor",
-    "RuntimeLoop": ".loop_actor",
-    "SagaActor": ".saga_actor",
+from saga_journey.runtime.lazy import lazy_exports
+
+_EXPORTS: dict[str, str] = {
+    "CompensatorActor": "compensator_actor",
+    "Directory": "directory",
+    "LoopActor": "loop_actor",
+    "RuntimeLoop": "loop_actor",
+    "SagaActor": "saga_actor",
 }
 
 __all__ = sorted(_EXPORTS)
 
+if TYPE_CHECKING:
+    from .compensator_actor import CompensatorActor
+    from .directory import Directory
+    from .loop_actor import LoopActor, RuntimeLoop
+    from .saga_actor import SagaActor
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -13,7 +13,8 @@ from saga_journey.runtime.errors import SagaError
 from saga_journey.runtime.orchestrator import SagaOrchestrator
 
 from .admission import Admission
-from .auth import Authenticator
+from .auth import Authenticator, repeated_headers
+from .docs import docs_routes
 from .openapi import build_openapi
 from .problems import Problem, from_problem, from_saga_error, problem_response
 from .routes import Gateway, Handler, set_principal
@@ -55,6 +56,12 @@ def create_app(
                     headers={"Allow": allow},
                 )
             return problem_response(404, "not_found", f"no endpoint at {request.path[:200]}")
+        repeated = repeated_headers(request.headers)
+        if repeated:
+            return problem_response(
+                400, "repeated_header",
+                f"header {', '.join(repeated)} must appear at most once in a request",
+            )
         role = roles.get(match.route.handler)
         if role is None:
             return await handler(request)
@@ -116,6 +123,9 @@ def create_app(
     if metrics_handler is not None:
         app.router.add_get("/metrics", metrics_handler, name="metrics")
         roles[metrics_handler] = None
+    for path, name, handler in docs_routes():  # public, like /openapi.json
+        app.router.add_get(path, handler, name=name)
+        roles[handler] = None
     gateway.openapi_body = json.dumps(build_openapi(routes, metrics=metrics_handler is not None)).encode()
 
     async def on_shutdown(_: web.Application) -> None:

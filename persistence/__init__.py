@@ -1,29 +1,29 @@
 """Durable storage for journeys, saga snapshots, history and idempotency records.
 
-Names are re-exported lazily (PEP 562), so importing one storage module never imports the rest.
+Re-exports are lazy (PEP 562): importing ``persistence.store`` (the protocols) does not open
+LMDB's module or start anything.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING
 
-_EXPORTS = {
-    "LmdbStore": ".lmdb_store",
-    "SagaWrite": ".store",
-    "JourneyWrite": ".store",
-    "SagaStore": ".store",
-    "encode_record": ".records",
-    "decode_record": ".records",
+from saga_journey.runtime.lazy import lazy_exports
+
+_EXPORTS: dict[str, str] = {
+    "LmdbStore": "lmdb_store",
+    "SagaWrite": "store",
+    "JourneyWrite": "store",
+    "SagaStore": "store",
+    "encode_record": "records",
+    "decode_record": "records",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = list(_EXPORTS)
 
+if TYPE_CHECKING:
+    from .lmdb_store import LmdbStore
+    from .records import decode_record, encode_record
+    from .store import JourneyWrite, SagaStore, SagaWrite
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

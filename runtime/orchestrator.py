@@ -26,13 +26,13 @@ from saga_journey.actors.directory import Directory, view_of
 from saga_journey.actors.loop_actor import RuntimeLoop
 from saga_journey.actors.messages import Command
 from saga_journey.actors.services import Services
+from saga_journey.persistence.keys import local_id, scoped_key
 from saga_journey.persistence.store import JourneyWrite, SagaStore
 
 from .clock import Clock, SystemClock
 from .codec import status_view
 from .config import RuntimeConfig
 from .errors import (
-    ConflictError,
     CorruptRecordError,
     HandlerMissingError,
     IdempotencyKeyReusedError,
@@ -244,27 +244,29 @@ class SagaOrchestrator:
                 return who
         return "system"
 
-    def _load_journey(self, journey_id: str, version: int) -> Journey:
-        key = (journey_id, version)
+    def _load_journey(self, journey_key: str, version: int) -> Journey:
+        """A journey version by its internal key (``scoped_key(tenant, journey_id)``)."""
+        key = (journey_key, version)
         journey = self._journeys.get(key)
         if journey is None:
-            raw = self.store.load_journey(journey_id, version)
+            raw = self.store.load_journey(journey_key, version)
             if raw is None:
-                raise NotFoundError(f"journey {journey_id} v{version} not found")
+                raise NotFoundError(f"journey {local_id(journey_key)} v{version} not found")
             journey = Journey.from_dict(raw)
             self._journeys[key] = journey
         return journey
 
     def _journey_for(self, journey_id: str, tenant: str, version: int | None = None) -> Journey:
         check_id(journey_id, "journey_id")
-        journey = self._latest.get(journey_id) if version is None else None
+        key = scoped_key(tenant, journey_id)
+        journey = self._latest.get(key) if version is None else None
         if journey is None:
-            raw = self.store.load_journey(journey_id, version)
+            raw = self.store.load_journey(key, version)
             if raw is not None:
-                journey = self._load_journey(journey_id, int(raw["version"]))
+                journey = self._load_journey(key, int(raw["version"]))
                 if version is None:
                     # This process owns the store (folder lock), so the cache stays authoritative.
-                    self._latest[journey_id] = journey
+                    self._latest[key] = journey
         if journey is None or journey.tenant_id != tenant:
             suffix = f" v{version}" if version is not None else ""
             raise NotFoundError(f"journey {journey_id}{suffix} not found", journey_id=journey_id)
@@ -299,8 +301,9 @@ class SagaOrchestrator:
     def _ask(self, saga_id: str, command: Command) -> Reply:
         self._check_open()
         check_id(saga_id, "saga_id")
-        assert command.reply is not None
-        return self._admitted(command.reply, lambda: self._directory.send(saga_id, command))
+        assert command.reply is not None and command.tenant_id is not None
+        key = scoped_key(command.tenant_id, saga_id)
+        return self._admitted(command.reply, lambda: self._directory.send(key, command))
 
     def _wait(self, reply: Reply) -> Any:
         if not reply.done() and self._runtime.on_loop():
@@ -345,7 +348,7 @@ class SagaOrchestrator:
             return submit(None, None)
         if not isinstance(key, str) or not 0 < len(key) <= 255:
             raise InvalidInputError("idempotency key must be a string of 1-255 characters")
-        store_key = f"{tenant}\0{key}"
+        store_key = scoped_key(tenant, key)
         fingerprint = hashlib.sha256(msgpack.packb(request, use_bin_type=True)).hexdigest()
         with self._idem_lock:
             if store_key in self._idem_in_flight:
@@ -429,10 +432,8 @@ class SagaOrchestrator:
                 journey_id = "jrn_" + uuid.uuid4().hex
             else:
                 check_id(journey_id, "journey_id")
-                latest = self.store.load_journey(journey_id)
+                latest = self.store.load_journey(scoped_key(tenant, journey_id))
                 if latest is not None:
-                    if latest.get("tenant_id") != tenant:
-                        raise ConflictError(f"journey id {journey_id!r} is not available")
                     version = int(latest["version"]) + 1
             journey = build_journey(
                 journey_id=journey_id,
@@ -454,8 +455,8 @@ class SagaOrchestrator:
             response = {**record, "missing_handlers": missing}
             stored = (idem[0], {"fingerprint": idem[1], "response": response}) if idem else None
             self.store.write([JourneyWrite(record, idempotency=stored)])
-        self._journeys[(journey_id, version)] = journey
-        self._latest[journey_id] = journey
+        self._journeys[(scoped_key(tenant, journey_id), version)] = journey
+        self._latest[scoped_key(tenant, journey_id)] = journey
         return response
 
     async def design_saga_journey(
@@ -567,7 +568,8 @@ class SagaOrchestrator:
                 tenant_id=tenant,
                 idempotency=idem,
             )
-            return self._admitted(reply, lambda: self._directory.create(sid, journey, command))
+            key = scoped_key(tenant, sid)
+            return self._admitted(reply, lambda: self._directory.create(key, journey, command))
 
         return self._idempotent(tenant, idempotency_key, request, submit)
 
@@ -789,18 +791,20 @@ class SagaOrchestrator:
 
     # --- reads -------------------------------------------------------------------------
 
-    def _snapshot(self, saga_id: str, user_context: UserContext) -> dict[str, Any]:
+    def _snapshot(self, saga_id: str, user_context: UserContext) -> tuple[str, dict[str, Any]]:
+        """(internal key, committed snapshot) of the caller's tenant's saga ``saga_id``."""
         self._check_open()
         tenant = self._tenant(user_context)
         check_id(saga_id, "saga_id")
-        snap = self.store.load_saga(saga_id)
+        key = scoped_key(tenant, saga_id)
+        snap = self.store.load_saga(key)
         if snap is None or snap.get("tenant_id") != tenant:
             raise NotFoundError(f"saga {saga_id} not found", saga_id=saga_id)
-        return snap
+        return key, snap
 
     def get_saga_status_sync(self, saga_id: str, user_context: UserContext = None) -> dict[str, Any]:
         """The committed status of a saga (what every acknowledged write has produced)."""
-        return view_of(self._snapshot(saga_id, user_context), self.store)
+        return view_of(self._snapshot(saga_id, user_context)[1], self.store)
 
     async def get_saga_status(self, saga_id: str, user_context: UserContext = None) -> dict[str, Any]:
         return self.get_saga_status_sync(saga_id, user_context)
@@ -808,8 +812,8 @@ class SagaOrchestrator:
     def get_saga_execution_history_sync(
         self, saga_id: str, user_context: UserContext = None, *, after_seq: int = 0, limit: int | None = None
     ) -> list[dict[str, Any]]:
-        self._snapshot(saga_id, user_context)
-        return self.store.load_history(saga_id, after_seq=after_seq, limit=limit)
+        key, _ = self._snapshot(saga_id, user_context)
+        return self.store.load_history(key, after_seq=after_seq, limit=limit)
 
     async def get_saga_execution_history(
         self, saga_id: str, user_context: UserContext = None, *, after_seq: int = 0, limit: int | None = None
@@ -870,28 +874,28 @@ class SagaOrchestrator:
 
     def _submit_wait(
         self, saga_id: str, user_context: UserContext, version: int | None
-    ) -> tuple[Future[dict[str, Any]], dict[str, Any]]:
-        """(future of the awaited status, status now); the future is done if already satisfied."""
+    ) -> tuple[str, Future[dict[str, Any]]]:
+        """(directory key, future of the awaited status); the future is done if already satisfied."""
         if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 0):
             raise InvalidInputError("version must be an integer >= 0")
-        self._snapshot(saga_id, user_context)
-        fut = self._directory.add_waiter(saga_id, version)
-        snap = self.store.load_saga(saga_id)  # read after registering: no transition is missed
-        view = view_of(snap, self.store) if snap is not None else {}
-        if view.get("status") in ("COMPLETED", "FAILED") or (
+        key, snap = self._snapshot(saga_id, user_context)
+        fut = self._directory.add_waiter(key, version)
+        snap = self.store.load_saga(key) or snap  # re-read after registering: nothing is missed
+        view = view_of(snap, self.store)
+        if view["status"] in ("COMPLETED", "FAILED") or (
             version is not None and int(view.get("version", 0)) > version
         ):
-            self._directory.drop_waiter(saga_id, fut)
+            self._directory.drop_waiter(key, fut)
             done: Future[dict[str, Any]] = Future()
             done.set_result(view)
-            return done, view
-        return fut, view
+            return key, done
+        return key, fut
 
     def _waited_out(
-        self, saga_id: str, user_context: UserContext, fut: Future[dict[str, Any]], timeout: float,
-        return_on_timeout: bool,
+        self, saga_id: str, key: str, user_context: UserContext, fut: Future[dict[str, Any]],
+        timeout: float, return_on_timeout: bool,
     ) -> dict[str, Any]:
-        self._directory.drop_waiter(saga_id, fut)
+        self._directory.drop_waiter(key, fut)
         if return_on_timeout:
             return self.get_saga_status_sync(saga_id, user_context)
         raise SagaError(f"saga {saga_id} did not finish within {timeout}s") from None
@@ -908,11 +912,11 @@ class SagaOrchestrator:
         """Block until the saga is COMPLETED or FAILED, or (with ``version``) its version is
         greater than ``version``; return its status. At the timeout: raise SagaError, or with
         ``return_on_timeout`` return the status as it is then."""
-        fut, _ = self._submit_wait(saga_id, user_context, version)
+        key, fut = self._submit_wait(saga_id, user_context, version)
         try:
             return fut.result(timeout=timeout)
         except FutureTimeout:
-            return self._waited_out(saga_id, user_context, fut, timeout, return_on_timeout)
+            return self._waited_out(saga_id, key, user_context, fut, timeout, return_on_timeout)
 
     async def wait_for_saga(
         self,
@@ -924,13 +928,13 @@ class SagaOrchestrator:
         return_on_timeout: bool = False,
     ) -> dict[str, Any]:
         """Async twin of ``wait_for_saga_sync`` (a long-poll: it never blocks the loop)."""
-        fut, _ = self._submit_wait(saga_id, user_context, version)
+        key, fut = self._submit_wait(saga_id, user_context, version)
         if fut.done():
             return fut.result()
         try:
             return await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
         except asyncio.TimeoutError:
-            return self._waited_out(saga_id, user_context, fut, timeout, return_on_timeout)
+            return self._waited_out(saga_id, key, user_context, fut, timeout, return_on_timeout)
 
 
 GC_GEN0_THRESHOLD = 20_000
