@@ -101,7 +101,8 @@ def saturating_growth(initial: float, factor: float, n: int, cap: float) -> floa
     start = min(initial, cap)
     if n <= 0 or not factor > 1.0:
         return start
-    log_growth = min(n, 2**53) * math.log(factor)  # factor may be inf: log_growth is inf
+    n = min(n, 2**53)  # the same exponent below as here (factor**n overflowed for n > 2**53)
+    log_growth = n * math.log(factor)  # factor may be inf: log_growth is inf
     if log_growth >= math.log(cap) - math.log(initial):
         return cap
     if log_growth < _DIRECT_POW_LOG:

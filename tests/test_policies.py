@@ -535,3 +535,12 @@ def test_snapshots_written_before_last_compensation_error_still_decode() -> None
     del old["last_compensation_error"]  # the previous release's snapshot had no such key
     view = status_view(state_from_dict(old))
     assert view["last_compensation_error"] is None and view["compensation_error"] is None
+
+
+def test_growth_with_a_factor_near_one_and_more_than_2_53_attempts_does_not_overflow() -> None:
+    """Found by hypothesis: the exponent was capped at 2**53 for the log-space test only, so
+    ``factor ** n`` itself overflowed (OverflowError) for n past 2**53 and a factor near 1."""
+    from saga_journey.runtime.model import saturating_growth
+
+    value = saturating_growth(1.0, 1.0 + 2**-40, 10**30, 1e308)
+    assert math.isfinite(value) and 1.0 < value <= 1e308
