@@ -186,8 +186,10 @@ SCHEMAS: dict[str, Any] = {
             "journey_type": {**ID, "description": f"a template ({', '.join(template_names())}) or a custom type with requirements.milestones"},
             "requirements": {
                 "type": "object",
-                "description": "free-form requirements; `milestones`, `retry`, `forward_retry`, `deadline_s` and `compensation_deadline_s` are interpreted",
+                "description": "how the journey runs; unknown keys are refused (422); free-form data goes under `metadata`",
+                "additionalProperties": False,
                 "properties": {
+                    "metadata": {"type": "object", "description": "free-form data kept with the journey"},
                     "milestones": {
                         "type": ["array", "null"],
                         "description": "null or absent: the template's milestones",
@@ -237,7 +239,7 @@ SCHEMAS: dict[str, Any] = {
             "user_id": {**ID, "description": "the saga's user; default: the credential's user"},
             "context": {"type": "object"},
             "saga_id": {**ID, "description": "choose the id (must be new); default: generated"},
-            "journey_version": {"type": "integer", "minimum": 1},
+            "journey_version": {"type": "integer", "minimum": 1, "maximum": 10**9},
         },
     },
     "AdvanceRequest": {
@@ -452,6 +454,12 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         "errors": _WRITE_ERRORS,
     },
 }
+
+
+def query_params(operation: str) -> tuple[str, ...]:
+    """The query parameters the operation documents; the gateway refuses any other (422)."""
+    spec = OPERATIONS.get(operation, {})
+    return tuple(sorted(p["name"] for p in spec.get("params", ()) if p["in"] == "query"))
 
 
 def _openapi_path(path: str) -> str:
