@@ -235,8 +235,12 @@ class SagaOrchestrator:
 
     def _journey_for(self, journey_id: str, tenant: str, version: int | None = None) -> Journey:
         check_id(journey_id, "journey_id")
-        if version is not None and (isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_VERSION):
-            raise InvalidInputError(f"journey version must be an integer from 1 to {MAX_VERSION}, got {version!r:.40}")
+        if version is not None and (
+            isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_VERSION
+        ):
+            raise InvalidInputError(
+                f"journey version must be an integer from 1 to {MAX_VERSION}"
+            )
         journey = self._latest.get(journey_id) if version is None else None
         if journey is None:
             raw = self.store.load_journey(journey_id, version)

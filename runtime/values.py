@@ -50,8 +50,22 @@ def _problem(value: Any, path: str) -> str | None:
     return f"{path} has type {type(value).__name__}, which is not JSON-like"
 
 
+def _show(value: Any) -> str:
+    """A short printable form of any value (repr of a huge int raises ValueError)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def inadmissible(value: Any, path: str = "value") -> str | None:
     """The first reason ``value`` is not admissible (with its path), or None when it is."""
+    why = _first_problem(value, path)
+    return why if why is None or len(why) <= 400 else "..." + why[-397:]
+
+
+def _first_problem(value: Any, path: str) -> str | None:
     stack: list[tuple[Any, str, int]] = [(value, path, 0)]
     while stack:
         item, where, depth = stack.pop()
@@ -63,11 +77,11 @@ def inadmissible(value: Any, path: str = "value") -> str | None:
         if isinstance(item, dict):
             for key, child in item.items():
                 if not isinstance(key, str):
-                    return f"{where} has a key of type {type(key).__name__} ({key!r:.40}); keys must be strings"
-                why = _problem(key, f"{where} key {key!r:.40}")
+                    return f"{where} has a key of type {type(key).__name__} ({_show(key)}); keys must be strings"
+                why = _problem(key, f"{where} key {_show(key)}")
                 if why is not None:
                     return why
-                stack.append((child, f"{where}.{key}", depth + 1))
+                stack.append((child, f"{where}.{key[:40]}", depth + 1))
         elif isinstance(item, list):
             stack.extend((child, f"{where}[{i}]", depth + 1) for i, child in enumerate(item))
     return None
@@ -91,7 +105,7 @@ def readable(value: Any, depth: int = 0) -> Any:
         return "<value nested too deep>"
     if isinstance(value, dict):
         return {
-            (k if isinstance(k, str) and _problem(k, "") is None else repr(k)): readable(v, depth + 1)
+            (k if isinstance(k, str) and _problem(k, "") is None else _show(k)): readable(v, depth + 1)
             for k, v in value.items()
         }
     if isinstance(value, list) or type(value) is tuple:  # not namedtuples such as msgpack's ExtType

@@ -127,3 +127,47 @@ def test_admissible_means_readable_both_ways(value):
         assert msgpack.unpackb(msgpack.packb(value), strict_map_key=True) == value
     out = readable(value)
     assert inadmissible(out) is None
+
+
+@pytest.fixture(scope="module")
+def shared_orch(tmp_path_factory):
+    from saga_journey.runtime import SagaOrchestrator
+    from saga_journey.runtime.journeys import TEMPLATES
+
+    handlers = {h: (lambda ctx: None) for steps in TEMPLATES.values() for _, h in steps}
+    o = SagaOrchestrator.open(str(tmp_path_factory.mktemp("values") / "data"), handlers=handlers)
+    yield o
+    o.close()
+
+
+_WRITES = {
+    "context": lambda o, j, s, v: o.execute_saga_journey_sync(j, "u1", {"k": v}, UC),
+    "requirements": lambda o, j, s, v: o.design_saga_journey_sync("order_processing", {"metadata": {"k": v}}, user_context=UC),
+    "compensation_handlers": lambda o, j, s, v: o.design_saga_journey_sync("order_processing", None, {"create_order": v}, UC, allow_unregistered_handlers=True),
+    "step_result": lambda o, j, s, v: o.advance_saga_step_sync(s, None, None, {"status": "complete", "k": v}, UC),
+    "failed_step": lambda o, j, s, v: o.advance_saga_step_sync(s, None, None, {"status": "failed", "error": v}, UC),
+    "reason": lambda o, j, s, v: o.compensate_saga_sync(s, v, UC),
+    "user": lambda o, j, s, v: o.compensate_saga_sync(s, "why", {"tenant_id": "acme", "user_id": v}),
+    "idempotency_key": lambda o, j, s, v: o.execute_saga_journey_sync(j, "u1", {}, UC, idempotency_key=v),
+    "journey_version": lambda o, j, s, v: o.execute_saga_journey_sync(j, "u1", {}, UC, journey_version=v),
+}
+
+
+@settings(max_examples=120, deadline=None)
+@given(target=st.sampled_from(sorted(_WRITES)), value=_python_values)
+def test_embedded_writes_refuse_or_store_readable_values(shared_orch, target, value):
+    """Any Python value into any embedded write: a SagaError, or stored and read back admissible."""
+    from saga_journey.runtime.errors import SagaError
+
+    o = shared_orch
+    j = o.design_saga_journey_sync("order_processing", user_context=UC, journey_id="base")["journey_id"]
+    s = o.execute_saga_journey_sync(j, "u1", {}, UC)["saga_id"]
+    try:
+        _WRITES[target](o, j, s, value)
+    except SagaError:
+        pass
+    reads = [
+        o.list_sagas_sync(user_context=UC, limit=1000), o.get_saga_status_sync(s, UC),
+        o.get_saga_execution_history_sync(s, UC), o.list_journeys_sync(UC), o.get_journey_sync(j, UC),
+    ]
+    assert inadmissible(reads) is None
