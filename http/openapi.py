@@ -189,7 +189,7 @@ SCHEMAS: dict[str, Any] = {
                 "description": "how the journey runs; unknown keys are refused (422); free-form data goes under `metadata`",
                 "additionalProperties": False,
                 "properties": {
-                    "metadata": {"type": "object", "description": "free-form data kept with the journey"},
+                    "metadata": {"type": ["object", "null"], "description": "free-form data kept with the journey"},
                     "milestones": {
                         "type": ["array", "null"],
                         "description": "null or absent: the template's milestones",

@@ -130,7 +130,11 @@ def _parse_milestone(
 
 def _check_requirement_keys(requirements: Mapping[Any, Any]) -> None:
     """Unknown keys are refused, not stored: a typo (``deadline_sec``) must not silently do nothing."""
-    unknown = sorted(repr(k) if not isinstance(k, str) else k for k in requirements if k not in REQUIREMENTS_KEYS)
+    unknown = sorted(
+        k[:64] if isinstance(k, str) else f"<{type(k).__name__}>"
+        for k in requirements
+        if k not in REQUIREMENTS_KEYS
+    )[:20]
     if unknown:
         hints = [
             f"{k!r} -> {close[0]!r}"

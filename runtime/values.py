@@ -30,13 +30,9 @@ def _problem(value: Any, path: str) -> str | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, str):
-        if value.isascii():
+        if value.isascii() or _encodable(value):
             return None
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return f"{path} is a string that is not valid Unicode (a lone surrogate)"
-        return None
+        return f"{path} is a string that is not valid Unicode (a lone surrogate)"
     if isinstance(value, int):
         if INT_MIN <= value <= INT_MAX:
             return None
@@ -59,8 +55,42 @@ def _show(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _plainly_ok(value: Any, depth: int) -> bool:
+    """Fast path on exact types: True only if surely admissible (False: ask the full check)."""
+    if depth > MAX_DEPTH:
+        return False
+    kind = type(value)
+    if kind is str:
+        return value.isascii() or _encodable(value)
+    if kind is dict:
+        for key, child in value.items():
+            if type(key) is not str or not (key.isascii() or _encodable(key)) or not _plainly_ok(child, depth + 1):
+                return False
+        return True
+    if kind is list:
+        for child in value:
+            if not _plainly_ok(child, depth + 1):
+                return False
+        return True
+    if kind is int:
+        return INT_MIN <= value <= INT_MAX
+    if kind is float:
+        return math.isfinite(value)
+    return value is None or kind is bool
+
+
 def inadmissible(value: Any, path: str = "value") -> str | None:
     """The first reason ``value`` is not admissible (with its path), or None when it is."""
+    if _plainly_ok(value, 0):
+        return None
     why = _first_problem(value, path)
     return why if why is None or len(why) <= 400 else "..." + why[-397:]
 
