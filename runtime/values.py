@@ -117,6 +117,17 @@ def _first_problem(value: Any, path: str) -> str | None:
     return None
 
 
+def as_text(value: Any, limit: int = 2000) -> str:
+    """``str(value)`` made admissible and short (for error texts we record); never raises."""
+    try:
+        text = str(value)
+    except Exception:  # a user's __str__ may raise anything
+        text = f"<{type(value).__name__} without printable text>"
+    if not (text.isascii() or _encodable(text)):
+        text = text.encode("utf-8", "replace").decode("utf-8")  # lone surrogates -> "?"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def check_value(value: Any, what: str) -> Any:
     """``value`` itself if admissible; otherwise InvalidInputError saying where and why."""
     why = inadmissible(value, what)
@@ -145,4 +156,4 @@ def readable(value: Any, depth: int = 0) -> Any:
     return f"<unreadable {type(value).__name__} value>"
 
 
-__all__ = ["INT_MAX", "INT_MIN", "MAX_DEPTH", "RULE", "check_value", "inadmissible", "readable"]
+__all__ = ["INT_MAX", "INT_MIN", "MAX_DEPTH", "RULE", "as_text", "check_value", "inadmissible", "readable"]

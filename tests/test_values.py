@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from saga_journey.runtime import InvalidInputError
 from saga_journey.runtime.values import INT_MAX, INT_MIN, MAX_DEPTH, check_value, inadmissible, readable
 
+from .test_runtime import fail_third_milestone
+
 UC = {"tenant_id": "acme", "user_id": "user_123"}
 
 
@@ -108,14 +110,14 @@ _leaf = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(), st.text(), st.binary(max_size=4),
     st.sampled_from(["\ud800", msgpack.ExtType(1, b"x"), msgpack.Timestamp(3, 4), (1, 2), frozenset({1})]),
 )
-_python_values = st.recursive(
-    _leaf,
-    lambda kids: st.one_of(
-        st.lists(kids, max_size=3),
-        st.dictionaries(st.one_of(st.text(max_size=5), st.integers(), st.sampled_from([b"k", None, ("t",)])), kids, max_size=3),
-    ),
-    max_leaves=8,
-)
+_python_keys = st.one_of(st.text(max_size=5), st.integers(), st.sampled_from([b"k", None, ("t",)]))
+
+
+def _python_containers(kids: st.SearchStrategy) -> st.SearchStrategy:
+    return st.one_of(st.lists(kids, max_size=3), st.dictionaries(_python_keys, kids, max_size=3))
+
+
+_python_values = st.recursive(_leaf, _python_containers, max_leaves=8)
 
 
 @settings(max_examples=150, deadline=None)
@@ -170,4 +172,32 @@ def test_embedded_writes_refuse_or_store_readable_values(shared_orch, target, va
         o.list_sagas_sync(user_context=UC, limit=1000), o.get_saga_status_sync(s, UC),
         o.get_saga_execution_history_sync(s, UC), o.list_journeys_sync(UC), o.get_journey_sync(j, UC),
     ]
+    assert inadmissible(reads) is None
+
+
+class _NastyError(Exception):
+    """A handler error whose text no encoding carries (a lone surrogate) and is very long."""
+
+    def __str__(self) -> str:
+        return "ledger \ud800 locked " + "x" * 100_000
+
+
+class _UnprintableError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
+
+
+@pytest.mark.parametrize("error", [_NastyError, _UnprintableError])
+def test_handler_errors_are_recorded_as_readable_text(orch, recorder, fast_retry, error):
+    """A compensation handler's error text is a value too: it is recorded readably, never strands."""
+    def broken(ctx) -> None:
+        raise error()
+
+    recorder.behaviour["refund_payment"] = broken
+    sid, final = fail_third_milestone(orch, fast_retry)
+    assert final["status"] == "FAILED" and final["compensation_status"] == "failed"
+    assert f"process_payment' failed after 3 attempt(s): {error.__name__}: " in final["compensation_error"]
+    assert len(final["compensation_error"]) < 5000
+    reads = [orch.get_saga_status_sync(sid, UC), orch.get_saga_execution_history_sync(sid, UC),
+             orch.list_sagas_sync(user_context=UC)]
     assert inadmissible(reads) is None
