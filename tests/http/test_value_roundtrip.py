@@ -30,7 +30,7 @@ from saga_journey.runtime.journeys import TEMPLATES
 
 from .conftest import auth, settings as gateway_settings
 
-EXAMPLES = int(os.environ.get("SAGA_VALUES_EXAMPLES", "75"))
+EXAMPLES = int(os.environ.get("SAGA_VALUES_EXAMPLES", "120"))
 A = auth("acme-admin")  # admin: may call every route
 MISSING = object()  # marker: leave the field out
 
