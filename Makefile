@@ -3,6 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= ./data
+NODE_TOOLS := tools/node/node_modules/.installed
 
 .PHONY: setup run demo serve test bench chaos clean
 
@@ -13,7 +14,11 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-setup: $(BIN)/.installed
+$(NODE_TOOLS): tools/node/package-lock.json
+	bash scripts/install-node-tools.sh
+	[ ! -d tools/node/node_modules ] || touch $@
+
+setup: $(BIN)/.installed $(NODE_TOOLS)
 
 run: setup
 	$(BIN)/saga-journey demo --data-dir $(DATA)
@@ -21,7 +26,7 @@ run: setup
 demo: run
 
 serve: setup
-	$(BIN)/saga-journey serve --data-dir $(DATA) --host 127.0.0.1 --port 8080 --insecure-dev
+	$(BIN)/saga-journey serve --create --data-dir $(DATA) --host 127.0.0.1 --port 8080 --insecure-dev
 
 test: setup
 	$(BIN)/python -m pytest -q

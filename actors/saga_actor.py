@@ -29,7 +29,14 @@ from saga_journey.runtime.errors import (
     StorageError,
 )
 from saga_journey.runtime.handlers import CompensationContext, idempotency_key
-from saga_journey.runtime.machine import decide, evolve, has_work_owed, next_wake, owed_effects
+from saga_journey.runtime.machine import (
+    decide,
+    evolve,
+    fault,
+    has_work_owed,
+    next_wake,
+    owed_effects,
+)
 from saga_journey.runtime.replies import Reply
 from saga_journey.runtime.model import (
     ArmTimer,
@@ -37,6 +44,7 @@ from saga_journey.runtime.model import (
     Event,
     Journey,
     RunCompensation,
+    SagaFaulted,
     SagaState,
     TimerFired,
 )
@@ -68,6 +76,14 @@ class _InFlight:
     event: Event
     reply: Reply | None
     response: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Fault:
+    """Park the saga after an unexpected error (queued when a write was in flight)."""
+
+    reason: str
+    while_handling: str
 
 
 def _resolve(reply: Reply | None, value: Any = None, error: BaseException | None = None) -> None:
@@ -107,10 +123,8 @@ class SagaActor(PooledActor):
     def on_receive(self, message: Any) -> None:
         try:
             self._receive(message)
-        except Exception as exc:  # never let one bad message kill the saga's actor
-            log.exception("saga %s: unexpected error handling %r", self._saga_id, message)
-            if isinstance(message, Command):
-                _resolve(message.reply, error=exc)
+        except Exception as exc:  # never let one bad message kill or strand the saga
+            self._fault(message, exc)
 
     def _receive(self, message: Any) -> None:
         if isinstance(message, Passivate):
@@ -143,6 +157,8 @@ class SagaActor(PooledActor):
             self._handle_timer(message)
         elif isinstance(message, HandlerTimeout):
             self._handle_handler_timeout(message)
+        elif isinstance(message, _Fault):
+            self._park(message)
 
     def _handle_handler_timeout(self, msg: HandlerTimeout) -> None:
         """Abandon an attempt that ran too long; the core records it as a failed attempt (a
@@ -266,6 +282,9 @@ class SagaActor(PooledActor):
             self._inflight = None
             _resolve(reply, error=exc)
             self._stop_if_never_started()
+        except Exception:
+            self._inflight = None  # not submitted: no confirmation will come (the fault parks)
+            raise
 
     def _on_committed(self, msg: Committed) -> None:
         inflight = self._inflight
@@ -276,7 +295,10 @@ class SagaActor(PooledActor):
         if msg.error is not None:
             error = msg.error if isinstance(msg.error, SagaError) else StorageError(str(msg.error))
             _resolve(inflight.reply, error=error)
-            if inflight.reply is None and self._state is not None:
+            if isinstance(inflight.event, SagaFaulted):  # never spin on a park that fails
+                log.error("saga %s: could not record its internal error (%s); it stays as "
+                          "stored until activated again", self._saga_id, msg.error)
+            elif inflight.reply is None and self._state is not None:
                 # A compensation outcome was not recorded: run that attempt again later.
                 self._running = None
                 self._wake_after(STORAGE_RETRY_S)
@@ -297,6 +319,48 @@ class SagaActor(PooledActor):
             self._handle(self._stash.popleft())
         if self._state is not None and self._state.is_terminal:
             self._maybe_passivate(0.0)
+
+    # --- unexpected errors -------------------------------------------------------------
+
+    def _fault(self, message: Any, exc: Exception) -> None:
+        """An unexpected error: the caller gets it, and the saga is parked with it recorded
+        (never dropped with nothing scheduled). If parking fails too: log and stop."""
+        log.exception("saga %s: unexpected error handling %r", self._saga_id, message)
+        if isinstance(message, Command):
+            _resolve(message.reply, error=exc)
+        state = self._state
+        journey_type = state.journey_type if state is not None else "unknown"
+        try:
+            self._svc.observer.on_internal_error(journey_type)
+        except Exception:
+            log.exception("observer hook on_internal_error failed")
+        if isinstance(message, _Fault):
+            log.error("saga %s: could not park after an internal error; giving up", self._saga_id)
+            return
+        what = type(message).__name__
+        parking = _Fault(f"internal error while handling {what}: {type(exc).__name__}: {exc}", what)
+        if self._inflight is not None:
+            self._stash.appendleft(parking)  # parked once the pending write is confirmed
+            return
+        try:
+            self._park(parking)
+        except Exception:
+            log.exception("saga %s: could not park after an internal error; giving up", self._saga_id)
+
+    def _park(self, parking: _Fault) -> None:
+        self._stop_compensator()
+        self._running = self._scheduled = None
+        if self._timeout_timer is not None:
+            self._timeout_timer.cancel()
+            self._timeout_timer = None
+        now = self._svc.clock.now()
+        event = fault(self._journey, self._state, parking.reason, parking.while_handling, now)
+        if event is not None:
+            self._persist(event, None)
+            return
+        self._stop_if_never_started()
+        while self._stash and self._inflight is None:
+            self._handle(self._stash.popleft())
 
     # --- effects -----------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from saga_journey.runtime.orchestrator import SagaOrchestrator
 
 from .admission import Admission
 from .auth import Authenticator
+from .docs import docs_routes
 from .openapi import build_openapi, query_params
 from .problems import Problem, from_problem, from_saga_error, problem_response
 from .routes import Gateway, Handler, set_principal
@@ -131,6 +132,9 @@ def create_app(
     if metrics_handler is not None:
         app.router.add_get("/metrics", metrics_handler, name="metrics")
         roles[metrics_handler] = None
+    for path, name, handler in docs_routes():  # public, like /openapi.json
+        app.router.add_get(path, handler, name=name)
+        roles[handler] = None
     gateway.openapi_body = json.dumps(build_openapi(routes, metrics=metrics_handler is not None)).encode()
 
     async def on_shutdown(_: web.Application) -> None:

@@ -1,4 +1,11 @@
-"""The OpenAPI 3.1 document of the gateway, built from the route table plus the schemas below."""
+"""The OpenAPI 3.1 document of the gateway, built from the route table plus the schemas below.
+
+Written for client generators as much as for validators: every request and response body and
+every nested object or enum is a named component (generators turn anonymous ones into
+``..._type_0`` models), nullable objects and arrays are ``anyOf: [X, {"type": "null"}]`` (not
+``"type": ["object", "null"]``), every error response is the Problem schema, and each operation
+carries examples (checked against their schemas by the tests).
+"""
 
 from __future__ import annotations
 
@@ -7,132 +14,150 @@ from typing import Any, Sequence
 from saga_journey.runtime.journeys import ID_PATTERN, template_names
 from saga_journey.runtime.model import SAGA_STATES
 
+from .problems import PROBLEM_JSON, PROBLEM_TYPE, TITLES
+
 ID = {"type": "string", "pattern": ID_PATTERN.pattern, "maxLength": 128}
 NULLABLE_STR = {"type": ["string", "null"]}
+NULLABLE_NUM = {"type": ["number", "null"]}
 STR_LIST = {"type": "array", "items": {"type": "string"}}
+POSITIVE = {"type": "number", "exclusiveMinimum": 0}
 
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-RETRY_POLICY = {
-    "type": "object",
-    "properties": {
-        "max_attempts": {"type": "integer", "minimum": 1, "maximum": 1000},
-        "initial_delay_s": {"type": "number", "minimum": 0},
-        "backoff": {"type": "number", "minimum": 1},
-        "max_delay_s": {"type": "number", "minimum": 0},
-        "jitter": {"type": "number", "minimum": 0, "maximum": 1},
-    },
-    "additionalProperties": False,
-}
+def _nullable(schema: dict[str, Any], description: str | None = None) -> dict[str, Any]:
+    """``schema`` or null, in the style generators understand."""
+    out: dict[str, Any] = {"anyOf": [schema, {"type": "null"}]}
+    if description:
+        out["description"] = description
+    return out
+
+
+def _free_object(description: str) -> dict[str, Any]:
+    return {"type": "object", "additionalProperties": True, "description": description}
+
+
+def _object(required: Sequence[str], properties: dict[str, Any], *, closed: bool = False, **extra: Any) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", **extra}
+    if required:
+        schema["required"] = list(required)
+    schema["properties"] = properties
+    if closed:
+        schema["additionalProperties"] = False
+    return schema
+
 
 SCHEMAS: dict[str, Any] = {
-    "Problem": {
-        "type": "object",
-        "description": "RFC 9457 problem details; `code` is the machine-readable error code.",
-        "required": ["type", "title", "status", "detail", "code"],
-        "properties": {
-            "type": {"type": "string"},
+    "Problem": _object(
+        ["type", "title", "status", "detail", "code"],
+        {
+            "type": {"type": "string", "description": f"`{PROBLEM_TYPE}` + code"},
             "title": {"type": "string"},
             "status": {"type": "integer"},
             "detail": {"type": "string"},
             "code": {"type": "string"},
             "instance": {"type": "string"},
         },
-    },
-    "RetryPolicy": RETRY_POLICY,
-    "Milestone": {
-        "type": "object",
-        "required": ["id", "name", "compensation_handler", "timeout_s", "retry"],
-        "properties": {
+        additionalProperties=True,
+        description="RFC 9457 problem details; `code` is the machine-readable error code. Some "
+        "problems carry extra members (for example `unknown`, `missing` or `limit`).",
+    ),
+    "RetryPolicy": _object(
+        [],
+        {
+            "max_attempts": {"type": "integer", "minimum": 1, "maximum": 1000},
+            "initial_delay_s": {"type": "number", "minimum": 0},
+            "backoff": {"type": "number", "minimum": 1},
+            "max_delay_s": {"type": "number", "minimum": 0},
+            "jitter": {"type": "number", "minimum": 0, "maximum": 1},
+            "handler_timeout_s": {**POSITIVE, "description": "abandon one attempt after this long (absent: the runtime's default)"},
+        },
+        closed=True,
+    ),
+    "Milestone": _object(
+        ["id", "name", "compensation_handler", "timeout_s", "retry"],
+        {
             "id": {"type": "string"},
             "name": {"type": "string"},
             "compensation_handler": NULLABLE_STR,
-            "timeout_s": {"type": ["number", "null"]},
+            "timeout_s": NULLABLE_NUM,
             "retry": _ref("RetryPolicy"),
             "forward_retry": _ref("RetryPolicy"),
         },
-    },
-    "Journey": {
+    ),
+    "HandlerMap": {
         "type": "object",
-        "required": [
-            "journey_id", "version", "journey_type", "tenant_id", "milestones",
-            "compensation_handlers", "requirements", "created_at",
-        ],
-        "properties": {
+        "additionalProperties": {"type": "string"},
+        "description": "milestone id -> compensation handler name",
+    },
+    "JourneyRequirements": _free_object("the requirements the journey was designed with"),
+    "Journey": _object(
+        ["journey_id", "version", "journey_type", "tenant_id", "milestones",
+         "compensation_handlers", "requirements", "created_at"],
+        {
             "journey_id": {"type": "string"},
             "version": {"type": "integer", "minimum": 1},
             "journey_type": {"type": "string"},
             "tenant_id": {"type": "string"},
             "milestones": {"type": "array", "items": _ref("Milestone")},
-            "compensation_handlers": {"type": "object", "additionalProperties": {"type": "string"}},
-            "requirements": {"type": "object"},
+            "compensation_handlers": _ref("HandlerMap"),
+            "requirements": _ref("JourneyRequirements"),
             "created_at": {"type": "number"},
-            "deadline_s": {"type": ["number", "null"]},
-            "compensation_deadline_s": {"type": ["number", "null"]},
+            "deadline_s": NULLABLE_NUM,
+            "compensation_deadline_s": NULLABLE_NUM,
             "missing_handlers": {**STR_LIST, "description": "handlers named but not registered"},
             "replayed": {"type": "boolean"},
         },
-    },
-    "JourneyList": {
-        "type": "object",
-        "required": ["journeys"],
-        "properties": {"journeys": {"type": "array", "items": _ref("Journey")}},
-    },
-    "Template": {
-        "type": "object",
-        "required": ["journey_type", "milestones", "compensation_handlers"],
-        "properties": {
-            "journey_type": {"type": "string"},
-            "milestones": STR_LIST,
-            "compensation_handlers": {"type": "object", "additionalProperties": {"type": "string"}},
-        },
-    },
-    "TemplateList": {
-        "type": "object",
-        "required": ["templates"],
-        "properties": {"templates": {"type": "array", "items": _ref("Template")}},
-    },
-    "Failure": {
-        "type": ["object", "null"],
-        "required": ["kind", "milestone_id", "reason", "at", "result"],
-        "properties": {
-            "kind": {"type": "string", "enum": ["milestone_failed", "timeout", "deadline", "aborted"]},
+    ),
+    "JourneyList": _object(["journeys"], {"journeys": {"type": "array", "items": _ref("Journey")}}),
+    "Template": _object(
+        ["journey_type", "milestones", "compensation_handlers"],
+        {"journey_type": {"type": "string"}, "milestones": STR_LIST, "compensation_handlers": _ref("HandlerMap")},
+    ),
+    "TemplateList": _object(["templates"], {"templates": {"type": "array", "items": _ref("Template")}}),
+    "SagaState": {"type": "string", "enum": list(SAGA_STATES)},
+    "CompensationStatus": {"type": "string", "enum": ["none", "running", "succeeded", "failed"]},
+    "FailureKind": {"type": "string", "enum": ["milestone_failed", "timeout", "deadline", "aborted", "internal_error"]},
+    "FailureResult": _free_object("the fields reported with the failure"),
+    "Failure": _object(
+        ["kind", "milestone_id", "reason", "at", "result"],
+        {
+            "kind": _ref("FailureKind"),
             "milestone_id": NULLABLE_STR,
             "reason": {"type": "string"},
             "at": {"type": "number"},
-            "result": {"type": ["object", "null"]},
+            "result": _nullable(_ref("FailureResult")),
         },
-    },
-    "SagaStatus": {
-        "type": "object",
-        "required": [
-            "saga_id", "journey_id", "journey_version", "journey_type", "tenant_id", "user_id",
-            "status", "current_milestone", "milestones", "completed_milestones",
-            "compensated_milestones", "pending_compensations", "compensation_status",
-            "compensation_attempts", "compensation_error", "failure", "context",
-            "started_at", "updated_at", "version",
-        ],
-        "properties": {
+        description="why the saga left IN_PROGRESS",
+    ),
+    "SagaContext": _free_object("the saga's context, as given at start"),
+    "SagaStatus": _object(
+        ["saga_id", "journey_id", "journey_version", "journey_type", "tenant_id", "user_id",
+         "status", "current_milestone", "milestones", "completed_milestones",
+         "compensated_milestones", "pending_compensations", "compensation_status",
+         "compensation_attempts", "compensation_error", "failure", "context",
+         "started_at", "updated_at", "version"],
+        {
             "saga_id": {"type": "string"},
             "journey_id": {"type": "string"},
             "journey_version": {"type": "integer"},
             "journey_type": {"type": "string"},
             "tenant_id": {"type": "string"},
             "user_id": {"type": "string"},
-            "status": {"type": "string", "enum": list(SAGA_STATES)},
+            "status": _ref("SagaState"),
             "current_milestone": NULLABLE_STR,
             "milestones": STR_LIST,
             "completed_milestones": STR_LIST,
             "compensated_milestones": STR_LIST,
             "pending_compensations": STR_LIST,
-            "compensation_status": {"type": "string", "enum": ["none", "running", "succeeded", "failed"]},
+            "compensation_status": _ref("CompensationStatus"),
             "compensation_attempts": {"type": "integer", "minimum": 0},
             "compensation_error": NULLABLE_STR,
-            "failure": _ref("Failure"),
-            "context": {"type": "object"},
+            "last_compensation_error": {**NULLABLE_STR, "description": "the error of the last failed attempt, kept after a repair or retry cleared compensation_error"},
+            "failure": _nullable(_ref("Failure"), "null while the saga has not failed"),
+            "context": _ref("SagaContext"),
             "started_at": {"type": "number"},
             "updated_at": {"type": "number"},
             "version": {"type": "integer"},
@@ -141,161 +166,211 @@ SCHEMAS: dict[str, Any] = {
             "failed_compensation": NULLABLE_STR,
             "manually_compensated": STR_LIST,
             "milestone_attempts": {"type": "integer", "minimum": 0},
-            "milestone_retry_at": {"type": ["number", "null"]},
-            "milestone_due_at": {"type": ["number", "null"]},
-            "deadline_at": {"type": ["number", "null"]},
-            "compensation_deadline_at": {"type": ["number", "null"]},
+            "milestone_retry_at": NULLABLE_NUM,
+            "milestone_due_at": NULLABLE_NUM,
+            "deadline_at": NULLABLE_NUM,
+            "compensation_deadline_at": NULLABLE_NUM,
             "event": {"type": "string", "description": "the event this write recorded"},
             "replayed": {"type": "boolean", "description": "true: a repeat, answered without applying anything"},
             "note": NULLABLE_STR,
         },
-    },
-    "SagaPage": {
-        "type": "object",
-        "required": ["sagas", "next_cursor"],
-        "properties": {
-            "sagas": {"type": "array", "items": _ref("SagaStatus")},
-            "next_cursor": NULLABLE_STR,
+    ),
+    "SagaPage": _object(
+        ["sagas", "next_cursor"],
+        {"sagas": {"type": "array", "items": _ref("SagaStatus")}, "next_cursor": NULLABLE_STR},
+    ),
+    "HistoryEvent": _object(
+        ["seq", "type", "status_after"],
+        {
+            "seq": {"type": "integer", "minimum": 1},
+            "type": {"type": "string", "description": "the event's kind, e.g. saga_started, milestone_failed"},
+            "status_after": _ref("SagaState"),
         },
-    },
-    "History": {
-        "type": "object",
-        "required": ["saga_id", "events"],
-        "properties": {
-            "saga_id": {"type": "string"},
-            "events": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["seq", "type", "status_after"],
-                    "properties": {
-                        "seq": {"type": "integer", "minimum": 1},
-                        "type": {"type": "string"},
-                        "status_after": {"type": "string", "enum": list(SAGA_STATES)},
-                    },
-                },
-            },
+        additionalProperties=True,
+        description="one recorded event: its kind's own fields follow seq, type and status_after",
+    ),
+    "History": _object(
+        ["saga_id", "events"],
+        {"saga_id": {"type": "string"}, "events": {"type": "array", "items": _ref("HistoryEvent")}},
+    ),
+    "Health": _object(["status"], {"status": {"type": "string"}}),
+    "OpenApiDocument": _free_object("an OpenAPI 3.1 document"),
+    "CustomMilestone": _object(
+        ["id"],
+        {
+            "id": ID,
+            "name": {"type": "string", "minLength": 1, "maxLength": 256},
+            "compensation_handler": _nullable(ID),
+            "timeout_s": _nullable(POSITIVE),
+            "retry": _nullable(_ref("RetryPolicy")),
+            "forward_retry": _nullable(_ref("RetryPolicy")),
         },
-    },
-    "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
-    "DesignRequest": {
+        closed=True,
+    ),
+    "DesignRequirements": _object(
+        [],
+        {
+            "milestones": _nullable(
+                {"type": "array", "minItems": 1, "maxItems": 1000, "items": {"anyOf": [ID, _ref("CustomMilestone")]}},
+                "null or absent: the template's milestones",
+            ),
+            "retry": _nullable(_ref("RetryPolicy"), "null: the default policy"),
+            "forward_retry": _nullable(_ref("RetryPolicy"), "null: no forward retries"),
+            "deadline_s": _nullable(POSITIVE),
+            "compensation_deadline_s": _nullable(POSITIVE),
+            "metadata": _nullable(_free_object("free-form data of yours, kept with the journey")),
+        },
+        closed=True,
+        description="how the journey runs; any other key is refused (422); free-form data goes under `metadata`",
+    ),
+    "DesignHandlerMap": {
         "type": "object",
-        "required": ["journey_type"],
-        "additionalProperties": False,
-        "properties": {
+        "additionalProperties": _nullable(ID),
+        "description": "milestone id -> handler name (null: no compensation)",
+    },
+    "DesignRequest": _object(
+        ["journey_type"],
+        {
             "journey_type": {**ID, "description": f"a template ({', '.join(template_names())}) or a custom type with requirements.milestones"},
-            "requirements": {
-                "type": "object",
-                "description": "how the journey runs; unknown keys are refused (422); free-form data goes under `metadata`",
-                "additionalProperties": False,
-                "properties": {
-                    "metadata": {"type": ["object", "null"], "description": "free-form data kept with the journey"},
-                    "milestones": {
-                        "type": ["array", "null"],
-                        "description": "null or absent: the template's milestones",
-                        "minItems": 1,
-                        "maxItems": 1000,
-                        "items": {
-                            "anyOf": [
-                                ID,
-                                {
-                                    "type": "object",
-                                    "required": ["id"],
-                                    "additionalProperties": False,
-                                    "properties": {
-                                        "id": ID,
-                                        "name": {"type": "string", "minLength": 1, "maxLength": 256},
-                                        "compensation_handler": {"anyOf": [ID, {"type": "null"}]},
-                                        "timeout_s": {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "null"}]},
-                                        "retry": {"anyOf": [_ref("RetryPolicy"), {"type": "null"}]},
-                                        "forward_retry": {"anyOf": [_ref("RetryPolicy"), {"type": "null"}]},
-                                    },
-                                },
-                            ]
-                        },
-                    },
-                    "retry": {"anyOf": [_ref("RetryPolicy"), {"type": "null"}], "description": "null: the default policy"},
-                    "forward_retry": {"anyOf": [_ref("RetryPolicy"), {"type": "null"}], "description": "null: no forward retries"},
-                    "deadline_s": {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "null"}]},
-                    "compensation_deadline_s": {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "null"}]},
-                },
-            },
-            "compensation_handlers": {
-                "type": "object",
-                "additionalProperties": {"anyOf": [ID, {"type": "null"}]},
-                "description": "milestone id -> handler name (null: no compensation)",
-            },
+            "requirements": _ref("DesignRequirements"),
+            "compensation_handlers": _ref("DesignHandlerMap"),
             "journey_id": ID,
             "allow_unregistered_handlers": {"type": "boolean"},
         },
-        "example": {"journey_type": "order_processing", "allow_unregistered_handlers": True},
-    },
-    "ExecuteRequest": {
-        "type": "object",
-        "required": ["journey_id"],
-        "additionalProperties": False,
-        "properties": {
+        closed=True,
+    ),
+    "ExecuteRequest": _object(
+        ["journey_id"],
+        {
             "journey_id": ID,
             "user_id": {**ID, "description": "the saga's user; default: the credential's user"},
-            "context": {"type": "object"},
+            "context": _ref("SagaContext"),
             "saga_id": {**ID, "description": "choose the id (must be new); default: generated"},
             "journey_version": {"type": "integer", "minimum": 1, "maximum": 10**9},
         },
-    },
-    "AdvanceRequest": {
-        "type": "object",
-        "required": ["step_result"],
-        "additionalProperties": False,
-        "properties": {
-            "step_result": {
-                "type": "object",
-                "required": ["status"],
-                "properties": {
-                    "status": {"type": "string", "enum": ["complete", "failed"]},
-                    "milestone_id": {**ID, "description": "names the milestone; makes an exact repeat a replay"},
-                    "error": {"type": "string"},
-                    "reason": {"type": "string"},
-                    "retryable": {"type": "boolean", "description": "a failure within the milestone's forward retry budget"},
-                },
-            },
-            "journey_id": ID,
+        closed=True,
+    ),
+    "StepStatus": {"type": "string", "enum": ["complete", "failed"]},
+    "StepResult": _object(
+        ["status"],
+        {
+            "status": _ref("StepStatus"),
+            "milestone_id": {**ID, "description": "names the milestone; makes an exact repeat a replay"},
+            "error": {"type": "string"},
+            "reason": {"type": "string"},
+            "retryable": {"type": "boolean", "description": "a failure within the milestone's forward retry budget"},
         },
-        "example": {"step_result": {"status": "complete"}},
-    },
-    "FailRequest": {
-        "type": "object",
-        "required": ["error"],
-        "additionalProperties": False,
-        "properties": {
+        additionalProperties=True,
+        description="the milestone's result; other fields are recorded with it",
+    ),
+    "AdvanceRequest": _object(["step_result"], {"step_result": _ref("StepResult"), "journey_id": ID}, closed=True),
+    "FailRequest": _object(
+        ["error"],
+        {
             "error": {"type": "string", "minLength": 1},
             "milestone_id": ID,
-            "result": {"type": "object", "description": "extra fields recorded with the failure"},
+            "result": _ref("FailureResult"),
         },
-        "example": {"error": "card declined"},
-    },
-    "CompensateRequest": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {"reason": {"type": "string", "minLength": 1}},
-    },
-    "RetryCompensationRequest": {
-        "type": "object",
-        "required": ["reason"],
-        "additionalProperties": False,
-        "properties": {"reason": {"type": "string", "minLength": 1, "pattern": "\\S"}},
-    },
-    "SkipCompensationRequest": {
-        "type": "object",
-        "required": ["milestone_id", "reason"],
-        "additionalProperties": False,
-        "properties": {
-            "milestone_id": ID,
-            "reason": {"type": "string", "minLength": 1, "pattern": "\\S"},
-        },
-    },
+        closed=True,
+    ),
+    "CompensateRequest": _object([], {"reason": {"type": "string", "minLength": 1}}, closed=True),
+    "RetryCompensationRequest": _object(
+        ["reason"], {"reason": {"type": "string", "minLength": 1, "pattern": "\\S"}}, closed=True
+    ),
+    "SkipCompensationRequest": _object(
+        ["milestone_id", "reason"],
+        {"milestone_id": ID, "reason": {"type": "string", "minLength": 1, "pattern": "\\S"}},
+        closed=True,
+    ),
 }
 
-_PROBLEM = {"application/problem+json": {"schema": _ref("Problem")}}
+# --- examples (tests/http/test_openapi_document.py validates each against its schema) ---------
+
+_ORDER_STEPS = ["create_order", "process_payment", "reserve_inventory", "ship_product"]
+_RETRY = {"max_attempts": 5, "initial_delay_s": 0.5, "backoff": 2.0, "max_delay_s": 30.0, "jitter": 0.0}
+_JOURNEY = {
+    "journey_id": "orders",
+    "version": 1,
+    "journey_type": "order_processing",
+    "tenant_id": "acme",
+    "milestones": [
+        {"id": m, "name": m, "compensation_handler": h, "timeout_s": None, "retry": _RETRY,
+         "forward_retry": {**_RETRY, "max_attempts": 1}}
+        for m, h in zip(_ORDER_STEPS, ["cancel_order", "refund_payment", "release_inventory", "cancel_shipment"])
+    ],
+    "compensation_handlers": {"create_order": "cancel_order", "process_payment": "refund_payment",
+                              "reserve_inventory": "release_inventory", "ship_product": "cancel_shipment"},
+    "requirements": {},
+    "created_at": 1767225600.0,
+    "deadline_s": None,
+    "compensation_deadline_s": None,
+}
+_STATUS = {
+    "saga_id": "order-1001",
+    "journey_id": "orders",
+    "journey_version": 1,
+    "journey_type": "order_processing",
+    "tenant_id": "acme",
+    "user_id": "alice",
+    "status": "IN_PROGRESS",
+    "current_milestone": "create_order",
+    "milestones": _ORDER_STEPS,
+    "completed_milestones": [],
+    "compensated_milestones": [],
+    "pending_compensations": [],
+    "compensation_status": "none",
+    "compensation_attempts": 0,
+    "compensation_error": None,
+    "parked": False,
+    "parked_reason": None,
+    "failed_compensation": None,
+    "manually_compensated": [],
+    "failure": None,
+    "milestone_attempts": 0,
+    "milestone_retry_at": None,
+    "milestone_due_at": None,
+    "deadline_at": None,
+    "compensation_deadline_at": None,
+    "context": {"order_id": "1001"},
+    "started_at": 1767225600.0,
+    "updated_at": 1767225600.0,
+    "version": 1,
+    "event": "saga_started",
+}
+_ADVANCED = {**_STATUS, "current_milestone": "process_payment", "completed_milestones": ["create_order"],
+             "version": 2, "updated_at": 1767225601.0, "event": "milestone_completed"}
+_FAILED = {
+    **_STATUS,
+    "status": "FAILED",
+    "current_milestone": None,
+    "completed_milestones": ["create_order", "process_payment"],
+    "compensated_milestones": ["process_payment", "create_order"],
+    "compensation_status": "succeeded",
+    "failure": {"kind": "milestone_failed", "milestone_id": "reserve_inventory", "reason": "out of stock",
+                "at": 1767225603.0, "result": {"status": "failed", "error": "out of stock"}},
+    "version": 6,
+    "updated_at": 1767225604.0,
+}
+_FAILED.pop("event")
+_COMPENSATING = {**_FAILED, "status": "COMPENSATING", "compensated_milestones": [],
+                 "pending_compensations": ["process_payment", "create_order"],
+                 "compensation_status": "running", "version": 4, "event": "milestone_failed"}
+_HISTORY = {
+    "saga_id": "order-1001",
+    "events": [
+        {"seq": 1, "type": "saga_started", "status_after": "IN_PROGRESS"},
+        {"seq": 2, "type": "milestone_completed", "milestone_id": "create_order", "status_after": "IN_PROGRESS"},
+        {"seq": 3, "type": "milestone_completed", "milestone_id": "process_payment", "status_after": "IN_PROGRESS"},
+        {"seq": 4, "type": "milestone_failed", "milestone_id": "reserve_inventory", "status_after": "COMPENSATING"},
+        {"seq": 5, "type": "compensation_succeeded", "milestone_id": "process_payment", "status_after": "COMPENSATING"},
+        {"seq": 6, "type": "compensation_succeeded", "milestone_id": "create_order", "status_after": "FAILED"},
+    ],
+}
+_PROBLEM_CODES = {
+    400: "malformed_body", 401: "unauthorized", 403: "forbidden", 404: "not_found", 408: "body_timeout",
+    409: "invalid_transition", 413: "body_too_large", 415: "unsupported_media_type", 422: "invalid_input",
+    429: "too_many_requests", 503: "overloaded",
+}
 _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}}
 _ERROR_TEXT = {
     400: "malformed request: body not JSON/msgpack or not JSON-like data, or an oversized request line",
@@ -312,18 +387,30 @@ _ERROR_TEXT = {
 }
 
 
+def _examples(**named: Any) -> dict[str, Any]:
+    return {name: {"summary": name.replace("_", " "), "value": value} for name, value in named.items()}
+
+
+def _problem_example(status: int) -> dict[str, Any]:
+    code = _PROBLEM_CODES[status]
+    return {"type": PROBLEM_TYPE + code, "title": TITLES[status], "status": status, "detail": _ERROR_TEXT[status], "code": code}
+
+
 def _error(status: int) -> dict[str, Any]:
-    resp: dict[str, Any] = {"description": _ERROR_TEXT[status], "content": _PROBLEM}
+    content = {PROBLEM_JSON: {"schema": _ref("Problem"), "example": _problem_example(status)}}
+    resp: dict[str, Any] = {"description": _ERROR_TEXT[status], "content": content}
     if status in (429, 503):
         resp["headers"] = _RETRY_AFTER
     return resp
 
 
-def _ok(schema: str, description: str, links: dict[str, Any] | None = None, location: bool = False) -> dict[str, Any]:
+def _ok(
+    schema: str, description: str, examples: dict[str, Any], links: dict[str, Any] | None = None, location: bool = False
+) -> dict[str, Any]:
     resp: dict[str, Any] = {
         "description": description,
         "content": {
-            "application/json": {"schema": _ref(schema)},
+            "application/json": {"schema": _ref(schema), "examples": examples},
             "application/msgpack": {"schema": _ref(schema)},
         },
     }
@@ -346,8 +433,8 @@ def _saga_links() -> dict[str, Any]:
 
 
 _PATH_PARAM = {
-    "journey_id": {"name": "journey_id", "in": "path", "required": True, "schema": ID},
-    "saga_id": {"name": "saga_id", "in": "path", "required": True, "schema": ID},
+    "journey_id": {"name": "journey_id", "in": "path", "required": True, "schema": ID, "example": "orders"},
+    "saga_id": {"name": "saga_id", "in": "path", "required": True, "schema": ID, "example": "order-1001"},
 }
 _IDEMPOTENCY = {
     "name": "Idempotency-Key",
@@ -355,23 +442,45 @@ _IDEMPOTENCY = {
     "required": False,
     "description": "retry-safe writes: the same key and body replay the first response",
     "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "example": "3f1c9a8e-order-1001-advance-1",
 }
 _READ_ERRORS = (400, 401, 403, 404, 422, 429, 503)
+_LIST_ERRORS = (400, 401, 403, 422, 429, 503)
 _WRITE_ERRORS = (400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 503)
 
 
-def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+def _query(name: str, schema: dict[str, Any], description: str, example: Any) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description, "example": example}
 
 
+_OPERATOR_RESULT = "the status after the action (recorded in history with who and why)"
+_PARKED = {**_COMPENSATING, "parked": True, "parked_reason": "refund_payment failed 5 times: gateway timeout",
+           "failed_compensation": "process_payment", "compensation_attempts": 5, "compensation_status": "failed",
+           "compensation_error": "gateway timeout", "event": "compensation_parked"}
+
+# One entry per route name: tag, summary, success (status, schema, description, examples), errors,
+# and for writes the request body's schema and examples.
 OPERATIONS: dict[str, dict[str, Any]] = {
-    "healthz": {"summary": "Liveness", "ok": ("200", "Health", "the process is up"), "errors": ()},
-    "readyz": {"summary": "Readiness", "ok": ("200", "Health", "ready to serve"), "errors": (503,)},
-    "journey_templates": {"summary": "Built-in journey templates", "ok": ("200", "TemplateList", "templates"), "errors": (400, 401, 403, 429, 503)},
+    "healthz": {"tag": "service", "summary": "Liveness", "ok": ("200", "Health", "the process is up", _examples(up={"status": "ok"})), "errors": ()},
+    "readyz": {"tag": "service", "summary": "Readiness", "ok": ("200", "Health", "ready to serve", _examples(ready={"status": "ready"})), "errors": (503,)},
+    "journey_templates": {
+        "tag": "journeys",
+        "summary": "Built-in journey templates",
+        "ok": ("200", "TemplateList", "templates", _examples(templates={"templates": [
+            {"journey_type": "order_processing", "milestones": _ORDER_STEPS,
+             "compensation_handlers": _JOURNEY["compensation_handlers"]}]})),
+        "errors": _LIST_ERRORS,
+    },
     "design_saga_journey": {
+        "tag": "journeys",
         "summary": "Design (or re-version) a journey",
-        "body": "DesignRequest",
-        "ok": ("201", "Journey", "the stored journey version"),
+        "body": ("DesignRequest", _examples(
+            template={"journey_type": "order_processing", "journey_id": "orders"},
+            custom={"journey_type": "onboarding", "allow_unregistered_handlers": True, "requirements": {
+                "milestones": ["create_account", {"id": "send_welcome", "timeout_s": 30}],
+                "retry": {"max_attempts": 3}}},
+        )),
+        "ok": ("201", "Journey", "the stored journey version", _examples(designed=_JOURNEY)),
         "links": {
             "GetJourney": {"operationId": "get_journey", "parameters": {"journey_id": "$response.body#/journey_id"}},
             "ExecuteSagaJourney": {
@@ -381,79 +490,112 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         },
         "errors": _WRITE_ERRORS,
     },
-    "list_journeys": {"summary": "List this tenant's journeys", "ok": ("200", "JourneyList", "journeys"), "errors": (400, 401, 403, 429, 503)},
+    "list_journeys": {
+        "tag": "journeys",
+        "summary": "List this tenant's journeys",
+        "ok": ("200", "JourneyList", "journeys", _examples(journeys={"journeys": [_JOURNEY]})),
+        "errors": _LIST_ERRORS,
+    },
     "get_journey": {
+        "tag": "journeys",
         "summary": "Get a journey (latest version, or ?version=)",
-        "params": [_PATH_PARAM["journey_id"], _query("version", {"type": "integer", "minimum": 1, "maximum": 10**9}, "a specific version")],
-        "ok": ("200", "Journey", "the journey"),
+        "params": [_PATH_PARAM["journey_id"], _query("version", {"type": "integer", "minimum": 1, "maximum": 10**9}, "a specific version", 1)],
+        "ok": ("200", "Journey", "the journey", _examples(journey=_JOURNEY)),
         "errors": _READ_ERRORS,
     },
     "execute_saga_journey": {
+        "tag": "sagas",
         "summary": "Start a saga",
-        "body": "ExecuteRequest",
-        "ok": ("201", "SagaStatus", "the new saga's status"),
+        "body": ("ExecuteRequest", _examples(start={"journey_id": "orders", "saga_id": "order-1001", "context": {"order_id": "1001"}})),
+        "ok": ("201", "SagaStatus", "the new saga's status", _examples(started=_STATUS)),
         "links": _saga_links(),
         "errors": _WRITE_ERRORS,
     },
     "list_sagas": {
+        "tag": "sagas",
         "summary": "List this tenant's sagas, filtered and paginated",
         "params": [
-            _query("status", {"type": "string", "enum": list(SAGA_STATES)}, "only sagas in this state"),
-            _query("journey_type", ID, "only sagas of this journey type"),
-            _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "page size (default 100)"),
-            _query("cursor", {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": "^[A-Za-z0-9_-]+$"}, "next_cursor of the previous page"),
+            _query("status", _ref("SagaState"), "only sagas in this state", "FAILED"),
+            _query("journey_type", ID, "only sagas of this journey type", "order_processing"),
+            _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "page size (default 100)", 50),
+            _query("cursor", {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": "^[A-Za-z0-9_-]+$"}, "next_cursor of the previous page", "b3JkZXItMTAwMQ"),
         ],
-        "ok": ("200", "SagaPage", "a page of sagas"),
-        "errors": (400, 401, 403, 422, 429, 503),
+        "ok": ("200", "SagaPage", "a page of sagas", _examples(page={"sagas": [_FAILED], "next_cursor": None})),
+        "errors": _LIST_ERRORS,
     },
-    "get_saga_status": {"summary": "A saga's committed status", "params": [_PATH_PARAM["saga_id"]], "ok": ("200", "SagaStatus", "status"), "errors": _READ_ERRORS},
+    "get_saga_status": {
+        "tag": "sagas",
+        "summary": "A saga's committed status",
+        "params": [_PATH_PARAM["saga_id"]],
+        "ok": ("200", "SagaStatus", "status", _examples(running=_ADVANCED, failed=_FAILED, parked=_PARKED)),
+        "errors": _READ_ERRORS,
+    },
     "get_saga_execution_history": {
+        "tag": "sagas",
         "summary": "A saga's history of events",
         "params": [
             _PATH_PARAM["saga_id"],
-            _query("after_seq", {"type": "integer", "minimum": 0, "maximum": 10**12}, "only events after this sequence number"),
-            _query("limit", {"type": "integer", "minimum": 1, "maximum": 10000}, "at most this many events"),
+            _query("after_seq", {"type": "integer", "minimum": 0, "maximum": 10**12}, "only events after this sequence number", 0),
+            _query("limit", {"type": "integer", "minimum": 1, "maximum": 10000}, "at most this many events", 100),
         ],
-        "ok": ("200", "History", "events, oldest first"),
+        "ok": ("200", "History", "events, oldest first", _examples(history=_HISTORY)),
         "errors": _READ_ERRORS,
     },
     "advance_saga_step": {
+        "tag": "sagas",
         "summary": "Report the current milestone's result",
         "params": [_PATH_PARAM["saga_id"]],
-        "body": "AdvanceRequest",
-        "ok": ("200", "SagaStatus", "the status after the report (replayed: true for a repeat)"),
+        "body": ("AdvanceRequest", _examples(
+            complete={"step_result": {"status": "complete", "milestone_id": "create_order"}},
+            failed={"step_result": {"status": "failed", "error": "out of stock"}},
+        )),
+        "ok": ("200", "SagaStatus", "the status after the report (replayed: true for a repeat)", _examples(advanced=_ADVANCED)),
         "errors": _WRITE_ERRORS,
     },
     "fail_saga_step": {
+        "tag": "sagas",
         "summary": "Fail the current milestone: compensation starts",
         "params": [_PATH_PARAM["saga_id"]],
-        "body": "FailRequest",
-        "ok": ("200", "SagaStatus", "the status after the failure"),
+        "body": ("FailRequest", _examples(declined={"error": "card declined", "result": {"decline_code": "insufficient_funds"}})),
+        "ok": ("200", "SagaStatus", "the status after the failure", _examples(compensating=_COMPENSATING)),
         "errors": _WRITE_ERRORS,
     },
     "compensate_saga": {
+        "tag": "sagas",
         "summary": "Abort an IN_PROGRESS saga: completed milestones are compensated in reverse order",
         "params": [_PATH_PARAM["saga_id"]],
-        "body": "CompensateRequest",
+        "body": ("CompensateRequest", _examples(abort={"reason": "customer cancelled"})),
         "body_optional": True,
-        "ok": ("200", "SagaStatus", "the status after the abort"),
+        "ok": ("200", "SagaStatus", "the status after the abort", _examples(compensating={
+            **_COMPENSATING, "failure": {"kind": "aborted", "milestone_id": None, "reason": "customer cancelled",
+                                         "at": 1767225603.0, "result": None}, "event": "saga_aborted"})),
         "errors": _WRITE_ERRORS,
     },
     "retry_compensation": {
+        "tag": "operator",
         "summary": "Resume a parked rollback at the compensation that failed, with a fresh budget",
         "params": [_PATH_PARAM["saga_id"]],
-        "body": "RetryCompensationRequest",
-        "ok": ("200", "SagaStatus", "the status after the action (recorded in history with who and why)"),
+        "body": ("RetryCompensationRequest", _examples(retry={"reason": "payment gateway is back"})),
+        "ok": ("200", "SagaStatus", _OPERATOR_RESULT, _examples(retried={**_COMPENSATING, "event": "compensation_retried"})),
         "errors": _WRITE_ERRORS,
     },
     "skip_compensation": {
+        "tag": "operator",
         "summary": "Record the failed compensation as done by hand, then continue the rollback",
         "params": [_PATH_PARAM["saga_id"]],
-        "body": "SkipCompensationRequest",
-        "ok": ("200", "SagaStatus", "the status after the action (recorded in history with who and why)"),
+        "body": ("SkipCompensationRequest", _examples(skip={"milestone_id": "process_payment", "reason": "refunded by hand, ticket 4711"})),
+        "ok": ("200", "SagaStatus", _OPERATOR_RESULT, _examples(skipped={
+            **_COMPENSATING, "compensated_milestones": ["process_payment"], "manually_compensated": ["process_payment"],
+            "pending_compensations": ["create_order"], "event": "compensation_skipped"})),
         "errors": _WRITE_ERRORS,
     },
 }
+_TAGS = [
+    {"name": "journeys", "description": "design and read journey definitions"},
+    {"name": "sagas", "description": "start sagas, report milestone results, read status and history"},
+    {"name": "operator", "description": "resolve parked rollbacks (admin role)"},
+    {"name": "service", "description": "health, readiness, this document, metrics"},
+]
 
 
 def query_params(operation: str) -> tuple[str, ...]:
@@ -462,64 +604,71 @@ def query_params(operation: str) -> tuple[str, ...]:
     return tuple(sorted(p["name"] for p in spec.get("params", ()) if p["in"] == "query"))
 
 
-def _openapi_path(path: str) -> str:
-    return path  # aiohttp's {name} placeholders are OpenAPI's too
+def _operation(r: Any) -> dict[str, Any]:
+    spec = OPERATIONS[r.name]
+    code, schema, text, examples = spec["ok"]
+    op: dict[str, Any] = {
+        "operationId": r.name,
+        "tags": [spec["tag"]],
+        "summary": spec["summary"],
+        "responses": {code: _ok(schema, text, examples, spec.get("links"), location=code == "201")},
+    }
+    for status in spec["errors"]:
+        op["responses"][str(status)] = _error(status)
+    params = list(spec.get("params", []))
+    if r.method == "POST":
+        params.append(_IDEMPOTENCY)
+    if params:
+        op["parameters"] = params
+    if "body" in spec:
+        body, body_examples = spec["body"]
+        op["requestBody"] = {
+            "required": not spec.get("body_optional", False),
+            "content": {"application/json": {"schema": _ref(body), "examples": body_examples}},
+            "description": "JSON, or msgpack with Content-Type: application/msgpack",
+        }
+    if r.role is None:
+        op["security"] = []
+    else:
+        op["description"] = f"Requires the `{r.role}` role."
+    return op
+
+
+def _plain(operation_id: str, summary: str, description: str, ctype: str, schema: dict[str, Any], example: Any) -> dict[str, Any]:
+    return {
+        "operationId": operation_id,
+        "tags": ["service"],
+        "summary": summary,
+        "security": [],
+        "responses": {"200": {"description": description, "content": {ctype: {"schema": schema, "example": example}}}},
+    }
 
 
 def build_openapi(routes: Sequence[Any], *, metrics: bool = False) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for r in routes:
         if r.name == "openapi":
-            op: dict[str, Any] = {
-                "operationId": "openapi",
-                "summary": "This document",
-                "security": [],
-                "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}},
-            }
+            op = _plain("openapi", "This document", "OpenAPI 3.1", "application/json", _ref("OpenApiDocument"),
+                        {"openapi": "3.1.0", "info": {"title": "saga-journey gateway", "version": "0.1.0"}, "paths": {}})
         else:
-            spec = OPERATIONS[r.name]
-            code, schema, text = spec["ok"]
-            op = {
-                "operationId": r.name,
-                "summary": spec["summary"],
-                "responses": {code: _ok(schema, text, spec.get("links"), location=code == "201")},
-            }
-            for status in spec["errors"]:
-                op["responses"][str(status)] = _error(status)
-            params = list(spec.get("params", []))
-            if r.method == "POST":
-                params.append(_IDEMPOTENCY)
-            if params:
-                op["parameters"] = params
-            if "body" in spec:
-                op["requestBody"] = {
-                    "required": not spec.get("body_optional", False),
-                    "content": {"application/json": {"schema": _ref(spec["body"])}},
-                    "description": "JSON, or msgpack with Content-Type: application/msgpack",
-                }
-            if r.role is None:
-                op["security"] = []
-            else:
-                op["description"] = f"Requires the `{r.role}` role."
-        paths.setdefault(_openapi_path(r.path), {})[r.method.lower()] = op
+            op = _operation(r)
+        paths.setdefault(r.path, {})[r.method.lower()] = op  # aiohttp's {name} placeholders are OpenAPI's too
     if metrics:
-        paths["/metrics"] = {
-            "get": {
-                "operationId": "metrics",
-                "summary": "Prometheus metrics",
-                "security": [],
-                "responses": {"200": {"description": "text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}},
-            }
-        }
+        paths["/metrics"] = {"get": _plain(
+            "metrics", "Prometheus metrics", "text exposition format", "text/plain", {"type": "string"},
+            "# TYPE saga_sagas_started_total counter\nsaga_sagas_started_total{journey_type=\"order_processing\"} 1.0\n",
+        )}
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "saga-journey gateway",
             "version": "0.1.0",
-            "description": "Durable sagas over HTTP. Errors are RFC 9457 application/problem+json.",
+            "description": "Durable sagas over HTTP. Errors are RFC 9457 application/problem+json. "
+            "A reference page rendered from this document is served at /docs.",
         },
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}],
+        "tags": _TAGS,
         "paths": paths,
         "components": {
             "schemas": SCHEMAS,

@@ -23,11 +23,19 @@ STATUS_BY_CODE: dict[str, int] = {
     "request_in_flight": 409,
     "overloaded": 503,
     "storage_error": 503,
-    "corrupt_record": 503,
+    "corrupt_record": 500,  # permanent: a retry reads the same bytes
     "runtime_closed": 503,
     "saga_error": 500,
 }
-RETRY_CODES = frozenset({"overloaded", "storage_error", "corrupt_record", "runtime_closed", "reply_timeout"})
+RETRY_CODES = frozenset({"overloaded", "storage_error", "runtime_closed", "reply_timeout"})
+# What an operator should do about a fault that no retry clears.
+HINTS: dict[str, str] = {
+    "corrupt_record": (
+        "a stored record failed its checksum or decode and was quarantined; retrying cannot help. "
+        "Operator: stop the server and run `saga-journey quarantine --data-dir <data folder>` to list "
+        "the corrupt records, then see docs/crash-safety.md (Runbook: quarantined records)"
+    ),
+}
 
 TITLES: dict[int, str] = {
     400: "Bad Request",
@@ -109,4 +117,6 @@ def from_saga_error(exc: SagaError, retry_after_s: int, instance: str | None = N
     status = STATUS_BY_CODE.get(exc.code, 500)
     headers = {"Retry-After": str(retry_after_s)} if exc.code in RETRY_CODES else None
     extra = {k: v for k, v in exc.details.items() if k not in ("type", "title", "status", "detail", "code")}
+    if exc.code in HINTS:
+        extra["hint"] = HINTS[exc.code]
     return problem_response(status, exc.code, exc.message, headers=headers, instance=instance, extra=extra)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import sys
-from typing import Any, Callable, TextIO
+from typing import Any, Callable, Sequence, TextIO
 
 import aiohttp
 from aiohttp import web
@@ -44,8 +45,12 @@ async def serve(
     out: TextIO = sys.stdout,
     metrics: bool = True,
     started: Callable[[int], None] | None = None,
+    sockets: Sequence[socket.socket] = (),
 ) -> None:
-    """Run until SIGTERM/SIGINT; with ``metrics``, Prometheus metrics are served at GET /metrics."""
+    """Run until SIGTERM/SIGINT; with ``metrics``, Prometheus metrics are served at GET /metrics.
+
+    ``sockets``: already bound listeners (``listeners.bind_listeners``) to serve on instead of
+    binding ``host``:``port`` here."""
     loop = asyncio.get_running_loop()
     settings = config.gateway
     if settings.insecure_dev:
@@ -71,10 +76,13 @@ async def serve(
             app, access_log=None, shutdown_timeout=settings.shutdown_timeout_s, handle_signals=False
         )
         await runner.setup()
-        site = web.TCPSite(runner, host, port, backlog=1024)
-        await site.start()
+        sites = [web.SockSite(runner, sock, backlog=1024) for sock in sockets] or [
+            web.TCPSite(runner, host, port, backlog=1024)
+        ]
+        for site in sites:
+            await site.start()
         bound = port
-        server = getattr(site, "_server", None)
+        server = getattr(sites[0], "_server", None)
         if server is not None and server.sockets:
             bound = server.sockets[0].getsockname()[1]
         print(
@@ -100,7 +108,15 @@ async def serve(
     print("saga-journey gateway stopped", file=out, flush=True)
 
 
-def run(data_dir: str, host: str, port: int, config: ServeConfig, *, use_uvloop: bool | None = None) -> None:
+def run(
+    data_dir: str,
+    host: str,
+    port: int,
+    config: ServeConfig,
+    *,
+    use_uvloop: bool | None = None,
+    sockets: Sequence[socket.socket] = (),
+) -> None:
     """Blocking entry point for the CLI. ``use_uvloop``: None = when installed."""
     if use_uvloop is not False:
         try:
@@ -109,6 +125,6 @@ def run(data_dir: str, host: str, port: int, config: ServeConfig, *, use_uvloop:
             if use_uvloop:
                 raise
         else:
-            uvloop.run(serve(data_dir, host, port, config))
+            uvloop.run(serve(data_dir, host, port, config, sockets=sockets))
             return
-    asyncio.run(serve(data_dir, host, port, config))
+    asyncio.run(serve(data_dir, host, port, config, sockets=sockets))

@@ -195,3 +195,30 @@ def load_config(path: str | None, *, insecure_dev: bool = False) -> ServeConfig:
     except tomllib.TOMLDecodeError as exc:
         raise InvalidInputError(f"config file {path} is not valid TOML: {exc}") from None
     return parse_config(raw, insecure_dev=insecure_dev)
+
+
+def toml_string(value: str) -> str:
+    """``value`` as a TOML basic string: quote, backslash and control characters escaped."""
+    out = []
+    for ch in value:
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif ch < " " or ch == "\x7f":
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def api_key_entry(digest: str, tenant_id: str, user_id: str, roles: list[str]) -> str:
+    """The ``[[api_keys]]`` table for one key, checked by the same parser ``serve`` uses."""
+    lines = [
+        "[[api_keys]]",
+        f"sha256 = {toml_string(digest)}",
+        f"tenant_id = {toml_string(tenant_id)}",
+        f"user_id = {toml_string(user_id)}",
+        "roles = [" + ", ".join(toml_string(r) for r in roles) + "]",
+    ]
+    text = "\n".join(lines) + "\n"
+    parse_config(tomllib.loads(text))  # raises InvalidInputError, naming the field, if serve would refuse it
+    return text

@@ -5,22 +5,35 @@
     orch = SagaOrchestrator.open("./data", observer=metrics)
     metrics.attach(orch)
     server = start_metrics_server(registry, port=9464)
+
+Re-exports are lazy (PEP 562), like the other packages of saga_journey.
 """
 
-from .collector import RuntimeStateCollector
-from .exposition import MetricsServer, exposition, metrics_handler, start_metrics_server
-from .instruments import LATENCY_BUCKETS, STATE_METRICS, Instruments
-from .observer import SagaMetrics, status_class
+from __future__ import annotations
 
-__all__ = [
-    "LATENCY_BUCKETS",
-    "STATE_METRICS",
-    "Instruments",
-    "MetricsServer",
-    "RuntimeStateCollector",
-    "SagaMetrics",
-    "exposition",
-    "metrics_handler",
-    "start_metrics_server",
-    "status_class",
-]
+from typing import TYPE_CHECKING
+
+from saga_journey.runtime.lazy import lazy_exports
+
+_EXPORTS: dict[str, str] = {
+    "LATENCY_BUCKETS": "instruments",
+    "STATE_METRICS": "instruments",
+    "Instruments": "instruments",
+    "MetricsServer": "exposition",
+    "RuntimeStateCollector": "collector",
+    "SagaMetrics": "observer",
+    "exposition": "exposition",
+    "metrics_handler": "exposition",
+    "start_metrics_server": "exposition",
+    "status_class": "observer",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from .collector import RuntimeStateCollector
+    from .exposition import MetricsServer, exposition, metrics_handler, start_metrics_server
+    from .instruments import LATENCY_BUCKETS, STATE_METRICS, Instruments
+    from .observer import SagaMetrics, status_class
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

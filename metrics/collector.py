@@ -56,8 +56,9 @@ class RuntimeStateCollector(Collector):
         now = orch.clock.now()
         fam = {spec.name: _family(spec) for spec in STATE_METRICS}
 
+        known = sorted({jt for jt, _ in counts} | set(failed))
         by_state = fam["saga_sagas"]
-        for jt in sorted({jt for jt, _ in counts}):
+        for jt in known:
             for state in SAGA_STATES:
                 by_state.add_metric([jt, state], counts.get((jt, state), 0))
         age = fam["saga_oldest_active_saga_age_seconds"]
@@ -65,8 +66,8 @@ class RuntimeStateCollector(Collector):
             entered = oldest.get(state)
             age.add_metric([state], 0.0 if entered is None else max(0.0, now - entered))
         comp_failed = fam["saga_compensation_failed_sagas"]
-        for jt, n in sorted(failed.items()):
-            comp_failed.add_metric([jt], n)
+        for jt in known:  # 0 too: a series that vanishes at 0 reads as "No data"
+            comp_failed.add_metric([jt], failed.get(jt, 0))
 
         st = stats["store"]
         fam["saga_live_actors"].add_metric([], stats["live_actors"])

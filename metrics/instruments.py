@@ -100,6 +100,10 @@ class Instruments:
             "saga_compensation_retries_total",
             "Failed compensation attempts that were scheduled for a retry.",
             ["journey_type", "milestone"], registry=r)
+        self.internal_errors = Counter(
+            "saga_internal_errors_total",
+            "Unexpected errors inside a saga's actor; each parks its saga with the error recorded.",
+            ["journey_type"], registry=r)
         self.activations = Counter(
             "saga_actor_activations_total",
             "Saga actors re-activated from their stored snapshot.", registry=r)

@@ -92,6 +92,7 @@ class SagaMetrics(RuntimeObserver):
         self._retries = cache(m.compensation_retries)
         self._http_count = cache(m.http_requests, 1)
         self._http_time = cache(m.http_duration, 1)
+        self._internal_errors = cache(m.internal_errors)
         self._activations = m.activations
         self._passivations = m.passivations
         self._commit_time = m.commit_duration
@@ -155,6 +156,7 @@ class SagaMetrics(RuntimeObserver):
         self._seen_types.add(jt)
         self._started.get(jt)
         self._completed.get(jt)
+        self._internal_errors.get(jt)
         for outcome in ("compensated", "compensation_failed"):
             self._failed.get(jt, outcome)
         for cause in ("milestone_failed", "timeout", "deadline", "aborted"):
@@ -180,6 +182,12 @@ class SagaMetrics(RuntimeObserver):
             self._attempts.get(journey_type, milestone_id, "ok" if ok else "error").inc()
         except Exception:
             self._hook_failed("on_compensation_attempt")
+
+    def on_internal_error(self, journey_type: str) -> None:
+        try:
+            self._internal_errors.get(journey_type).inc()
+        except Exception:
+            self._hook_failed("on_internal_error")
 
     def on_actor_activated(self) -> None:
         self._activations.inc()

@@ -1,14 +1,29 @@
-"""Durable storage for journeys, saga snapshots, history and idempotency records."""
+"""Durable storage for journeys, saga snapshots, history and idempotency records.
 
-from saga_journey.persistence.lmdb_store import LmdbStore
-from saga_journey.persistence.records import decode_record, encode_record
-from saga_journey.persistence.store import JourneyWrite, SagaStore, SagaWrite
+Re-exports are lazy (PEP 562): importing ``persistence.store`` (the protocols) does not open
+LMDB's module or start anything.
+"""
 
-__all__ = [
-    "LmdbStore",
-    "SagaWrite",
-    "JourneyWrite",
-    "SagaStore",
-    "encode_record",
-    "decode_record",
-]
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from saga_journey.runtime.lazy import lazy_exports
+
+_EXPORTS: dict[str, str] = {
+    "LmdbStore": "lmdb_store",
+    "SagaWrite": "store",
+    "JourneyWrite": "store",
+    "SagaStore": "store",
+    "encode_record": "records",
+    "decode_record": "records",
+}
+
+__all__ = list(_EXPORTS)
+
+if TYPE_CHECKING:
+    from .lmdb_store import LmdbStore
+    from .records import decode_record, encode_record
+    from .store import JourneyWrite, SagaStore, SagaWrite
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -42,8 +42,13 @@ class VerifyReport:
                 "corrupt": self.corrupt, "inconsistent": self.inconsistent}
 
 
+def store_exists(path: str) -> bool:
+    """Whether ``path`` holds a store (its LMDB data file), without opening or creating anything."""
+    return os.path.isfile(os.path.join(path, "data.mdb"))
+
+
 def verify(path: str) -> VerifyReport:
-    if not os.path.exists(os.path.join(path, "data.mdb")):
+    if not store_exists(path):
         raise StorageError(f"{path} holds no LMDB store (no data.mdb)")
     fd = os.open(os.path.join(path, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
     try:

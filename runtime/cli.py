@@ -1,4 +1,9 @@
-"""The ``saga-journey`` command line."""
+"""The ``saga-journey`` command line.
+
+Every command checks its arguments before it touches anything: a typo'd data folder, a busy
+port or an unknown role is a one-line error (exit 2) and nothing is created. Only ``demo``
+and ``serve --create`` make a new store.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +11,23 @@ import argparse
 import sys
 from typing import Sequence
 
-from .errors import SagaError
+from .errors import InvalidInputError, SagaError
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="saga-journey", description="Durable saga orchestrator")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the seed's enterprise migration with a failure")
-    demo.add_argument("--data-dir", default="./data", help="LMDB data folder (default ./data)")
+    demo.add_argument("--data-dir", default="./data", help="LMDB data folder, created if absent (default ./data)")
     demo.add_argument("--fail-at", default="transform_data", help="milestone that fails")
     backup = sub.add_parser("backup", help="write a compacted copy of the store to a folder")
     backup.add_argument("--data-dir", default="./data")
     backup.add_argument("dest", help="destination folder (must be empty or absent)")
     serve = sub.add_parser("serve", help="run the HTTP gateway")
     serve.add_argument("--data-dir", default="./data", help="LMDB data folder (default ./data)")
+    serve.add_argument("--create", action="store_true", help="create the store if the data folder holds none")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--port", default="8080", help="TCP port, 0-65535 (0: any free port; default 8080)")
     serve.add_argument("--config", default=None, help="TOML config: API keys, webhooks, limits")
     serve.add_argument(
         "--insecure-dev", action="store_true", help="no authentication (local trials only)"
@@ -43,71 +49,128 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _require_store(data_dir: str, *, create_flag: str | None = None) -> None:
+    """Refuse a data folder that holds no store, so a typo never creates an empty one."""
+    from saga_journey.persistence.verify import store_exists
+
+    if not store_exists(data_dir):
+        how = f"; pass {create_flag} to create a new store there" if create_flag else ""
+        raise InvalidInputError(f"--data-dir {data_dir} holds no saga-journey store (no data.mdb){how}")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    final = run_demo(args.data_dir, sys.stdout, fail_at=args.fail_at)
+    return 0 if final["status"] in ("COMPLETED", "FAILED") else 1
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from saga_journey.persistence.lmdb_store import LmdbStore
+
+    _require_store(args.data_dir)
+    store = LmdbStore(args.data_dir)
+    try:
+        store.backup(args.dest, compact=True)
+    finally:
+        store.close()
+    print(f"backup of {args.data_dir} written to {args.dest}")
+    return 0
+
+
+def _check_loop(choice: str) -> bool | None:
+    """``--loop`` as ``run``'s ``use_uvloop``; uvloop asked for but missing is an error now."""
+    if choice != "uvloop":
+        return {"auto": None, "asyncio": False}[choice]
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        raise InvalidInputError(
+            "--loop uvloop: uvloop is not installed (pip install 'saga-journey[fast]', or --loop asyncio)"
+        ) from None
+    return True
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from saga_journey.http.listeners import bind_listeners, parse_port
+    from saga_journey.http.server import run
+    from saga_journey.http.settings import load_config
+
+    # Everything that can be wrong is checked before the port is bound and the store opened.
+    port = parse_port(args.port)
+    use_uvloop = _check_loop(args.loop)
+    config = load_config(args.config, insecure_dev=args.insecure_dev)
+    if not args.create:
+        _require_store(args.data_dir, create_flag="--create")
+    sockets = bind_listeners(args.host, port)
+    try:
+        run(args.data_dir, args.host, port, config, use_uvloop=use_uvloop, sockets=sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
+    return 0
+
+
+def _hash_key(args: argparse.Namespace) -> int:
+    from saga_journey.http.auth import hash_token, new_token
+    from saga_journey.http.settings import ROLES, api_key_entry
+
+    from .journeys import check_id
+
+    roles = [r.strip() for r in args.roles.split(",") if r.strip()]
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown or not roles:
+        what = f"unknown role(s) {', '.join(unknown)}" if unknown else "no role given"
+        raise InvalidInputError(f"--roles {args.roles!r}: {what}; allowed: {', '.join(ROLES)}")
+    if args.token is not None and not args.token.strip():
+        raise InvalidInputError("--token must not be empty (omit it to generate one)")
+    tenant, user = check_id(args.tenant, "--tenant"), check_id(args.user, "--user")
+    token = args.token if args.token is not None else new_token()
+    entry = api_key_entry(hash_token(token), tenant, user, roles)
+    if args.token is None:
+        # stderr: the config entry on stdout can be appended to saga.toml without it
+        print(f"token (give it to the client; only its hash is stored): {token}", file=sys.stderr)
+    print(entry, end="")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from saga_journey.persistence.verify import verify
+
+    _require_store(args.data_dir)
+    report = verify(args.data_dir)
+    if args.command == "quarantine":
+        for item in report.corrupt:
+            print(f"{item['where']}\t{item['reason']}")
+        print(f"{len(report.corrupt)} corrupt record(s) in {args.data_dir}", file=sys.stderr)
+        return 1 if report.corrupt else 0
+    if args.json:
+        import json
+
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(f"{args.data_dir}: {report.records} records, {report.sagas} sagas, "
+              f"{len(report.corrupt)} corrupt, {len(report.inconsistent)} inconsistent")
+        for item in report.corrupt:
+            print(f"  corrupt  {item['where']}: {item['reason']}")
+        for line in report.inconsistent:
+            print(f"  inconsistent  {line}")
+    return 0 if report.ok else 1
+
+
+COMMANDS = {
+    "demo": _demo, "backup": _backup, "serve": _serve, "hash-key": _hash_key,
+    "verify": _verify, "quarantine": _verify,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "demo":
-            from .demo import run_demo
-
-            final = run_demo(args.data_dir, sys.stdout, fail_at=args.fail_at)
-            return 0 if final["status"] in ("COMPLETED", "FAILED") else 1
-        if args.command == "backup":
-            from saga_journey.persistence.lmdb_store import LmdbStore
-
-            store = LmdbStore(args.data_dir)
-            try:
-                store.backup(args.dest, compact=True)
-            finally:
-                store.close()
-            print(f"backup of {args.data_dir} written to {args.dest}")
-            return 0
-        if args.command == "serve":
-            from saga_journey.http.server import run
-            from saga_journey.http.settings import load_config
-
-            config = load_config(args.config, insecure_dev=args.insecure_dev)
-            loop = {"auto": None, "asyncio": False, "uvloop": True}[args.loop]
-            run(args.data_dir, args.host, args.port, config, use_uvloop=loop)
-            return 0
-        if args.command == "hash-key":
-            from saga_journey.http.auth import hash_token, new_token
-
-            token = args.token or new_token()
-            roles = [r.strip() for r in args.roles.split(",") if r.strip()]
-            if args.token is None:
-                # stderr: the config entry on stdout can be appended to saga.toml without it
-                print(f"token (give it to the client; only its hash is stored): {token}", file=sys.stderr)
-            print("[[api_keys]]")
-            print(f'sha256 = "{hash_token(token)}"')
-            print(f'tenant_id = "{args.tenant}"')
-            print(f'user_id = "{args.user}"')
-            print("roles = [" + ", ".join(f'"{r}"' for r in roles) + "]")
-            return 0
-        if args.command in ("verify", "quarantine"):
-            from saga_journey.persistence.verify import verify
-
-            report = verify(args.data_dir)
-            if args.command == "quarantine":
-                for item in report.corrupt:
-                    print(f"{item['where']}\t{item['reason']}")
-                print(f"{len(report.corrupt)} corrupt record(s) in {args.data_dir}", file=sys.stderr)
-                return 1 if report.corrupt else 0
-            if args.json:
-                import json
-
-                print(json.dumps(report.to_dict(), indent=2))
-            else:
-                print(f"{args.data_dir}: {report.records} records, {report.sagas} sagas, "
-                      f"{len(report.corrupt)} corrupt, {len(report.inconsistent)} inconsistent")
-                for item in report.corrupt:
-                    print(f"  corrupt  {item['where']}: {item['reason']}")
-                for line in report.inconsistent:
-                    print(f"  inconsistent  {line}")
-            return 0 if report.ok else 1
+        return COMMANDS[args.command](args)
     except SagaError as exc:
         print(f"saga-journey: {exc}", file=sys.stderr)
         return 2
-    return 1
 
 
 if __name__ == "__main__":

@@ -18,12 +18,17 @@ class Clock(Protocol):
         """Call ``callback`` whenever time jumps (manual clocks); real clocks never call it."""
 
 
+MAX_WAIT_S = 3600.0
+
+
 class SystemClock:
     def now(self) -> float:
         return time.time()
 
     def wait_hint(self, seconds: float) -> float | None:
-        return max(seconds, 0.0)
+        # Capped: a far-off due time (e.g. from a journey stored before policies were bounded)
+        # must never exceed what a condition wait accepts (OverflowError beyond time_t).
+        return min(max(seconds, 0.0), MAX_WAIT_S)
 
     def on_advance(self, callback: Callable[[], None]) -> None:
         return None

@@ -39,6 +39,7 @@ def state_to_dict(s: SagaState) -> dict[str, Any]:
         "forward_retry_at": s.forward_retry_at,
         "manually_compensated": list(s.manually_compensated),
         "parked_reason": s.parked_reason,
+        "last_compensation_error": s.last_compensation_error,
     }
 
 
@@ -77,6 +78,7 @@ def state_from_dict(d: Mapping[str, Any]) -> SagaState:
         forward_retry_at=d.get("forward_retry_at"),
         manually_compensated=tuple(d.get("manually_compensated", ())),
         parked_reason=d.get("parked_reason"),
+        last_compensation_error=d.get("last_compensation_error"),
     )
 
 
@@ -130,6 +132,7 @@ def status_view(s: SagaState) -> dict[str, Any]:
         "compensation_status": s.compensation_status,
         "compensation_attempts": s.compensation_attempts,
         "compensation_error": s.compensation_error,
+        "last_compensation_error": s.last_compensation_error,
         "parked": s.is_parked,
         "parked_reason": s.parked_reason,
         "failed_compensation": s.pending_compensations[0] if s.is_parked else None,

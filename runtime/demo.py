@@ -6,6 +6,7 @@ import time
 from datetime import datetime, timezone
 from typing import Callable, TextIO
 
+from .errors import InvalidInputError
 from .handlers import CompensationContext
 from .journeys import TEMPLATES
 from .orchestrator import SagaOrchestrator
@@ -26,6 +27,10 @@ def _handler(name: str, out: TextIO) -> Callable[[CompensationContext], None]:
 
 
 def run_demo(data_dir: str, out: TextIO, fail_at: str = "transform_data") -> dict:
+    milestones = [m for m, _ in TEMPLATES["enterprise_migration"]]
+    if fail_at not in milestones:  # checked before the data folder is opened (or created)
+        raise InvalidInputError(f"--fail-at {fail_at!r} is not a milestone of enterprise_migration; "
+                                f"choose one of {', '.join(milestones)}")
     handlers = {h: _handler(h, out) for _, h in TEMPLATES["enterprise_migration"]}
     with SagaOrchestrator.open(data_dir, handlers=handlers) as orch:
         uc = {"tenant_id": "demo", "user_id": "user_123"}

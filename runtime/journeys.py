@@ -66,27 +66,77 @@ def template_definitions() -> list[dict[str, Any]]:
     ]
 
 
+# Bounds of every user-supplied number of a policy: (minimum, maximum, minimum exclusive).
+# Delays and timeouts stay well inside what clocks, timers and time_t can represent.
+DAY_S = 86_400.0
+YEAR_S = 366 * DAY_S
+RETRY_BOUNDS: dict[str, tuple[float, float, bool]] = {
+    "max_attempts": (1, 1000, False),
+    "initial_delay_s": (0.0, DAY_S, False),
+    "backoff": (1.0, 100.0, False),
+    "max_delay_s": (0.0, DAY_S, False),
+    "jitter": (0.0, 1.0, False),
+    "handler_timeout_s": (0.0, DAY_S, True),
+}
+SECONDS_BOUNDS = (0.0, YEAR_S, True)
+"""Milestone timeouts and saga/compensation deadlines: more than 0, at most a year."""
+
+
+def _shown(value: Any) -> Any:
+    """``value`` as it can appear in an error body (JSON has no NaN, inf or huge ints)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return repr(value)[:100]
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, int) and abs(value) > 2**53:
+        return repr(value)[:100]
+    return value
+
+
+def _within(value: Any, low: float, high: float, exclusive: bool, integer: bool) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if isinstance(value, float) and not (math.isfinite(value) and (not integer or value.is_integer())):
+        return False
+    # int/float comparisons are exact in Python: a huge int never converts (or overflows)
+    return (low < value if exclusive else low <= value) and value <= high
+
+
+def check_number(
+    value: Any, where: str, bounds: tuple[float, float, bool], *, integer: bool = False
+) -> float:
+    """``value`` if it is a number within ``bounds``; else an error naming field, value, range."""
+    low, high, exclusive = bounds
+    kind = "an integer" if integer else "a number"
+    expected = f"{kind} in {'(' if exclusive else '['}{low:g}, {high:g}]"
+    if not _within(value, low, high, exclusive, integer):
+        raise InvalidInputError(
+            f"{where} must be {expected}; got {repr(value)[:100]}",
+            field=where,
+            value=_shown(value),
+            minimum=low,
+            maximum=high,
+            exclusive_minimum=exclusive,
+        )
+    return value
+
+
 def parse_retry(raw: Any, where: str, default: RetryPolicy) -> RetryPolicy:
+    """The policy object at field path ``where`` (None: ``default``), every number bounded."""
     if raw is None:
         return default
     if not isinstance(raw, Mapping):
-        raise InvalidInputError(f"{where}.retry must be an object with keys {sorted(_RETRY_KEYS)}")
+        raise InvalidInputError(f"{where} must be an object with keys {sorted(_RETRY_KEYS)}")
     unknown = set(raw) - _RETRY_KEYS
     if unknown:
-        raise InvalidInputError(f"{where}.retry has unknown keys {sorted(unknown)}")
+        raise InvalidInputError(f"{where} has unknown keys {sorted(unknown)}; allowed {sorted(_RETRY_KEYS)}")
     values = default.to_dict()
     for key, value in raw.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise InvalidInputError(f"{where}.retry.{key} must be a finite number")
+        if key == "handler_timeout_s" and value is None:
+            values.pop(key, None)
+            continue
+        check_number(value, f"{where}.{key}", RETRY_BOUNDS[key], integer=key == "max_attempts")
         values[key] = value
-    if int(values["max_attempts"]) != values["max_attempts"] or not 1 <= values["max_attempts"] <= 1000:
-        raise InvalidInputError(f"{where}.retry.max_attempts must be an integer from 1 to 1000")
-    if values["initial_delay_s"] < 0 or values["max_delay_s"] < 0 or values["backoff"] < 1:
-        raise InvalidInputError(f"{where}.retry: delays must be >= 0 and backoff >= 1")
-    if not 0 <= values["jitter"] <= 1:
-        raise InvalidInputError(f"{where}.retry.jitter must be between 0 and 1")
-    if values.get("handler_timeout_s") is not None and not values["handler_timeout_s"] > 0:
-        raise InvalidInputError(f"{where}.retry.handler_timeout_s must be > 0 seconds")
     values["max_attempts"] = int(values["max_attempts"])
     return RetryPolicy.from_dict(values)
 
@@ -94,9 +144,7 @@ def parse_retry(raw: Any, where: str, default: RetryPolicy) -> RetryPolicy:
 def parse_seconds(value: Any, what: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-        raise InvalidInputError(f"{what} must be a positive number of seconds")
-    return float(value)
+    return float(check_number(value, what, SECONDS_BOUNDS))
 
 
 def _parse_milestone(
@@ -123,8 +171,8 @@ def _parse_milestone(
         name=name,
         compensation_handler=handler,
         timeout_s=timeout,
-        retry=parse_retry(raw.get("retry"), where, default_retry),
-        forward_retry=parse_retry(raw.get("forward_retry"), f"{where}.forward", default_forward),
+        retry=parse_retry(raw.get("retry"), f"{where}.retry", default_retry),
+        forward_retry=parse_retry(raw.get("forward_retry"), f"{where}.forward_retry", default_forward),
     )
 
 
@@ -169,9 +217,9 @@ def build_journey(
     _check_requirement_keys(requirements)
     if not isinstance(compensation_handlers, (Mapping, type(None))):
         raise InvalidInputError("compensation_handlers must map milestone ids to handler names")
-    default_retry = parse_retry(requirements.pop("retry", None), "requirements", RetryPolicy())
+    default_retry = parse_retry(requirements.pop("retry", None), "requirements.retry", RetryPolicy())
     default_forward = parse_retry(
-        requirements.pop("forward_retry", None), "requirements.forward", NO_RETRY
+        requirements.pop("forward_retry", None), "requirements.forward_retry", NO_RETRY
     )
     deadline = parse_seconds(requirements.pop("deadline_s", None), "requirements.deadline_s")
     comp_deadline = parse_seconds(

@@ -46,6 +46,7 @@ from .model import (
     RetryCompensation,
     RunCompensation,
     SagaAborted,
+    SagaFaulted,
     SagaStarted,
     SagaState,
     SkipCompensation,
@@ -286,7 +287,8 @@ def _decide_compensation(journey: Journey, state: SagaState, m: CompensationOutc
             )
         )
     error = (m.error or "compensation handler failed")[:MAX_REASON_CHARS]
-    policy = journey.milestone(m.milestone_id).retry
+    milestone = journey.milestone(m.milestone_id)
+    policy = milestone.retry
     if m.retryable and m.attempt < policy.max_attempts:
         return Decision(
             CompensationAttemptFailed(
@@ -306,6 +308,7 @@ def _decide_compensation(journey: Journey, state: SagaState, m: CompensationOutc
             duration_s=m.duration_s,
             retryable=m.retryable,
             at=m.at,
+            handler=milestone.compensation_handler,
         )
     )
 
@@ -389,6 +392,26 @@ def _decide_skip_compensation(journey: Journey, state: SagaState, m: SkipCompens
     )
 
 
+def fault(
+    journey: Journey | None, state: SagaState | None, reason: str, while_handling: str, at: float
+) -> SagaFaulted | None:
+    """The event that parks a saga after an unexpected error in the runtime (None: nothing to
+    park, the saga never started or is already finished without anything owed)."""
+    if state is None:
+        return None
+    if state.status == IN_PROGRESS:
+        owed = _to_compensate(journey, state) if journey is not None else tuple(
+            c.milestone_id for c in reversed(state.completed)
+        )
+    elif state.status == COMPENSATING or state.is_parked:
+        owed = state.pending_compensations
+    else:
+        return None
+    return SagaFaulted(
+        reason=reason[:MAX_REASON_CHARS], while_handling=while_handling, to_compensate=owed, at=at
+    )
+
+
 def evolve(state: SagaState | None, event: Event) -> SagaState:
     """Apply one event; the version grows by exactly one."""
     if isinstance(event, SagaStarted):
@@ -463,6 +486,7 @@ def evolve(state: SagaState | None, event: Event) -> SagaState:
             status=COMPENSATING if pending else FAILED,
             compensation_status=COMP_RUNNING if pending else COMP_SUCCEEDED,
             compensation_deadline_at=state.compensation_deadline_at if pending else None,
+            **_error_repaired(state),
             **base,
         )
     if isinstance(event, CompensationAttemptFailed):
@@ -485,7 +509,7 @@ def evolve(state: SagaState | None, event: Event) -> SagaState:
             status=FAILED,
             compensation_status=COMP_FAILED,
             compensation_deadline_at=None,
-            parked_reason="compensation retry budget spent",
+            parked_reason=_exhausted_reason(event),
             **base,
         )
     if isinstance(event, CompensationParked):
@@ -508,6 +532,7 @@ def evolve(state: SagaState | None, event: Event) -> SagaState:
             next_compensation_at=None,
             compensation_deadline_at=event.compensation_deadline_at,
             parked_reason=None,
+            **_error_repaired(state),
             **base,
         )
     if isinstance(event, CompensationSkipped):
@@ -522,9 +547,55 @@ def evolve(state: SagaState | None, event: Event) -> SagaState:
             next_compensation_at=None,
             compensation_deadline_at=event.compensation_deadline_at if pending else None,
             parked_reason=None,
+            **_error_repaired(state),
             **base,
         )
+    if isinstance(event, SagaFaulted):
+        return _park_on_fault(state, event, base)
     raise TypeError(f"unknown event {type(event).__name__}")
+
+
+def _exhausted_reason(event: CompensationExhausted) -> str:
+    who = f"handler {event.handler!r}" if event.handler else f"the compensation of {event.milestone_id!r}"
+    if not event.retryable:
+        return f"non-retryable error from {who}: {event.error}"[:MAX_REASON_CHARS]
+    return f"compensation retry budget spent: {event.attempt} attempt(s) of {who} failed"
+
+
+def _error_repaired(state: SagaState) -> dict[str, Any]:
+    """A repaired step's error moves from current state (``compensation_error``) to history."""
+    if state.compensation_error is None:
+        return {}
+    return {"compensation_error": None, "last_compensation_error": state.compensation_error}
+
+
+def _park_on_fault(state: SagaState, event: SagaFaulted, base: dict[str, Any]) -> SagaState:
+    owed = event.to_compensate
+    failure = state.failure
+    if state.status == IN_PROGRESS:
+        failure = Failure("internal_error", state.current_milestone, event.reason, event.at)
+    replaced = owed and state.compensation_error not in (None, event.reason)
+    return replace(
+        state,
+        status=FAILED,
+        compensation_status=COMP_FAILED if owed else COMP_SUCCEEDED,
+        pending_compensations=owed,
+        failure=failure,
+        milestone_due_at=None,
+        deadline_at=None,
+        forward_retry_at=None,
+        next_compensation_at=None,
+        compensation_deadline_at=None,
+        compensation_started_at=(
+            event.at if state.compensation_started_at is None else state.compensation_started_at
+        ),
+        compensation_error=event.reason if owed else state.compensation_error,
+        last_compensation_error=(
+            state.compensation_error if replaced else state.last_compensation_error
+        ),
+        parked_reason=event.reason if owed else None,
+        **base,
+    )
 
 
 def _start_compensation(

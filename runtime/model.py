@@ -7,6 +7,8 @@ msgpack/JSON-able dict so the store and the gateway can carry it.
 
 from __future__ import annotations
 
+import math
+import sys
 from dataclasses import dataclass, field
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -46,8 +48,9 @@ class RetryPolicy:
         Jitter is derived from ``salt`` (e.g. saga and milestone ids) by a hash, not a random
         generator, so the core stays deterministic and a replay computes the same delay.
         """
-        delay = self.initial_delay_s * (self.backoff ** max(failed_attempts - 1, 0))
-        delay = min(delay, self.max_delay_s)
+        delay = saturating_growth(
+            self.initial_delay_s, self.backoff, failed_attempts - 1, self.max_delay_s
+        )
         if self.jitter:
             delay *= 1.0 - self.jitter * _unit_hash(f"{salt}/{failed_attempts}")
         return delay
@@ -79,6 +82,30 @@ class RetryPolicy:
 
 
 NO_RETRY = RetryPolicy(max_attempts=1, initial_delay_s=0.0)
+
+# ``factor ** n`` is computed directly only while it is surely finite (e**700 < float max).
+_DIRECT_POW_LOG = 700.0
+
+
+def saturating_growth(initial: float, factor: float, n: int, cap: float) -> float:
+    """``min(initial * factor ** n, cap)`` for any inputs, without ever overflowing.
+
+    The comparison with ``cap`` is made in log space, so a huge ``factor`` (1e308) or ``n``
+    (thousands of attempts) saturates at ``cap`` instead of raising OverflowError. Negative or
+    NaN inputs (never accepted by validation, but possibly in an old stored journey) give 0.
+    """
+    if not (initial > 0 and cap > 0):  # also catches NaN
+        return 0.0
+    cap = min(cap, sys.float_info.max)
+    start = min(initial, cap)
+    if n <= 0 or not factor > 1.0:
+        return start
+    log_growth = min(n, 2**53) * math.log(factor)  # factor may be inf: log_growth is inf
+    if log_growth >= math.log(cap) - math.log(initial):
+        return cap
+    if log_growth < _DIRECT_POW_LOG:
+        return min(initial * factor**n, cap)
+    return min(math.exp(math.log(initial) + log_growth), cap)
 
 
 def _unit_hash(text: str) -> float:
@@ -229,10 +256,13 @@ class SagaState:
     forward_retry_at: float | None = None
     manually_compensated: tuple[str, ...] = ()
     parked_reason: str | None = None
+    last_compensation_error: str | None = None
+    """The error of a compensation that was later repaired (retried, skipped or succeeded):
+    history, kept beside ``compensation_error``, which only describes a failure still current."""
 
     @property
     def is_parked(self) -> bool:
-        """Compensation gave up (budget spent or deadline passed): an operator must act."""
+        """Compensation gave up (budget spent, deadline passed, internal error): an operator must act."""
         return self.status == FAILED and self.compensation_status == COMP_FAILED
 
     @property
@@ -421,6 +451,7 @@ class CompensationExhausted:
     duration_s: float
     retryable: bool
     at: float
+    handler: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,6 +484,24 @@ class CompensationSkipped:
     compensation_deadline_at: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SagaFaulted:
+    """An unexpected error inside the runtime while handling one of the saga's messages.
+
+    The saga is parked for an operator instead of being left without anything scheduled: a
+    COMPENSATING saga stops its rollback; an IN_PROGRESS saga fails with its rollback parked
+    before the first compensation (``to_compensate``: nothing owed means it just ends FAILED);
+    an already parked saga records the new error. ``retry_compensation`` /
+    ``skip_compensation`` repair it as any parked saga.
+    """
+
+    kind: ClassVar[str] = "saga_faulted"
+    reason: str
+    while_handling: str
+    to_compensate: tuple[str, ...]
+    at: float
+
+
 Event = (
     SagaStarted
     | MilestoneCompleted
@@ -465,6 +514,7 @@ Event = (
     | CompensationParked
     | CompensationRetried
     | CompensationSkipped
+    | SagaFaulted
 )
 
 

@@ -19,6 +19,9 @@ class RuntimeObserver:
     ) -> None:
         """A compensation handler returned or raised."""
 
+    def on_internal_error(self, journey_type: str) -> None:
+        """An unexpected error inside a saga's actor (the saga is parked with it recorded)."""
+
     def on_actor_activated(self) -> None: ...
 
     def on_actor_passivated(self) -> None: ...

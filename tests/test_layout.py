@@ -6,9 +6,11 @@ import ast
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("runtime", "actors", "persistence", "http", "metrics")
 PURE_MODULES = ["model.py", "machine.py", "codec.py", "journeys.py", "errors.py", "values.py"]
 FORBIDDEN = {
     "pykka", "lmdb", "aiohttp", "asyncio", "threading", "time", "random", "socket",
@@ -67,3 +69,43 @@ def test_gateway_imports_next_to_the_standard_library_http() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
     assert "site-packages" not in out and str(ROOT / "http") not in out, out
+
+
+def _package_modules() -> list[str]:
+    """Every module of the five mapped folders, as ``saga_journey.<folder>.<module>``."""
+    names = []
+    for folder in PACKAGES:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            names.append(".".join(("saga_journey", *parts)))
+    return names
+
+
+def _import_alone(module: str) -> tuple[str, int, str]:
+    proc = subprocess.run(
+        [sys.executable, "-c", f"import {module}"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    lines = proc.stderr.strip().splitlines()
+    return module, proc.returncode, lines[-1] if lines else ""
+
+
+def test_every_module_imports_first_in_a_fresh_interpreter() -> None:
+    """No import cycle: each module is the very first import of its own interpreter (DESIGN.md 3)."""
+    modules = _package_modules()
+    assert "saga_journey.actors" in modules and "saga_journey.http.server" in modules
+    with ThreadPoolExecutor(max_workers=max(2, (os.cpu_count() or 2) * 2)) as pool:
+        results = list(pool.map(_import_alone, modules))
+    failed = {module: error for module, rc, error in results if rc != 0}
+    assert not failed, failed
+
+
+def test_lazy_re_exports_resolve() -> None:
+    import importlib
+
+    for folder in ("runtime", "actors", "persistence", "metrics"):
+        package = importlib.import_module(f"saga_journey.{folder}")
+        for name in package.__all__:
+            getattr(package, name)  # AttributeError if the table names a wrong module
+            assert name in dir(package)

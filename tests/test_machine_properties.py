@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from saga_journey.runtime.errors import SagaError
-from saga_journey.runtime.machine import decide, evolve, owed_effects
+from saga_journey.runtime.machine import decide, evolve, fault, owed_effects
 from saga_journey.runtime.model import (
     COMP_FAILED,
     COMP_SUCCEEDED,
@@ -19,6 +19,7 @@ from saga_journey.runtime.model import (
     AbortSaga,
     ArmTimer,
     CompensationOutcome,
+    Decision,
     Journey,
     MilestoneDef,
     ReportStep,
@@ -63,7 +64,7 @@ ops = st.builds(
     Op,
     kind=st.sampled_from(
         ["complete", "complete", "complete", "fail", "abort", "comp", "comp", "comp", "stale",
-         "wrong", "junk", "timer", "retry", "skip", "retryable"]
+         "wrong", "junk", "timer", "retry", "skip", "retryable", "fault"]
     ),
     flag=st.booleans(),
     pick=st.integers(0, 7),
@@ -120,12 +121,19 @@ def test_invariants_hold_for_any_message_sequence(handlers, max_attempts, timers
     assert state.version == 1 and state.status == IN_PROGRESS
     owed_at_failure: tuple[str, ...] | None = None
     for step, op in enumerate(script, start=1):
-        msg = to_message(op, journey, state, float(step))
         before = state
-        try:
-            decision = decide(journey, state, msg)
-        except SagaError:
-            continue  # refused: nothing may change, and nothing did (values are immutable)
+        if op.kind == "fault":  # an unexpected runtime error: the shell parks the saga
+            event = fault(journey, state, "internal error while handling X: E: e", "X", float(step))
+            if event is None:
+                assert state.is_terminal and not state.is_parked
+                continue
+            decision = Decision(event)
+        else:
+            msg = to_message(op, journey, state, float(step))
+            try:
+                decision = decide(journey, state, msg)
+            except SagaError:
+                continue  # refused: nothing may change, and nothing did (values are immutable)
         if decision.event is None:
             assert decision.replayed
             continue

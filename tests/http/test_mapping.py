@@ -27,7 +27,7 @@ from .conftest import auth, settings
         (e.RequestInFlightError("x"), 409, False),
         (e.OverloadedError("x"), 503, True),
         (e.StorageError("x"), 503, True),
-        (e.CorruptRecordError("x"), 503, True),
+        (e.CorruptRecordError("x"), 500, False),
         (e.RuntimeClosedError("x"), 503, True),
     ],
 )

@@ -54,7 +54,7 @@ async def test_schemathesis_zero_failures(tmp_path):
     (tmp_path / "schemathesis.toml").write_text(st_config)
     port = free_port()
     server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "saga_journey.runtime.cli", "serve", "--data-dir", str(tmp_path / "data"),
+        sys.executable, "-m", "saga_journey.runtime.cli", "serve", "--create", "--data-dir", str(tmp_path / "data"),
         "--host", "127.0.0.1", "--port", str(port), "--config", str(tmp_path / "saga.toml"),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},

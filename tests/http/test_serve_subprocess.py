@@ -70,7 +70,7 @@ async def test_serve_subprocess_webhook_compensation_and_sigterm(tmp_path):
     cfg.write_text("\n".join(lines))
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "saga_journey.runtime.cli", "serve", "--data-dir", str(tmp_path / "data"),
+        sys.executable, "-m", "saga_journey.runtime.cli", "serve", "--create", "--data-dir", str(tmp_path / "data"),
         "--host", "127.0.0.1", "--port", str(port), "--config", str(cfg),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )

@@ -56,6 +56,8 @@ async def test_4xx_stops_retrying(tmp_path, aiohttp_server):
     final, seen, _ = await run_saga(tmp_path, aiohttp_server, [400])
     assert final["status"] == "FAILED" and final["compensation_status"] == "failed"
     assert "answered 400" in final["compensation_error"]
+    assert final["parked_reason"].startswith("non-retryable error from handler 'undo': ")
+    assert "answered 400" in final["parked_reason"]
     assert [a for a, _ in seen] == [1]
 
 
