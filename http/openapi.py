@@ -207,6 +207,7 @@ SCHEMAS: dict[str, Any] = {
         },
         closed=True,
     ),
+    "JourneyMetadata": _free_object("free-form data of yours, kept with the journey (requirements.metadata)"),
     "DesignRequirements": _object(
         [],
         {
@@ -218,7 +219,7 @@ SCHEMAS: dict[str, Any] = {
             "forward_retry": _nullable(_ref("RetryPolicy"), "null: no forward retries"),
             "deadline_s": _nullable(POSITIVE),
             "compensation_deadline_s": _nullable(POSITIVE),
-            "metadata": _nullable(_free_object("free-form data of yours, kept with the journey")),
+            "metadata": _nullable(_ref("JourneyMetadata")),
         },
         closed=True,
         description="how the journey runs; any other key is refused (422); free-form data goes under `metadata`",
