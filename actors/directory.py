@@ -1,4 +1,7 @@
-"""Directory: saga id -> live SagaActor; activates from the snapshot on demand, passivates idle ones.
+"""Directory: saga key -> live SagaActor; activates from the snapshot on demand, passivates idle ones.
+
+Sagas are named by their internal key (``layout.scoped_key(tenant, saga_id)``), never by the
+plain id, so two tenants' ``order-42`` are two sagas; errors show the plain id.
 
 Every message to a saga goes through ``send``, under the lock of the saga's shard. A saga
 actor passivates itself only through ``try_passivate``, which takes the same lock and checks
@@ -15,6 +18,7 @@ from typing import Any
 
 import pykka
 
+from saga_journey.persistence.keys import local_id, scoped_key
 from saga_journey.runtime.codec import state_from_dict, status_view
 from saga_journey.runtime.errors import (
     ConflictError,
@@ -71,7 +75,7 @@ class Directory:
                 if ref is None:
                     if activate_only_if_stored:
                         return
-                    raise NotFoundError(f"saga {saga_id} not found", saga_id=saga_id)
+                    raise NotFoundError(f"saga {local_id(saga_id)} not found", saga_id=local_id(saga_id))
             ref.tell(message)
 
     def send_at(self, due: float, saga_id: str, message: Any) -> TimerHandle:
@@ -88,7 +92,8 @@ class Directory:
         lock, live = self._shard(saga_id)
         with lock:
             if saga_id in live or self._svc.store.load_saga(saga_id) is not None:
-                raise ConflictError(f"saga {saga_id} already exists", saga_id=saga_id)
+                plain = local_id(saga_id)
+                raise ConflictError(f"saga {plain} already exists", saga_id=plain)
             self._check_capacity()
             ref = SagaActor.start(self._svc, saga_id, journey, None)
             live[saga_id] = ref
@@ -100,7 +105,9 @@ class Directory:
         if snapshot is None:
             return None
         state = state_of(self._svc.store, saga_id, snapshot)
-        journey = self._svc.load_journey(state.journey_id, state.journey_version)
+        journey = self._svc.load_journey(
+            scoped_key(state.tenant_id, state.journey_id), state.journey_version
+        )
         self._check_capacity()
         ref = SagaActor.start(self._svc, saga_id, journey, state)
         live[saga_id] = ref
@@ -267,4 +274,5 @@ def state_of(store: Any, saga_id: str, snapshot: dict[str, Any]) -> Any:
 def view_of(snapshot: dict[str, Any], store: Any = None) -> dict[str, Any]:
     if store is None:
         return status_view(state_from_dict(snapshot))
-    return status_view(state_of(store, str(snapshot.get("saga_id")), snapshot))
+    key = scoped_key(str(snapshot.get("tenant_id") or "?"), str(snapshot.get("saga_id")))
+    return status_view(state_of(store, key, snapshot))

@@ -17,6 +17,7 @@ from typing import Any
 
 import pykka
 
+from saga_journey.persistence.keys import local_id
 from saga_journey.persistence.store import SagaWrite
 from saga_journey.runtime import crashpoints
 from saga_journey.runtime.codec import event_to_dict, state_to_dict, status_view
@@ -103,7 +104,8 @@ class SagaActor(PooledActor):
     ) -> None:
         super().__init__(services.dispatcher)
         self._svc = services
-        self._saga_id = saga_id
+        self._saga_id = saga_id  # the directory's key (layout.scoped_key), not the plain id
+        self._id = local_id(saga_id)  # what errors show
         self._journey = journey
         self._state = state
         self._inflight: _InFlight | None = None
@@ -138,8 +140,8 @@ class SagaActor(PooledActor):
         elif self._inflight is not None:
             if isinstance(message, Command) and self._queued_commands() >= self._svc.config.max_queued_per_saga:
                 _resolve(message.reply, error=OverloadedError(
-                    f"saga {self._saga_id} has {self._svc.config.max_queued_per_saga} requests "
-                    "queued; retry shortly", saga_id=self._saga_id))
+                    f"saga {self._id} has {self._svc.config.max_queued_per_saga} requests "
+                    "queued; retry shortly", saga_id=self._id))
                 return
             self._stash.append(message)
         else:
@@ -203,10 +205,10 @@ class SagaActor(PooledActor):
         state = self._state
         try:
             if state is not None and cmd.tenant_id is not None and cmd.tenant_id != state.tenant_id:
-                raise NotFoundError(f"saga {self._saga_id} not found", saga_id=self._saga_id)
+                raise NotFoundError(f"saga {self._id} not found", saga_id=self._id)
             if state is not None and cmd.journey_id is not None and cmd.journey_id != state.journey_id:
                 raise InvalidInputError(
-                    f"saga {self._saga_id} runs journey {state.journey_id!r}, "
+                    f"saga {self._id} runs journey {state.journey_id!r}, "
                     f"not {cmd.journey_id!r}",
                     expected=state.journey_id,
                 )
@@ -423,7 +425,8 @@ class SagaActor(PooledActor):
                 journey_type=state.journey_type,
                 tenant_id=state.tenant_id,
                 milestone_id=effect.milestone_id,
-                idempotency_key=idempotency_key(state.saga_id, effect.milestone_id),
+                # From the internal key: two tenants' order-42 must not share a handler's key.
+                idempotency_key=idempotency_key(self._saga_id, effect.milestone_id),
                 step_result=dict(done.result) if done else {},
                 context=state.context,
                 attempt=effect.attempt,

@@ -5,6 +5,8 @@ Everything here runs on the gateway's single event loop, so plain counters need 
 
 from __future__ import annotations
 
+from saga_journey.persistence.keys import scoped_key
+
 from .problems import Problem
 
 
@@ -29,25 +31,27 @@ class Admission:
     def leave(self) -> None:
         self.in_flight -= 1
 
-    def saga(self, saga_id: str) -> SagaSlot:
-        return SagaSlot(self, saga_id)
+    def saga(self, tenant_id: str, saga_id: str) -> SagaSlot:
+        """A slot of the tenant's saga: another tenant's saga of the same id is another queue."""
+        return SagaSlot(self, scoped_key(tenant_id, saga_id), saga_id)
 
-    def queued(self, saga_id: str) -> int:
-        return self._per_saga.get(saga_id, 0)
+    def queued(self, tenant_id: str, saga_id: str) -> int:
+        return self._per_saga.get(scoped_key(tenant_id, saga_id), 0)
 
 
 class SagaSlot:
-    """``with admission.saga(id):`` holds one of that saga's queue slots for a write."""
+    """``with admission.saga(tenant, id):`` holds one of that saga's queue slots for a write."""
 
-    __slots__ = ("_adm", "_id")
+    __slots__ = ("_adm", "_key", "_id")
 
-    def __init__(self, adm: Admission, saga_id: str) -> None:
+    def __init__(self, adm: Admission, key: str, saga_id: str) -> None:
         self._adm = adm
+        self._key = key
         self._id = saga_id
 
     def __enter__(self) -> None:
         per = self._adm._per_saga
-        n = per.get(self._id, 0)
+        n = per.get(self._key, 0)
         if n >= self._adm.max_per_saga:
             raise Problem(
                 429,
@@ -56,12 +60,12 @@ class SagaSlot:
                 "retry shortly",
                 headers=self._adm._retry,
             )
-        per[self._id] = n + 1
+        per[self._key] = n + 1
 
     def __exit__(self, *exc: object) -> None:
         per = self._adm._per_saga
-        n = per[self._id] - 1
+        n = per[self._key] - 1
         if n:
-            per[self._id] = n
+            per[self._key] = n
         else:
-            del per[self._id]
+            del per[self._key]

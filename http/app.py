@@ -13,7 +13,7 @@ from saga_journey.runtime.errors import SagaError
 from saga_journey.runtime.orchestrator import SagaOrchestrator
 
 from .admission import Admission
-from .auth import Authenticator
+from .auth import Authenticator, repeated_headers
 from .docs import docs_routes
 from .openapi import build_openapi, query_params
 from .problems import Problem, from_problem, from_saga_error, problem_response
@@ -69,6 +69,12 @@ def create_app(
                     headers={"Allow": allow},
                 )
             return problem_response(404, "not_found", f"no endpoint at {request.path[:200]}")
+        repeated = repeated_headers(request.headers)
+        if repeated:
+            return problem_response(
+                400, "repeated_header",
+                f"header {', '.join(repeated)} must appear at most once in a request",
+            )
         role = roles.get(match.route.handler)
         if role is None:
             _check_query(request, queries.get(match.route.handler, ()))

@@ -6,12 +6,23 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from .settings import ApiKey
 
 # A role grants itself and everything below it.
 _GRANTS = {"read": {"read"}, "write": {"read", "write"}, "admin": {"read", "write", "admin"}}
+
+
+# Headers that decide who the caller is or which request this is. A proxy may pick the last
+# copy where we would pick the first, so a request carrying one of them twice is refused.
+SINGLE_HEADERS = ("Authorization", "Idempotency-Key")
+
+
+def repeated_headers(headers: Mapping[str, str]) -> list[str]:
+    """The names in ``SINGLE_HEADERS`` that ``headers`` (a multidict) carries more than once."""
+    getall = getattr(headers, "getall")
+    return [name for name in SINGLE_HEADERS if len(getall(name, [])) > 1]
 
 
 def hash_token(token: str) -> str:

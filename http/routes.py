@@ -203,7 +203,7 @@ class Gateway:
         _typed(body, "step_result", dict, "an object such as {\"status\": \"complete\"}")
         _typed(body, "journey_id", str, "a string")
         key = _idempotency_key(request)
-        with self.admission.saga(saga_id):
+        with self.admission.saga(principal(request).tenant_id, saga_id):
             status = await self.orch.advance_saga_step(
                 saga_id,
                 body.get("journey_id"),
@@ -226,7 +226,7 @@ class Gateway:
         if body.get("milestone_id") is not None:
             step_result["milestone_id"] = body["milestone_id"]
         key = _idempotency_key(request)
-        with self.admission.saga(saga_id):
+        with self.admission.saga(principal(request).tenant_id, saga_id):
             status = await self.orch.advance_saga_step(
                 saga_id, None, None, step_result, principal(request).user_context(), idempotency_key=key
             )
@@ -239,7 +239,7 @@ class Gateway:
         if reason is not None and not reason:
             raise Problem(422, "invalid_input", "reason must be a non-empty string")
         key = _idempotency_key(request)
-        with self.admission.saga(saga_id):
+        with self.admission.saga(principal(request).tenant_id, saga_id):
             status = await self.orch.compensate_saga(
                 saga_id, reason or "aborted by request", principal(request).user_context(), idempotency_key=key
             )
@@ -249,7 +249,7 @@ class Gateway:
         saga_id = path_id(request, "saga_id")
         body = fields(await self._body(request), required=("reason",))
         reason = _typed(body, "reason", str, "a string")  # emptiness: the orchestrator's check
-        with self.admission.saga(saga_id):
+        with self.admission.saga(principal(request).tenant_id, saga_id):
             status = await self.orch.retry_compensation(saga_id, reason, principal(request).user_context())
         return render(request, status)
 
@@ -258,7 +258,7 @@ class Gateway:
         body = fields(await self._body(request), required=("milestone_id", "reason"))
         milestone_id = _typed(body, "milestone_id", str, "a string")
         reason = _typed(body, "reason", str, "a string")  # content: the orchestrator's checks
-        with self.admission.saga(saga_id):
+        with self.admission.saga(principal(request).tenant_id, saga_id):
             status = await self.orch.skip_compensation(
                 saga_id, milestone_id, reason, principal(request).user_context()
             )

@@ -23,6 +23,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import lmdb
 
+from saga_journey.persistence.keys import scoped_key
+from saga_journey.persistence.layout import FORMAT_VERSION, Databases, stored_format, upgrade
 from saga_journey.persistence.records import decode_record, encode_record
 from saga_journey.persistence.store import CommitCallback, JourneyWrite, SagaWrite, Write
 from saga_journey.runtime import crashpoints
@@ -225,11 +227,14 @@ class LmdbStore:
             self._owed = self._env.open_db(b"owed")
             self._counts = self._env.open_db(b"counts")
             self._idem = self._env.open_db(b"idem")
+            self._meta = self._env.open_db(b"meta")
             self._open_watch_dbs()
-        except lmdb.Error as exc:
+        except BaseException as exc:  # e.g. a folder of a newer format: leave it closed, unlocked
             self._env.close()
             self._release_folder_lock()
-            raise StorageError(f"cannot open LMDB databases in {self._path}: {exc}") from exc
+            if isinstance(exc, lmdb.Error):
+                raise StorageError(f"cannot open LMDB databases in {self._path}: {exc}") from exc
+            raise
 
         self._writer = threading.Thread(target=self._run, name="saga-journey-writer", daemon=False)
         self._writer.start()
@@ -248,12 +253,34 @@ class LmdbStore:
         self._since = self._env.open_db(b"since")
         self._comp_failed = self._env.open_db(b"comp_failed")
         self._comp_failed_n = self._env.open_db(b"comp_failed_n")
+        self._upgrade()
         if existed:
             return
         with self._env.begin(write=True) as txn:
             for sid, raw in txn.cursor(db=self._sagas):
                 snap = decode_record(raw, where=f"sagas/{sid.decode()}")
                 self._watch(txn, sid, str(snap.get("journey_type")), None, snap.get("status"), snap)
+
+    def _upgrade(self) -> None:
+        """Bring an older folder to the current stored format in one write transaction."""
+        dbs = Databases(self._meta, self._journeys, self._sagas, self._history, self._idx,
+                        self._owed, self._since, self._comp_failed, self._idem)
+        with self._env.begin() as txn:
+            if stored_format(txn, dbs) == FORMAT_VERSION:  # the usual case: no write txn
+                self.format_found = FORMAT_VERSION
+                return
+        while True:
+            txn = self._env.begin(write=True)
+            try:
+                found = upgrade(txn, dbs, self._path, self.quarantine)
+                txn.commit()
+                self.format_found = found  # 0: a new folder; below FORMAT_VERSION: upgraded
+                return
+            except lmdb.MapFullError:
+                self._grow(txn)
+            except BaseException:
+                txn.abort()
+                raise
 
     # ---- folder lock -------------------------------------------------------------------
 
@@ -313,23 +340,26 @@ class LmdbStore:
         return key
 
     def _prepare(self, w: Write) -> _SagaOp | _JourneyOp:
-        if isinstance(w, SagaWrite):
-            return self._prepare_saga(w)
-        if isinstance(w, JourneyWrite):
-            return self._prepare_journey(w)
+        try:
+            if isinstance(w, SagaWrite):
+                return self._prepare_saga(w)
+            if isinstance(w, JourneyWrite):
+                return self._prepare_journey(w)
+        except ValueError as exc:  # from scoped_key: a tenant id that cannot scope a key
+            raise StorageError(str(exc)) from exc
         raise StorageError(f"cannot store {type(w).__name__}; expected SagaWrite or JourneyWrite")
 
     def _prepare_saga(self, w: SagaWrite) -> _SagaOp:
         saga_id = _name(w.saga_id, "saga_id")
-        where = f"sagas/{saga_id}"
-        _name(w.tenant_id, "tenant_id")
+        key = scoped_key(_name(w.tenant_id, "tenant_id"), saga_id)
+        where = f"sagas/{key}"
         _name(w.journey_type, "journey_type")
         _name(w.status, "status")
         if w.prev_status is not None:
             _name(w.prev_status, "prev_status")
         if not isinstance(w.snapshot, dict):
             raise StorageError(f"{where}: snapshot must be a dict")
-        sid = saga_id.encode()
+        sid = key.encode()
         self._check_key(_hist_key(sid, 0), where)
         self._check_key(_idx_key(w.tenant_id, w.status, saga_id), where)
         if w.prev_status is not None:
@@ -341,14 +371,14 @@ class LmdbStore:
             for i, event in enumerate(w.events):
                 seq = w.first_seq + i
                 history.append(
-                    (seq, _hist_key(sid, seq), _encode(event, f"history/{saga_id}/{seq}"))
+                    (seq, _hist_key(sid, seq), _encode(event, f"history/{key}/{seq}"))
                 )
         idem = None
         if w.idempotency is not None:
-            key, response = w.idempotency
-            if not isinstance(key, str) or not key:
+            ikey, response = w.idempotency
+            if not isinstance(ikey, str) or not ikey:
                 raise StorageError(f"{where}: idempotency key must be a non-empty string")
-            idem = (self._check_key(key.encode(), f"idem/{key}"), _encode(response, f"idem/{key}"))
+            idem = (self._check_key(ikey.encode(), f"idem/{ikey}"), _encode(response, f"idem/{ikey}"))
         return _SagaOp(w, sid, _encode(w.snapshot, where), history, idem)
 
     def _prepare_journey(self, w: JourneyWrite) -> _JourneyOp:
@@ -360,7 +390,7 @@ class LmdbStore:
         version = j.get("version")
         if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version < 10**10:
             raise StorageError(f"journeys/{journey_id}: version must be an int >= 1, got {version!r}")
-        prefix = _journey_prefix(journey_id)
+        prefix = _journey_prefix(scoped_key(tenant_id, journey_id))
         key = self._check_key(prefix + f"{version:010d}".encode(), f"journeys/{journey_id}")
         record = _encode(j, f"journeys/{journey_id}/v{version}")
         idem = None
@@ -561,11 +591,6 @@ class LmdbStore:
         where = f"journeys/{op.journey_id}/v{op.version}"
         if txn.get(op.key, db=self._journeys) is not None:
             raise StorageError(f"{where}: version already exists; versions are immutable")
-        latest = self._latest_journey_key(txn.cursor(db=self._journeys), op.prefix)
-        if latest is not None:
-            other = decode_record(txn.get(latest, db=self._journeys), where=where)
-            if other.get("tenant_id") != op.tenant_id:
-                raise StorageError(f"journeys/{op.journey_id}: id is taken by another tenant")
         txn.put(op.key, op.record, db=self._journeys)
         if op.idem is not None:
             txn.put(op.idem[0], op.idem[1], db=self._idem)
@@ -611,6 +636,7 @@ class LmdbStore:
                 raise StorageError(f"read from {self._path} failed: {exc}") from exc
 
     def load_saga(self, saga_id: str) -> dict | None:
+        """``saga_id`` is the internal key (``layout.scoped_key``), as for every read by id."""
         with self._read() as txn:
             raw = txn.get(saga_id.encode(), db=self._sagas)
             return None if raw is None else self._decode(raw, f"sagas/{saga_id}")
@@ -650,10 +676,15 @@ class LmdbStore:
 
     def list_journeys(self, tenant_id: str) -> list[dict]:
         out: list[dict] = []
+        scope = scoped_key(tenant_id, "").encode()
         with self._read() as txn:
             latest: list[bytes] = []
             prev_prefix = None
-            for key in txn.cursor(db=self._journeys).iternext(keys=True, values=False):
+            cursor = txn.cursor(db=self._journeys)
+            found = cursor.set_range(scope)
+            while found and cursor.key().startswith(scope):
+                key = cursor.key()
+                found = cursor.next()
                 prefix = key[:-10]
                 if prefix == prev_prefix:
                     latest[-1] = key
@@ -709,8 +740,8 @@ class LmdbStore:
                 found = cursor.next()
             sagas = []
             for key in keys:
-                saga_id = key.rsplit(_SEP, 1)[1].decode()
-                raw = txn.get(key.rsplit(_SEP, 1)[1], db=self._sagas)
+                saga_id = scoped_key(tenant_id, key.rsplit(_SEP, 1)[1].decode())
+                raw = txn.get(saga_id.encode(), db=self._sagas)
                 if raw is None:
                     raise CorruptRecordError(f"idx entry for sagas/{saga_id} has no snapshot")
                 try:

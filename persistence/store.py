@@ -33,6 +33,9 @@ CommitCallback = Callable[[BaseException | None], None]
 
 @runtime_checkable
 class SagaStore(Protocol):
+    """Writes carry the plain ids and their tenant; reads by id take the internal key
+    (``keys.scoped_key(tenant, id)``), as do the ids that recovery reads return."""
+
     def submit(self, writes: Sequence[Write], callback: CommitCallback) -> None:
         """Queue ``writes`` for one atomic transaction.
 

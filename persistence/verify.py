@@ -18,6 +18,8 @@ from typing import Any
 
 import lmdb
 
+from saga_journey.persistence.keys import scoped_key
+from saga_journey.persistence.layout import FORMAT_KEY, FORMAT_VERSION
 from saga_journey.persistence.records import decode_record
 from saga_journey.runtime.errors import CorruptRecordError, StorageError
 
@@ -69,6 +71,7 @@ def _walk(env: lmdb.Environment) -> VerifyReport:
     rep = VerifyReport()
     dbs = {name: env.open_db(name.encode(), create=False) for name in _DBS}
     with env.begin(buffers=False) as txn:
+        version = _stored_format(env, txn)
         raw: dict[str, dict[bytes, bytes]] = {}
         for name, db in dbs.items():
             raw[name] = dict(txn.cursor(db=db))
@@ -82,8 +85,22 @@ def _walk(env: lmdb.Environment) -> VerifyReport:
                 out[key] = decode_record(value, where=where)
             except CorruptRecordError as exc:
                 rep.corrupt.append({"where": where, "reason": exc.message})
+    if version != FORMAT_VERSION:  # the consistency rules below are those of the current format
+        rep.inconsistent.append(
+            f"stored format is {version}, not {FORMAT_VERSION}: open the folder once with this "
+            "release (or run `saga-journey migrate --data-dir DIR`) to upgrade it"
+        )
+        return rep
     _check_sagas(rep, raw, decoded)
     return rep
+
+
+def _stored_format(env: lmdb.Environment, txn: lmdb.Transaction) -> int:
+    """The meta record's format; 1 for a folder written before format versions were recorded."""
+    if txn.get(b"meta") is None:
+        return 1
+    raw = txn.get(FORMAT_KEY, db=env.open_db(b"meta", txn=txn, create=False))
+    return 1 if raw is None else decode_record(raw, where="meta/format_version")
 
 
 def _check_sagas(rep: VerifyReport, raw: dict[str, dict[bytes, bytes]], decoded: dict[str, dict[bytes, Any]]) -> None:
@@ -96,6 +113,7 @@ def _check_sagas(rep: VerifyReport, raw: dict[str, dict[bytes, bytes]], decoded:
     for key, jtype in raw["idx"].items():
         tenant, status, saga = key.split(b"\0", 2)
         counts[jtype + b"\0" + status] += 1
+        saga = scoped_key(tenant.decode(), saga.decode()).encode()
         snap = decoded["sagas"].get(saga)
         if saga not in raw["sagas"]:
             bad(f"idx {key!r} points to no snapshot")
@@ -117,7 +135,7 @@ def _check_sagas(rep: VerifyReport, raw: dict[str, dict[bytes, bytes]], decoded:
         except (KeyError, TypeError, ValueError):
             bad(f"sagas/{sid.decode()}: snapshot lacks tenant_id/status/version")
             continue
-        if f"{tenant}\0{status}\0{sid.decode()}".encode() not in raw["idx"]:
+        if f"{tenant}\0{status}\0{snap.get('saga_id')}".encode() not in raw["idx"]:
             bad(f"sagas/{sid.decode()}: no idx entry for status {status}")
         seqs = sorted(hist_last.get(sid, []))
         if seqs != list(range(1, version + 1)):

@@ -12,6 +12,7 @@ import sys
 from typing import Sequence
 
 from .errors import InvalidInputError, SagaError
+from .migrate import add_parser as add_migrate_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
     quarantine = sub.add_parser("quarantine", help="list records that fail their CRC or decode")
     quarantine.add_argument("--data-dir", default="./data")
+    add_migrate_parser(sub)
     return parser
 
 
@@ -158,9 +160,16 @@ def _verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _migrate(args: argparse.Namespace) -> int:
+    from .migrate import run_migrate
+
+    _require_store(args.data_dir)
+    return run_migrate(args.data_dir, sys.stdout)
+
+
 COMMANDS = {
     "demo": _demo, "backup": _backup, "serve": _serve, "hash-key": _hash_key,
-    "verify": _verify, "quarantine": _verify,
+    "verify": _verify, "quarantine": _verify, "migrate": _migrate,
 }
 
 

@@ -30,9 +30,11 @@ class CompensationContext:
 Handler = Callable[[CompensationContext], Union[Any, Awaitable[Any]]]
 
 
-def idempotency_key(saga_id: str, milestone_id: str) -> str:
-    """Stable across retries and restarts, so a handler can deduplicate its side effects."""
-    return f"{saga_id}/{milestone_id}/compensate"
+def idempotency_key(saga_key: str, milestone_id: str) -> str:
+    """Stable across retries and restarts, so a handler can deduplicate its side effects.
+
+    ``saga_key`` is the saga's tenant-scoped key, so two tenants' sagas never share one."""
+    return f"{saga_key}/{milestone_id}/compensate"
 
 
 class HandlerRegistry:

@@ -24,13 +24,13 @@ from saga_journey.actors.directory import Directory, view_of
 from saga_journey.actors.dispatcher import Dispatcher
 from saga_journey.actors.messages import Command
 from saga_journey.actors.services import Services
+from saga_journey.persistence.keys import local_id, scoped_key
 from saga_journey.persistence.store import JourneyWrite, SagaStore
 
 from .clock import Clock, SystemClock
 from .codec import status_view
 from .config import RuntimeConfig
 from .errors import (
-    ConflictError,
     CorruptRecordError,
     HandlerMissingError,
     IdempotencyKeyReusedError,
@@ -222,13 +222,14 @@ class SagaOrchestrator:
                 return check_value(who, "user_context.user_id")
         return "system"
 
-    def _load_journey(self, journey_id: str, version: int) -> Journey:
-        key = (journey_id, version)
+    def _load_journey(self, journey_key: str, version: int) -> Journey:
+        """A journey version by its internal key (``scoped_key(tenant, journey_id)``)."""
+        key = (journey_key, version)
         journey = self._journeys.get(key)
         if journey is None:
-            raw = self.store.load_journey(journey_id, version)
+            raw = self.store.load_journey(journey_key, version)
             if raw is None:
-                raise NotFoundError(f"journey {journey_id} v{version} not found")
+                raise NotFoundError(f"journey {local_id(journey_key)} v{version} not found")
             journey = Journey.from_dict(raw)
             self._journeys[key] = journey
         return journey
@@ -238,17 +239,16 @@ class SagaOrchestrator:
         if version is not None and (
             isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_VERSION
         ):
-            raise InvalidInputError(
-                f"journey version must be an integer from 1 to {MAX_VERSION}"
-            )
-        journey = self._latest.get(journey_id) if version is None else None
+            raise InvalidInputError(f"journey version must be an integer from 1 to {MAX_VERSION}")
+        key = scoped_key(tenant, journey_id)
+        journey = self._latest.get(key) if version is None else None
         if journey is None:
-            raw = self.store.load_journey(journey_id, version)
+            raw = self.store.load_journey(key, version)
             if raw is not None:
-                journey = self._load_journey(journey_id, int(raw["version"]))
+                journey = self._load_journey(key, int(raw["version"]))
                 if version is None:
                     # This process owns the store (folder lock), so the cache stays authoritative.
-                    self._latest[journey_id] = journey
+                    self._latest[key] = journey
         if journey is None or journey.tenant_id != tenant:
             suffix = f" v{version}" if version is not None else ""
             raise NotFoundError(f"journey {journey_id}{suffix} not found", journey_id=journey_id)
@@ -283,8 +283,9 @@ class SagaOrchestrator:
     def _ask(self, saga_id: str, command: Command) -> Reply:
         self._check_open()
         check_id(saga_id, "saga_id")
-        assert command.reply is not None
-        return self._admitted(command.reply, lambda: self._directory.send(saga_id, command))
+        assert command.reply is not None and command.tenant_id is not None
+        key = scoped_key(command.tenant_id, saga_id)
+        return self._admitted(command.reply, lambda: self._directory.send(key, command))
 
     def _wait(self, reply: Reply) -> Any:
         try:
@@ -325,7 +326,7 @@ class SagaOrchestrator:
         if not isinstance(key, str) or not 0 < len(key) <= 255:
             raise InvalidInputError("idempotency key must be a string of 1-255 characters")
         check_value(key, "idempotency key")
-        store_key = f"{tenant}\0{key}"
+        store_key = scoped_key(tenant, key)
         fingerprint = hashlib.sha256(msgpack.packb(request, use_bin_type=True)).hexdigest()
         with self._idem_lock:
             if store_key in self._idem_in_flight:
@@ -409,10 +410,8 @@ class SagaOrchestrator:
                 journey_id = "jrn_" + uuid.uuid4().hex
             else:
                 check_id(journey_id, "journey_id")
-                latest = self.store.load_journey(journey_id)
+                latest = self.store.load_journey(scoped_key(tenant, journey_id))
                 if latest is not None:
-                    if latest.get("tenant_id") != tenant:
-                        raise ConflictError(f"journey id {journey_id!r} is not available")
                     version = int(latest["version"]) + 1
             journey = build_journey(
                 journey_id=journey_id,
@@ -434,8 +433,8 @@ class SagaOrchestrator:
             response = {**record, "missing_handlers": missing}
             stored = (idem[0], {"fingerprint": idem[1], "response": response}) if idem else None
             self.store.write([JourneyWrite(record, idempotency=stored)])
-        self._journeys[(journey_id, version)] = journey
-        self._latest[journey_id] = journey
+        self._journeys[(scoped_key(tenant, journey_id), version)] = journey
+        self._latest[scoped_key(tenant, journey_id)] = journey
         return response
 
     async def design_saga_journey(
@@ -547,7 +546,8 @@ class SagaOrchestrator:
                 tenant_id=tenant,
                 idempotency=idem,
             )
-            return self._admitted(reply, lambda: self._directory.create(sid, journey, command))
+            key = scoped_key(tenant, sid)
+            return self._admitted(reply, lambda: self._directory.create(key, journey, command))
 
         return self._idempotent(tenant, idempotency_key, request, submit)
 
@@ -771,18 +771,20 @@ class SagaOrchestrator:
 
     # --- reads -------------------------------------------------------------------------
 
-    def _snapshot(self, saga_id: str, user_context: UserContext) -> dict[str, Any]:
+    def _snapshot(self, saga_id: str, user_context: UserContext) -> tuple[str, dict[str, Any]]:
+        """(internal key, committed snapshot) of the caller's tenant's saga ``saga_id``."""
         self._check_open()
         tenant = self._tenant(user_context)
         check_id(saga_id, "saga_id")
-        snap = self.store.load_saga(saga_id)
+        key = scoped_key(tenant, saga_id)
+        snap = self.store.load_saga(key)
         if snap is None or snap.get("tenant_id") != tenant:
             raise NotFoundError(f"saga {saga_id} not found", saga_id=saga_id)
-        return snap
+        return key, snap
 
     def get_saga_status_sync(self, saga_id: str, user_context: UserContext = None) -> dict[str, Any]:
         """The committed status of a saga (what every acknowledged write has produced)."""
-        return view_of(self._snapshot(saga_id, user_context), self.store)
+        return view_of(self._snapshot(saga_id, user_context)[1], self.store)
 
     async def get_saga_status(self, saga_id: str, user_context: UserContext = None) -> dict[str, Any]:
         return self.get_saga_status_sync(saga_id, user_context)
@@ -790,8 +792,8 @@ class SagaOrchestrator:
     def get_saga_execution_history_sync(
         self, saga_id: str, user_context: UserContext = None, *, after_seq: int = 0, limit: int | None = None
     ) -> list[dict[str, Any]]:
-        self._snapshot(saga_id, user_context)
-        return self.store.load_history(saga_id, after_seq=after_seq, limit=limit)
+        key, _ = self._snapshot(saga_id, user_context)
+        return self.store.load_history(key, after_seq=after_seq, limit=limit)
 
     async def get_saga_execution_history(
         self, saga_id: str, user_context: UserContext = None, *, after_seq: int = 0, limit: int | None = None
@@ -850,37 +852,39 @@ class SagaOrchestrator:
             ),
         )
 
-    def _submit_wait(self, saga_id: str, user_context: UserContext) -> Future[dict[str, Any]]:
-        snap = self._snapshot(saga_id, user_context)
-        fut = self._directory.add_waiter(saga_id)
-        snap = self.store.load_saga(saga_id) or snap  # re-read: it may have ended meanwhile
+    def _submit_wait(
+        self, saga_id: str, user_context: UserContext
+    ) -> tuple[str, Future[dict[str, Any]]]:
+        key, snap = self._snapshot(saga_id, user_context)
+        fut = self._directory.add_waiter(key)
+        snap = self.store.load_saga(key) or snap  # re-read: it may have ended meanwhile
         view = view_of(snap)
         if view["status"] in ("COMPLETED", "FAILED"):
-            self._directory.drop_waiter(saga_id, fut)
+            self._directory.drop_waiter(key, fut)
             done: Future[dict[str, Any]] = Future()
             done.set_result(view)
-            return done
-        return fut
+            return key, done
+        return key, fut
 
     def wait_for_saga_sync(
         self, saga_id: str, user_context: UserContext = None, *, timeout: float = 30.0
     ) -> dict[str, Any]:
         """Block until the saga is COMPLETED or FAILED; return its final status."""
-        fut = self._submit_wait(saga_id, user_context)
+        key, fut = self._submit_wait(saga_id, user_context)
         try:
             return fut.result(timeout=timeout)
         except FutureTimeout:
-            self._directory.drop_waiter(saga_id, fut)
+            self._directory.drop_waiter(key, fut)
             raise SagaError(f"saga {saga_id} did not finish within {timeout}s") from None
 
     async def wait_for_saga(
         self, saga_id: str, user_context: UserContext = None, *, timeout: float = 30.0
     ) -> dict[str, Any]:
-        fut = self._submit_wait(saga_id, user_context)
+        key, fut = self._submit_wait(saga_id, user_context)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
         except asyncio.TimeoutError:
-            self._directory.drop_waiter(saga_id, fut)
+            self._directory.drop_waiter(key, fut)
             raise SagaError(f"saga {saga_id} did not finish within {timeout}s") from None
 
 

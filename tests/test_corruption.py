@@ -64,7 +64,7 @@ def test_corrupt_snapshot_is_quarantined_and_others_recover(tmp_path, kind) -> N
     orch.close()
 
     bad = "s1"
-    _poke(path, bad, None if kind == "crc" else encode_record({"saga_id": bad, "tenant_id": "default", "status": "COMPENSATING"}))
+    _poke(path, f"default/{bad}", None if kind == "crc" else encode_record({"saga_id": bad, "tenant_id": "default", "status": "COMPENSATING"}))
     gate.set()
     before = len(calls)
     orch = SagaOrchestrator.open(path, handlers={"undo": undo})  # must not raise
@@ -78,7 +78,7 @@ def test_corrupt_snapshot_is_quarantined_and_others_recover(tmp_path, kind) -> N
         with pytest.raises(CorruptRecordError):
             orch.advance_saga_step_sync(bad, jid, "u", {"status": "complete"}, UC)
         assert orch.stats()["store"]["quarantined_records"] == 1
-        assert [q["where"] for q in orch.store.quarantined()] == [f"sagas/{bad}"]
+        assert [q["where"] for q in orch.store.quarantined()] == [f"sagas/default/{bad}"]
         # The healthy in-progress saga still moves.
         assert orch.advance_saga_step_sync(done, jid, "u", {"status": "complete"}, UC)["status"] == "COMPLETED"
     finally:
@@ -88,7 +88,7 @@ def test_corrupt_snapshot_is_quarantined_and_others_recover(tmp_path, kind) -> N
     cli = [sys.executable, "-m", "saga_journey.runtime.cli"]
     out = subprocess.run([*cli, "quarantine", "--data-dir", path], capture_output=True, text=True)
     if kind == "crc":
-        assert out.returncode == 1 and f"sagas/{bad}" in out.stdout, out
+        assert out.returncode == 1 and f"sagas/default/{bad}" in out.stdout, out
     ver = subprocess.run([*cli, "verify", "--data-dir", path], capture_output=True, text=True)
     assert ver.returncode == 1, ver.stdout
 

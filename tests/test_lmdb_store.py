@@ -27,6 +27,7 @@ from saga_journey.persistence import (
     decode_record,
     encode_record,
 )
+from saga_journey.persistence.keys import scoped_key
 from saga_journey.persistence.records import SCHEMA_VERSION
 from saga_journey.runtime.errors import CorruptRecordError, InvalidInputError, StorageError
 
@@ -48,6 +49,11 @@ def sw(
 ) -> SagaWrite:
     snap = snapshot if snapshot is not None else {"saga_id": saga_id, "status": status}
     return SagaWrite(saga_id, snap, events, first_seq, tenant, jt, status, prev, owed, idem)
+
+
+def k(local: str, tenant: str = "t1") -> str:
+    """The internal (tenant-scoped) key the store reads by."""
+    return scoped_key(tenant, local)
 
 
 def jw(journey_id: str, version: int, tenant: str = "t1", **extra: Any) -> JourneyWrite:
@@ -151,13 +157,13 @@ def test_corruption_on_disk_is_detected(tmp_path):
     env = lmdb.open(str(path), max_dbs=16)
     sagas = env.open_db(b"sagas")
     with env.begin(write=True, db=sagas) as txn:
-        raw = bytearray(txn.get(b"s1"))
+        raw = bytearray(txn.get(b"t1/s1"))
         raw[3] ^= 0x40
-        txn.put(b"s1", bytes(raw))
+        txn.put(b"t1/s1", bytes(raw))
     env.close()
     with LmdbStore(path) as s:
-        with pytest.raises(CorruptRecordError, match="sagas/s1"):
-            s.load_saga("s1")
+        with pytest.raises(CorruptRecordError, match="sagas/t1/s1"):
+            s.load_saga(k("s1"))
 
 
 # ---- round trip ----------------------------------------------------------------------
@@ -170,10 +176,10 @@ def test_is_a_saga_store(store):
 def test_round_trip_of_every_method(store, tmp_path):
     store.write([jw("j1", 1, steps=["a"]), jw("j1", 2, steps=["a", "b"]), jw("j2", 1)])
     store.write([jw("other", 3, tenant="t2")])
-    assert store.load_journey("j1")["steps"] == ["a", "b"]
-    assert store.load_journey("j1", 1)["steps"] == ["a"]
-    assert store.load_journey("j1", 3) is None
-    assert store.load_journey("nope") is None
+    assert store.load_journey(k("j1"))["steps"] == ["a", "b"]
+    assert store.load_journey(k("j1"), 1)["steps"] == ["a"]
+    assert store.load_journey(k("j1"), 3) is None
+    assert store.load_journey(k("nope")) is None
     assert sorted((j["journey_id"], j["version"]) for j in store.list_journeys("t1")) == [
         ("j1", 2), ("j2", 1)]
     assert [j["journey_id"] for j in store.list_journeys("t2")] == ["other"]
@@ -185,16 +191,16 @@ def test_round_trip_of_every_method(store, tmp_path):
                     owed=True, snapshot={"v": 2})])
     store.write([sw("s2", jt="migration"), sw("s3", tenant="t2")])
 
-    assert store.load_saga("s1") == {"v": 2}
-    assert store.load_saga("missing") is None
-    assert [e["kind"] for e in store.load_history("s1")] == ["started", "m1", "m2"]
-    assert [e["kind"] for e in store.load_history("s1", after_seq=1)] == ["m1", "m2"]
-    assert [e["kind"] for e in store.load_history("s1", after_seq=1, limit=1)] == ["m1"]
-    assert store.load_history("s2") == []
-    assert store.load_history("s") == []  # a prefix of another saga id sees nothing
+    assert store.load_saga(k("s1")) == {"v": 2}
+    assert store.load_saga(k("missing")) is None
+    assert [e["kind"] for e in store.load_history(k("s1"))] == ["started", "m1", "m2"]
+    assert [e["kind"] for e in store.load_history(k("s1"), after_seq=1)] == ["m1", "m2"]
+    assert [e["kind"] for e in store.load_history(k("s1"), after_seq=1, limit=1)] == ["m1"]
+    assert store.load_history(k("s2")) == []
+    assert store.load_history(k("s")) == []  # a prefix of another saga id sees nothing
     assert store.get_idempotency("req-1") == {"saga_id": "s1"}
     assert store.get_idempotency("req-2") is None
-    assert store.sagas_with_work_owed() == ["s1"]
+    assert store.sagas_with_work_owed() == [k("s1")]
     assert store.count_by_status() == {
         ("order", "COMPENSATING"): 1, ("migration", "IN_PROGRESS"): 1, ("order", "IN_PROGRESS"): 1}
 
@@ -315,7 +321,7 @@ def busy_readers(store: LmdbStore, n: int = 4) -> Iterator[list[BaseException]]:
     def reader() -> None:
         while not stop.is_set():
             try:
-                assert store.load_saga("seed") == {"blob": b"x" * 5000}
+                assert store.load_saga(k("seed")) == {"blob": b"x" * 5000}
                 store.list_sagas("t1", limit=5)
             except BaseException as exc:  # noqa: BLE001 - recorded and asserted on
                 failures.append(exc)
@@ -342,7 +348,7 @@ def test_map_grows_while_readers_read(tmp_path):
         stats = s.stats()
         assert stats["map_grows"] >= 1 and stats["map_size"] > 256 * 1024
         assert stats["used_bytes"] > 5_000_000
-        assert all(len(s.load_saga(f"s{c}-{i}")["blob"]) == 5000
+        assert all(len(s.load_saga(k(f"s{c}-{i}"))["blob"]) == 5000
                    for c in range(20) for i in range(50))
         assert s.count_by_status() == {("order", "IN_PROGRESS"): 1001}
 
@@ -378,10 +384,10 @@ def test_poison_request_fails_alone(store, monkeypatch):
     assert "versions are immutable" in str(results.by_name["dup_version"])
     assert "gap before seq 5" in str(results.by_name["hist_gap"])
 
-    assert store.load_saga("p1") is None and store.load_saga("g3") is None
-    assert store.load_history("g1") == [{"e": 1}]
-    assert store.load_journey("j")["version"] == 2
-    assert store.sagas_with_work_owed() == ["g4"]
+    assert store.load_saga(k("p1")) is None and store.load_saga(k("g3")) is None
+    assert store.load_history(k("g1")) == [{"e": 1}]
+    assert store.load_journey(k("j"))["version"] == 2
+    assert store.sagas_with_work_owed() == [k("g4")]
     assert store.count_by_status() == {("order", "IN_PROGRESS"): 3, ("order", "COMPLETED"): 1}
     assert store.stats()["commits"] - before["commits"] == 4  # the goods, each alone
 
@@ -425,21 +431,29 @@ def test_failed_txn_with_busy_readers(store):
         worker.start()
         worker.join(WAIT)
         assert not worker.is_alive(), "aborts stalled behind busy readers"
-    assert failures == [] and len(refused) == 100 and store.load_saga("ok0") is None
+    assert failures == [] and len(refused) == 100 and store.load_saga(k("ok0")) is None
 
 
 def test_history_seq_is_append_only(store):
     store.write([sw("s", events=({"n": 1}, {"n": 2}))])
     with pytest.raises(StorageError, match="already recorded"):
         store.write([sw("s", "IN_PROGRESS", "IN_PROGRESS", events=({"n": 9},), first_seq=2)])
-    assert store.load_history("s") == [{"n": 1}, {"n": 2}]
+    assert store.load_history(k("s")) == [{"n": 1}, {"n": 2}]
 
 
-def test_journey_id_of_another_tenant_is_refused(store):
-    store.write([jw("j", 1, tenant="t1")])
-    with pytest.raises(StorageError, match="another tenant"):
-        store.write([jw("j", 2, tenant="t2")])
-    assert store.list_journeys("t2") == []
+def test_ids_are_scoped_by_tenant(store):
+    """Issue 9 defect 5: two tenants may own the same journey and saga id, independently."""
+    store.write([jw("j", 1, tenant="t1", n=1), jw("j", 2, tenant="t1", n=2)])
+    store.write([jw("j", 1, tenant="t2", n=3)])
+    assert store.load_journey(k("j", "t1"))["n"] == 2
+    assert store.load_journey(k("j", "t2"))["n"] == 3
+    assert [j["n"] for j in store.list_journeys("t2")] == [3]
+    store.write([sw("s", tenant="t1", events=({"e": 1},), snapshot={"who": 1})])
+    store.write([sw("s", tenant="t2", events=({"e": 2},), snapshot={"who": 2}, owed=True)])
+    assert store.load_saga(k("s", "t1")) == {"who": 1} and store.load_saga(k("s", "t2")) == {"who": 2}
+    assert store.load_history(k("s", "t2")) == [{"e": 2}]
+    assert [s["who"] for s in store.list_sagas("t2")[0]] == [2]
+    assert store.sagas_with_work_owed() == [k("s", "t2")]
 
 
 def test_raising_callback_is_logged_and_writer_survives(store, caplog):
@@ -450,7 +464,7 @@ def test_raising_callback_is_logged_and_writer_survives(store, caplog):
 
     store.submit([sw("a")], bad)
     store.write([sw("b")])  # the writer is still alive
-    assert store.load_saga("a") is not None and store.load_saga("b") is not None
+    assert store.load_saga(k("a")) is not None and store.load_saga(k("b")) is not None
     assert any("callback raised" in r.getMessage() for r in caplog.records)
 
 
@@ -462,7 +476,7 @@ def test_snapshot_is_captured_at_submit(store):
     snapshot["step"] = 2
     release.set()
     done.wait(1)
-    assert store.load_saga("s") == {"step": 1}
+    assert store.load_saga(k("s")) == {"step": 1}
 
 
 def test_bad_keys_are_refused(store):
@@ -540,11 +554,11 @@ def test_backup_holds_the_data(store, tmp_path):
     with pytest.raises(StorageError, match="already holds"):
         store.backup(str(dest))
     with LmdbStore(dest) as copy:
-        assert copy.load_saga("s1") == store.load_saga("s1")
-        assert copy.load_history("s1") == [{"e": 1}]
-        assert copy.load_journey("j")["version"] == 1
+        assert copy.load_saga(k("s1")) == store.load_saga(k("s1"))
+        assert copy.load_history(k("s1")) == [{"e": 1}]
+        assert copy.load_journey(k("j"))["version"] == 1
         assert copy.get_idempotency("k") == {"r": 1}
-        assert copy.sagas_with_work_owed() == ["s1"]
+        assert copy.sagas_with_work_owed() == [k("s1")]
         assert copy.count_by_status() == store.count_by_status()
 
 
@@ -559,7 +573,7 @@ def test_close_commits_pending_submits(tmp_path):
     with pytest.raises(StorageError, match="closed"):
         s.submit([sw("late")], results.cb("late"))
     with pytest.raises(StorageError, match="closed"):
-        s.load_saga("s1")
+        s.load_saga(k("s1"))
     s.close()  # idempotent
     with LmdbStore(path) as again:
         assert again.count_by_status() == {("order", "IN_PROGRESS"): 300}

@@ -93,7 +93,7 @@ def test_handler_gets_idempotency_key_result_and_context(orch, recorder) -> None
     advance(orch, sid, "failed")
     orch.wait_for_saga_sync(sid, UC, timeout=10)
     (ctx,) = seen
-    assert ctx.idempotency_key == f"{sid}/process_payment/compensate"
+    assert ctx.idempotency_key == f"acme/{sid}/process_payment/compensate"  # unique per tenant
     assert ctx.step_result == {"status": "complete", "amount": 99}
     assert ctx.context == {"order": 42} and ctx.tenant_id == "acme" and ctx.attempt == 1
 

@@ -9,6 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from saga_journey.persistence.keys import scoped_key
 from saga_journey.persistence.lmdb_store import LmdbStore
 from saga_journey.persistence.verify import verify
 
@@ -55,7 +56,7 @@ def load_store(data_dir: str) -> tuple[dict[str, dict], dict[str, list[dict]]]:
                 if cursor is None:
                     break
         for sid in snaps:
-            hist[sid] = store.load_history(sid)
+            hist[sid] = store.load_history(scoped_key("default", sid))
     finally:
         store.close()
     return snaps, hist

@@ -50,13 +50,13 @@ def test_admission_bounds():
     assert info.value.status == 429 and info.value.headers == {"Retry-After": "3"}
     adm.leave()
     adm.enter()
-    with adm.saga("s1"):
+    with adm.saga("t1", "s1"):
         with pytest.raises(Problem):
-            with adm.saga("s1"):
+            with adm.saga("t1", "s1"):
                 pass
-        with adm.saga("s2"):
-            assert adm.queued("s1") == adm.queued("s2") == 1
-    assert adm.queued("s1") == 0
+        with adm.saga("t1", "s2"), adm.saga("t2", "s1"):  # another tenant's s1: its own queue
+            assert adm.queued("t1", "s1") == adm.queued("t1", "s2") == adm.queued("t2", "s1") == 1
+    assert adm.queued("t1", "s1") == adm.queued("t2", "s1") == 0
 
 
 async def test_metrics_handler_is_mounted_unauthenticated(aiohttp_client, orch):

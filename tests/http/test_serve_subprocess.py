@@ -116,7 +116,7 @@ async def test_serve_subprocess_webhook_compensation_and_sigterm(tmp_path):
         names = [c["name"] for c in hooks.calls]
         assert names == ["release_inventory", "refund_payment", "refund_payment", "cancel_order"]
         for call in hooks.calls:
-            assert call["key"] == f"{sid}/{call['milestone_id']}/compensate"
+            assert call["key"] == f"acme/{sid}/{call['milestone_id']}/compensate"
             assert call["auth"] == "s3cret"
             assert call["saga_id"] == sid and call["context"] == {"order_id": "o-42"}
             assert call["step_result"]["ref"] == f"{call['milestone_id']}-ref"

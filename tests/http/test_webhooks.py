@@ -49,7 +49,7 @@ async def test_5xx_is_retried_then_succeeds(tmp_path, aiohttp_server):
     final, seen, sid = await run_saga(tmp_path, aiohttp_server, [503, 500])
     assert final["compensation_status"] == "succeeded" and final["compensated_milestones"] == ["a"]
     assert [a for a, _ in seen] == [1, 2, 3]
-    assert {k for _, k in seen} == {f"{sid}/a/compensate"}
+    assert {k for _, k in seen} == {f"t/{sid}/a/compensate"}
 
 
 async def test_4xx_stops_retrying(tmp_path, aiohttp_server):
