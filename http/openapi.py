@@ -207,6 +207,7 @@ SCHEMAS: dict[str, Any] = {
         },
         closed=True,
     ),
+    "JourneyMetadata": _free_object("free-form data of yours, kept with the journey (requirements.metadata)"),
     "DesignRequirements": _object(
         [],
         {
@@ -218,10 +219,10 @@ SCHEMAS: dict[str, Any] = {
             "forward_retry": _nullable(_ref("RetryPolicy"), "null: no forward retries"),
             "deadline_s": _nullable(POSITIVE),
             "compensation_deadline_s": _nullable(POSITIVE),
+            "metadata": _nullable(_ref("JourneyMetadata")),
         },
-        additionalProperties=True,
-        description="free-form requirements; `milestones`, `retry`, `forward_retry`, `deadline_s` and "
-        "`compensation_deadline_s` are interpreted",
+        closed=True,
+        description="how the journey runs; any other key is refused (422); free-form data goes under `metadata`",
     ),
     "DesignHandlerMap": {
         "type": "object",
@@ -246,7 +247,7 @@ SCHEMAS: dict[str, Any] = {
             "user_id": {**ID, "description": "the saga's user; default: the credential's user"},
             "context": _ref("SagaContext"),
             "saga_id": {**ID, "description": "choose the id (must be new); default: generated"},
-            "journey_version": {"type": "integer", "minimum": 1},
+            "journey_version": {"type": "integer", "minimum": 1, "maximum": 10**9},
         },
         closed=True,
     ),
@@ -596,6 +597,12 @@ _TAGS = [
     {"name": "operator", "description": "resolve parked rollbacks (admin role)"},
     {"name": "service", "description": "health, readiness, this document, metrics"},
 ]
+
+
+def query_params(operation: str) -> tuple[str, ...]:
+    """The query parameters the operation documents; the gateway refuses any other (422)."""
+    spec = OPERATIONS.get(operation, {})
+    return tuple(sorted(p["name"] for p in spec.get("params", ()) if p["in"] == "query"))
 
 
 def _operation(r: Any) -> dict[str, Any]:

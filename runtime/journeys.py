@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Mapping
@@ -35,6 +36,10 @@ TEMPLATES: dict[str, tuple[tuple[str, str], ...]] = {
 
 _RETRY_KEYS = {"max_attempts", "initial_delay_s", "backoff", "max_delay_s", "jitter", "handler_timeout_s"}
 _MILESTONE_KEYS = {"id", "name", "compensation_handler", "timeout_s", "retry", "forward_retry"}
+# Top-level requirements keys; free-form data of the caller's goes under "metadata".
+REQUIREMENTS_KEYS = frozenset(
+    {"milestones", "retry", "forward_retry", "deadline_s", "compensation_deadline_s", "metadata"}
+)
 
 
 def check_id(value: Any, what: str) -> str:
@@ -171,6 +176,31 @@ def _parse_milestone(
     )
 
 
+def _check_requirement_keys(requirements: Mapping[Any, Any]) -> None:
+    """Unknown keys are refused, not stored: a typo (``deadline_sec``) must not silently do nothing."""
+    unknown = sorted(
+        k[:64] if isinstance(k, str) else f"<{type(k).__name__}>"
+        for k in requirements
+        if k not in REQUIREMENTS_KEYS
+    )[:20]
+    if unknown:
+        hints = [
+            f"{k!r} -> {close[0]!r}"
+            for k in unknown
+            if (close := difflib.get_close_matches(k, REQUIREMENTS_KEYS, n=1))
+        ]
+        raise InvalidInputError(
+            f"requirements has unknown keys {unknown}"
+            + (f" (did you mean {', '.join(hints)}?)" if hints else "")
+            + f"; allowed: {sorted(REQUIREMENTS_KEYS)}; put free-form data under requirements.metadata",
+            unknown=unknown,
+            allowed=sorted(REQUIREMENTS_KEYS),
+        )
+    metadata = requirements.get("metadata")
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise InvalidInputError("requirements.metadata must be an object (free-form data kept with the journey)")
+
+
 def build_journey(
     *,
     journey_id: str,
@@ -184,6 +214,7 @@ def build_journey(
     """Validate a design request and return the journey it defines."""
     check_id(journey_type, "journey_type")
     requirements = dict(requirements or {})
+    _check_requirement_keys(requirements)
     if not isinstance(compensation_handlers, (Mapping, type(None))):
         raise InvalidInputError("compensation_handlers must map milestone ids to handler names")
     default_retry = parse_retry(requirements.pop("retry", None), "requirements.retry", RetryPolicy())
