@@ -221,8 +221,9 @@ SCHEMAS: dict[str, Any] = {
             "compensation_deadline_s": _nullable(POSITIVE),
             "metadata": _nullable(_ref("JourneyMetadata")),
         },
-        closed=True,
-        description="how the journey runs; any other key is refused (422); free-form data goes under `metadata`",
+        description="how the journey runs. Any other key is your domain data, kept with the journey "
+        "(e.g. `source`, `target`), except a key that reads like a mistyped policy key "
+        "(`deadline_sec`, `max_retries`), which is refused (422); free-form data may also go under `metadata`",
     ),
     "DesignHandlerMap": {
         "type": "object",

@@ -36,10 +36,10 @@ TEMPLATES: dict[str, tuple[tuple[str, str], ...]] = {
 
 _RETRY_KEYS = {"max_attempts", "initial_delay_s", "backoff", "max_delay_s", "jitter", "handler_timeout_s"}
 _MILESTONE_KEYS = {"id", "name", "compensation_handler", "timeout_s", "retry", "forward_retry"}
-# Top-level requirements keys; free-form data of the caller's goes under "metadata".
-REQUIREMENTS_KEYS = frozenset(
-    {"milestones", "retry", "forward_retry", "deadline_s", "compensation_deadline_s", "metadata"}
-)
+# Top-level requirements keys that steer the journey; any other key is the caller's domain data
+# (kept with the journey), and "metadata" is the place for free-form data that may use any name.
+POLICY_KEYS = frozenset({"milestones", "retry", "forward_retry", "deadline_s", "compensation_deadline_s"})
+REQUIREMENTS_KEYS = POLICY_KEYS | {"metadata"}
 
 
 def check_id(value: Any, what: str) -> str:
@@ -176,23 +176,43 @@ def _parse_milestone(
     )
 
 
+# Words that only a policy key would use: a top-level key holding one of them that is not a policy
+# key is a typo (``deadline_sec``, ``max_retries``, ``milestone``), never domain data.
+_POLICY_STEMS = ("milestone", "retr", "deadline", "timeout", "backoff", "attempt", "delay", "jitter",
+                 "compensat", "handler")
+
+
+def _looks_like_policy_key(key: str) -> str | None:
+    """The policy key ``key`` was probably meant to be, or None if it reads as domain data."""
+    close = difflib.get_close_matches(key, POLICY_KEYS, n=1, cutoff=0.7)
+    if close:
+        return close[0]
+    folded = key.lower()
+    if any(stem in folded for stem in _POLICY_STEMS):
+        close = difflib.get_close_matches(key, POLICY_KEYS, n=1, cutoff=0.0)
+        return close[0] if close else "?"
+    return None
+
+
 def _check_requirement_keys(requirements: Mapping[Any, Any]) -> None:
-    """Unknown keys are refused, not stored: a typo (``deadline_sec``) must not silently do nothing."""
-    unknown = sorted(
-        k[:64] if isinstance(k, str) else f"<{type(k).__name__}>"
-        for k in requirements
-        if k not in REQUIREMENTS_KEYS
+    """A top-level key is a policy key, ``metadata``, or the caller's domain data (the seed's
+    ``{"source": ..., "target": ...}``). A key that reads like a mistyped policy key is refused,
+    never stored: a typo (``deadline_sec``) must not silently do nothing."""
+    bad = [k for k in requirements if not isinstance(k, str)]
+    if bad:
+        raise InvalidInputError("requirements keys must be strings")
+    suspects = sorted(
+        (k[:64], guess) for k in requirements
+        if k not in REQUIREMENTS_KEYS and (guess := _looks_like_policy_key(k)) is not None
     )[:20]
-    if unknown:
-        hints = [
-            f"{k!r} -> {close[0]!r}"
-            for k in unknown
-            if (close := difflib.get_close_matches(k, REQUIREMENTS_KEYS, n=1))
-        ]
+    if suspects:
+        unknown = [k for k, _ in suspects]
+        hints = [f"{k!r} -> {g!r}" for k, g in suspects if g != "?"]
         raise InvalidInputError(
-            f"requirements has unknown keys {unknown}"
+            f"requirements has unknown policy keys {unknown}"
             + (f" (did you mean {', '.join(hints)}?)" if hints else "")
-            + f"; allowed: {sorted(REQUIREMENTS_KEYS)}; put free-form data under requirements.metadata",
+            + f"; policy keys: {sorted(POLICY_KEYS)}; domain data may use any other key, or go under "
+            "requirements.metadata",
             unknown=unknown,
             allowed=sorted(REQUIREMENTS_KEYS),
         )

@@ -535,3 +535,12 @@ def test_snapshots_written_before_last_compensation_error_still_decode() -> None
     del old["last_compensation_error"]  # the previous release's snapshot had no such key
     view = status_view(state_from_dict(old))
     assert view["last_compensation_error"] is None and view["compensation_error"] is None
+
+
+def test_growth_saturates_for_a_factor_just_above_one_and_a_huge_count():
+    """Found by hypothesis: the log-space guard used a clamped count but the pow the real one."""
+    from saga_journey.runtime.model import saturating_growth
+
+    assert saturating_growth(1.0, 1.0000000000000002, 10**30 - 1, 8.0) == 8.0
+    assert saturating_growth(1.0, 1.0000000000000002, 10**400, 8.0) == 8.0
+    assert saturating_growth(1.0, 1.0000000000000002, 2**20, 8.0) < 8.0

@@ -106,6 +106,25 @@ def test_unknown_requirements_keys_are_refused_embedded(orch):
     assert j["requirements"] == {"metadata": {"shop": "eu-1"}} and j["deadline_s"] == 9
 
 
+@pytest.mark.parametrize("typo", [
+    "deadline_sec", "max_retries", "milestone", "Milestones", "retry_policy", "timeout_s",
+    "compensation_deadline", "forward_retries", "backoff", "deadlines", "retyr",
+])
+def test_keys_that_read_like_mistyped_policy_keys_are_refused(orch, typo):
+    with pytest.raises(InvalidInputError) as err:
+        orch.design_saga_journey_sync("order_processing", {typo: 5}, user_context=UC)
+    assert err.value.details["unknown"] == [typo]
+    assert orch.list_journeys_sync(UC) == []
+
+
+def test_seed_domain_requirements_are_kept(orch):
+    """The seed's own first call: requirements are domain data (source, target)."""
+    req = {"source": "legacy_system", "target": "new_system"}
+    j = orch.design_saga_journey_sync("enterprise_migration", req, user_context=UC)
+    assert j["requirements"] == req
+    assert orch.get_journey_sync(j["journey_id"], UC)["requirements"] == req
+
+
 _leaf = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(), st.text(), st.binary(max_size=4),
     st.sampled_from(["\ud800", msgpack.ExtType(1, b"x"), msgpack.Timestamp(3, 4), (1, 2), frozenset({1})]),
