@@ -371,11 +371,12 @@ _HISTORY = {
 _PROBLEM_CODES = {
     400: "malformed_body", 401: "unauthorized", 403: "forbidden", 404: "not_found", 408: "body_timeout",
     409: "invalid_transition", 413: "body_too_large", 415: "unsupported_media_type", 422: "invalid_input",
-    429: "too_many_requests", 503: "overloaded",
+    429: "too_many_requests", 500: "corrupt_record", 503: "overloaded",
 }
 _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}}
 _ERROR_TEXT = {
-    400: "malformed request: body not JSON/msgpack or not JSON-like data, or an oversized request line",
+    400: "malformed request: body not JSON/msgpack or not JSON-like data, a repeated Authorization or "
+    "Idempotency-Key header, or an oversized request line",
     401: "missing or unknown bearer token",
     403: "the credential lacks the role this endpoint needs",
     404: "unknown id, or another tenant's",
@@ -385,6 +386,8 @@ _ERROR_TEXT = {
     415: "unsupported Content-Type",
     422: "invalid input, missing handler, or Idempotency-Key reused for another request",
     429: "admission control: too many requests in flight, or queued for this saga",
+    500: "a stored record failed its checksum (permanent until quarantined: the problem's hint names the "
+    "command), or an internal error (the saga is parked with it recorded)",
     503: "storage unavailable, runtime overloaded or shutting down",
 }
 
@@ -446,9 +449,9 @@ _IDEMPOTENCY = {
     "schema": {"type": "string", "minLength": 1, "maxLength": 255},
     "example": "3f1c9a8e-order-1001-advance-1",
 }
-_READ_ERRORS = (400, 401, 403, 404, 422, 429, 503)
-_LIST_ERRORS = (400, 401, 403, 422, 429, 503)
-_WRITE_ERRORS = (400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 503)
+_READ_ERRORS = (400, 401, 403, 404, 422, 429, 500, 503)
+_LIST_ERRORS = (400, 401, 403, 422, 429, 500, 503)
+_WRITE_ERRORS = (400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 500, 503)
 
 
 def _query(name: str, schema: dict[str, Any], description: str, example: Any) -> dict[str, Any]:
