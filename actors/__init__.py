@@ -12,6 +12,8 @@ from saga_journey.runtime.lazy import lazy_exports
 _EXPORTS: dict[str, str] = {
     "CompensatorActor": "compensator_actor",
     "Directory": "directory",
+    "LoopActor": "loop_actor",
+    "RuntimeLoop": "loop_actor",
     "SagaActor": "saga_actor",
 }
 
@@ -20,6 +22,7 @@ __all__ = sorted(_EXPORTS)
 if TYPE_CHECKING:
     from .compensator_actor import CompensatorActor
     from .directory import Directory
+    from .loop_actor import LoopActor, RuntimeLoop
     from .saga_actor import SagaActor
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Executor
+from dataclasses import replace
 from typing import Any, Callable
-
-import pykka
 
 from saga_journey.runtime import crashpoints
 from saga_journey.runtime.clock import Clock
@@ -17,7 +17,7 @@ from saga_journey.runtime.handlers import CompensationContext, Handler, HandlerR
 from saga_journey.runtime.model import CompensationOutcome
 from saga_journey.runtime.values import as_text
 
-from .async_runner import AsyncRunner
+from .loop_actor import LoopActor, RuntimeLoop
 from .messages import RunAttempt
 
 log = logging.getLogger("saga_journey.compensator")
@@ -116,32 +116,33 @@ class HandlerSlot:
         return True
 
 
-class CompensatorActor(pykka.ThreadingActor):
-    """One per compensation. Sync handlers run on this actor's thread, async ones on the runner.
+class CompensatorActor(LoopActor):
+    """One per compensation, on the runtime loop (no thread of its own).
 
-    Retry timing is not decided here: each attempt's outcome goes back to the saga actor, whose
-    pure core records it durably and decides whether and when the next attempt runs.
+    Async handlers run on the loop as tasks; sync handlers on the runtime's bounded handler
+    pool (``HandlerSlot`` reserves the thread). Retry timing is not decided here: each attempt's
+    outcome goes back to the saga actor, whose pure core records it durably and decides whether
+    and when the next attempt runs.
     """
-
-    use_daemon_thread = True
 
     def __init__(
         self,
+        runtime: RuntimeLoop,
         *,
         handler: Handler,
         context: CompensationContext,
         report: Callable[[CompensationOutcome], None],
-        runner: AsyncRunner,
+        pool: Executor,
         clock: Clock,
         slot: HandlerSlot | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(runtime)
         self._slot = slot
-        self._future: Future[Any] | None = None
+        self._task: asyncio.Future[Any] | None = None
         self._handler = handler
         self._context = context
         self._report = report
-        self._runner = runner
+        self._pool = pool
         self._clock = clock
         self._is_async = HandlerRegistry.is_async(handler)
 
@@ -150,42 +151,33 @@ class CompensatorActor(pykka.ThreadingActor):
             self._run(message.attempt)
 
     def _run(self, attempt: int) -> None:
-        ctx = CompensationContext(**{**_fields(self._context), "attempt": attempt})
+        ctx = replace(self._context, attempt=attempt)
         started = time.perf_counter()
         crashpoints.hit(crashpoints.BEFORE_HANDLER)
+        loop = self._runtime.loop
         if self._is_async:
             try:
-                future = self._runner.submit(self._handler(ctx))
+                task: asyncio.Future[Any] = loop.create_task(self._handler(ctx))  # type: ignore[arg-type]
             except BaseException as exc:  # the call itself failed before returning a coroutine
                 self._finish(attempt, started, exc)
                 return
-            self._future = future
-            future.add_done_callback(lambda f: self._async_done(attempt, started, f))
-            return
-        slot = self._slot
-        if slot is not None:
-            slot.enter()
-        try:
-            self._handler(ctx)
-        except BaseException as exc:  # handlers are user code: every failure becomes a report
-            error: BaseException | None = exc
         else:
-            error = None
-        finally:
-            if slot is not None:
-                slot.leave()
-        crashpoints.hit(crashpoints.AFTER_HANDLER)
-        self._finish(attempt, started, error)
+            task = loop.run_in_executor(self._pool, _call_sync, self._handler, ctx, self._slot)
+        self._task = task
+        task.add_done_callback(lambda f: self._done(attempt, started, f))
 
-    def _async_done(self, attempt: int, started: float, future: Future[Any]) -> None:
+    def _done(self, attempt: int, started: float, future: asyncio.Future[Any]) -> None:
         if future.cancelled():
             return  # abandoned after its timeout; the saga already recorded the attempt
         crashpoints.hit(crashpoints.AFTER_HANDLER)
-        self._finish(attempt, started, future.exception())
+        exc = future.exception()
+        if exc is None and not self._is_async:
+            exc = future.result()  # _call_sync returns the handler's exception, if any
+        self._finish(attempt, started, exc)
 
     def on_stop(self) -> None:
-        if self._future is not None:
-            self._future.cancel()
+        if self._task is not None and self._is_async:
+            self._task.cancel()
         if self._slot is not None:
             self._slot.cancel()
 
@@ -209,5 +201,15 @@ class CompensatorActor(pykka.ThreadingActor):
             log.exception("could not report compensation outcome for %s", self._context.saga_id)
 
 
-def _fields(ctx: CompensationContext) -> dict[str, Any]:
-    return {name: getattr(ctx, name) for name in ctx.__dataclass_fields__}
+def _call_sync(handler: Handler, ctx: CompensationContext, slot: HandlerSlot | None) -> BaseException | None:
+    """Run a sync handler on a pool thread; its failure is returned, not raised."""
+    if slot is not None:
+        slot.enter()
+    try:
+        handler(ctx)
+    except BaseException as exc:  # handlers are user code: every failure becomes a report
+        return exc
+    finally:
+        if slot is not None:
+            slot.leave()
+    return None

@@ -27,7 +27,7 @@ from saga_journey.runtime.errors import (
     OverloadedError,
     RuntimeClosedError,
 )
-from saga_journey.runtime.model import Journey
+from saga_journey.runtime.model import Journey, SagaState
 from saga_journey.runtime.timers import TimerHandle
 
 from .messages import Passivate, RunOwed
@@ -49,7 +49,8 @@ class Directory:
         self._count_lock = threading.Lock()
         self._live = 0
         self._activations = 0
-        self._waiters: dict[str, list[Future[dict[str, Any]]]] = {}
+        # saga id -> [(version to pass, or None: terminal only), future of its status view]
+        self._waiters: dict[str, list[tuple[int | None, Future[dict[str, Any]]]]] = {}
         self._waiters_lock = threading.Lock()
         self._last_eager = 0.0
         self._reaper = None
@@ -203,24 +204,38 @@ class Directory:
             self.send_at(wake_at, saga_id, RunOwed())
         return n
 
-    def add_waiter(self, saga_id: str) -> Future[dict[str, Any]]:
+    def add_waiter(self, saga_id: str, after_version: int | None = None) -> Future[dict[str, Any]]:
+        """A future of the saga's status once it is terminal or its version passes ``after_version``."""
         fut: Future[dict[str, Any]] = Future()
         with self._waiters_lock:
-            self._waiters.setdefault(saga_id, []).append(fut)
+            self._waiters.setdefault(saga_id, []).append((after_version, fut))
         return fut
 
     def drop_waiter(self, saga_id: str, fut: Future[dict[str, Any]]) -> None:
         with self._waiters_lock:
             waiters = self._waiters.get(saga_id)
-            if waiters and fut in waiters:
-                waiters.remove(fut)
+            if waiters:
+                waiters[:] = [w for w in waiters if w[1] is not fut]
                 if not waiters:
                     del self._waiters[saga_id]
 
-    def notify_terminal(self, saga_id: str, view: dict[str, Any]) -> None:
+    def notify(self, saga_id: str, state: SagaState) -> None:
+        """A transition of the saga committed: answer the waiters it satisfies (O(1) if none)."""
+        if saga_id not in self._waiters:
+            return
+        terminal, version = state.is_terminal, state.version
         with self._waiters_lock:
-            waiters = self._waiters.pop(saga_id, [])
-        for fut in waiters:
+            waiters = self._waiters.get(saga_id, [])
+            ready = [f for after, f in waiters if terminal or (after is not None and version > after)]
+            if not ready:
+                return
+            rest = [w for w in waiters if w[1] not in ready]
+            if rest:
+                self._waiters[saga_id] = rest
+            else:
+                del self._waiters[saga_id]
+        view = status_view(state)
+        for fut in ready:
             if not fut.done():
                 fut.set_result(view)
 
@@ -243,7 +258,7 @@ class Directory:
                     deepest = n
         return total, deepest
 
-    def stop_all(self, timeout: float = 10.0) -> None:
+    def stop_all(self, timeout: float = 10.0, *, wait: bool = True) -> None:
         refs = []
         for lock, live in self._shards:
             with lock:
@@ -252,6 +267,8 @@ class Directory:
         with self._count_lock:
             self._live = 0
         futures = [ref.stop(block=False) for ref in refs]
+        if not wait:
+            return
         deadline = time.monotonic() + timeout
         for f in futures:
             try:

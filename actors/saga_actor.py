@@ -51,7 +51,7 @@ from saga_journey.runtime.model import (
 )
 
 from .compensator_actor import CompensatorActor, HandlerSlot
-from .dispatcher import PooledActor
+from .loop_actor import LoopActor
 from .messages import (
     Command,
     Committed,
@@ -96,13 +96,13 @@ def _resolve(reply: Reply | None, value: Any = None, error: BaseException | None
         reply.set_result(value)
 
 
-class SagaActor(PooledActor):
-    """The actor of one live saga; runs on the runtime's dispatcher, not a thread of its own."""
+class SagaActor(LoopActor):
+    """The actor of one live saga; runs on the runtime loop, not a thread of its own."""
 
     def __init__(
         self, services: Services, saga_id: str, journey: Journey | None, state: SagaState | None
     ) -> None:
-        super().__init__(services.dispatcher)
+        super().__init__(services.runtime)
         self._svc = services
         self._saga_id = saga_id  # the directory's key (layout.scoped_key), not the plain id
         self._id = local_id(saga_id)  # what errors show
@@ -112,7 +112,7 @@ class SagaActor(PooledActor):
         self._stash: deque[Any] = deque()
         self.actor_inbox.held = self._stash  # stashed requests count in the mailbox depth
         self._token = 0
-        self._compensator: tuple[str, pykka.ActorRef[Any]] | None = None
+        self._compensator: tuple[str, CompensatorActor] | None = None
         self._slot: HandlerSlot | None = None  # the running compensator's sync-call slot
         self._timeout_timer: Any = None
         self._running: tuple[str, int] | None = None  # (milestone, attempt) handed to a compensator
@@ -250,7 +250,8 @@ class SagaActor(PooledActor):
     ) -> None:
         prev = self._state
         new = evolve(prev, event)
-        response = {**status_view(new), "event": event.kind}
+        # The status view is built only for someone who reads it (a caller, a stored replay).
+        response = {**status_view(new), "event": event.kind} if reply is not None or idem else {}
         write = SagaWrite(
             saga_id=new.saga_id,
             snapshot=state_to_dict(new),
@@ -269,11 +270,10 @@ class SagaActor(PooledActor):
         self._token += 1
         token = self._token
         self._inflight = _InFlight(token, new, event, reply, response)
-        ref = self.actor_ref
 
         def committed(error: BaseException | None) -> None:
             try:
-                ref.tell(Committed(token, error))
+                self.send_now(Committed(token, error))  # handed back on the loop: handle it now
             except pykka.ActorDeadError:
                 log.error("saga %s stopped before its commit was confirmed", self._saga_id)
 
@@ -313,8 +313,8 @@ class SagaActor(PooledActor):
             self._state = state = inflight.state
             self._svc.observer.on_transition(state, inflight.event)
             _resolve(inflight.reply, inflight.response)
+            self._svc.directory.notify(self._saga_id, state)
             if state.is_terminal:
-                self._svc.directory.notify_terminal(self._saga_id, status_view(state))
                 self._stop_compensator()
             self._dispatch_effects()
         while self._stash and self._inflight is None:
@@ -431,18 +431,19 @@ class SagaActor(PooledActor):
                 context=state.context,
                 attempt=effect.attempt,
             )
-            me = self.actor_ref
+            me = self
             self._slot = slot
-            ref = CompensatorActor.start(
+            actor = CompensatorActor.spawn(
+                self._svc.runtime,
                 handler=handler,
                 context=ctx,
-                report=lambda outcome: me.tell(CompensationReport(outcome)),
-                runner=self._svc.runner,
+                report=lambda outcome: me.send_now(CompensationReport(outcome)),
+                pool=self._svc.pool,
                 clock=self._svc.clock,
                 slot=self._slot,
             )
-            self._compensator = (effect.milestone_id, ref)
-        self._compensator[1].tell(RunAttempt(effect.attempt))
+            self._compensator = (effect.milestone_id, actor)
+        self._compensator[1].send_now(RunAttempt(effect.attempt))
         timeout = effect.retry.handler_timeout_s
         if timeout is None:
             timeout = self._svc.config.handler_timeout_s
@@ -467,7 +468,7 @@ class SagaActor(PooledActor):
 
     def _stop_compensator(self) -> None:
         if self._compensator is not None:
-            self._compensator[1].stop(block=False)
+            self._compensator[1].actor_ref.stop(block=False)
             self._compensator = None
             self._slot = None
 

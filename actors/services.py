@@ -1,8 +1,9 @@
-"""What every actor of one runtime shares: store, clock, timers, handlers, observer, directory."""
+"""What every actor of one runtime shares: loop, store, clock, timers, handlers, observer, directory."""
 
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
@@ -14,9 +15,8 @@ from saga_journey.runtime.model import Journey
 from saga_journey.runtime.observer import RuntimeObserver
 from saga_journey.runtime.timers import TimerService
 
-from .async_runner import AsyncRunner
 from .compensator_actor import AbandonedThreads
-from .dispatcher import Dispatcher
+from .loop_actor import RuntimeLoop
 
 if TYPE_CHECKING:
     from .directory import Directory
@@ -26,13 +26,13 @@ if TYPE_CHECKING:
 class Services:
     store: SagaStore
     handlers: HandlerRegistry
-    runner: AsyncRunner
+    runtime: RuntimeLoop  # every saga and compensator actor runs on this loop
+    pool: Executor  # sync compensation handlers (bounded by ``abandoned.max_threads``)
     clock: Clock
     timers: TimerService
     observer: RuntimeObserver
     config: RuntimeConfig
     load_journey: Callable[[str, int], Journey]
-    dispatcher: Dispatcher
     directory: "Directory" = field(init=False)
     closing: threading.Event = field(default_factory=threading.Event)
     abandoned: AbandonedThreads = field(default_factory=lambda: AbandonedThreads(32))

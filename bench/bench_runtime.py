@@ -136,13 +136,18 @@ def run(
     folder = tempfile.mkdtemp(prefix="saga-bench-")
     try:
         config = RuntimeConfig(group_commit=group_commit, dispatcher_threads=DISPATCHER_THREADS)
-        orch = SagaOrchestrator.open(folder, config=config, handlers=handlers())
-        try:
-            result = asyncio.run(workload(orch, n, fail, rounds))
-            idle_times = asyncio.run(idle_rollbacks(orch, idle)) if idle else []
-        finally:
-            orch.close()
-        return result, idle_times
+
+        async def both() -> tuple[dict[str, Any], list[float]]:
+            # Opened inside the running loop: the actors run on the client's loop (no hop).
+            orch = SagaOrchestrator.open(folder, config=config, handlers=handlers())
+            try:
+                result = await workload(orch, n, fail, rounds)
+                idle_times = await idle_rollbacks(orch, idle) if idle else []
+            finally:
+                await asyncio.get_running_loop().run_in_executor(None, orch.close)
+            return result, idle_times
+
+        return asyncio.run(both())
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

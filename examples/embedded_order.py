@@ -23,7 +23,7 @@ class Inventory:
 payments, inventory = Payments(), Inventory()
 
 
-def refund(ctx: CompensationContext) -> None:          # sync handlers run on their own thread
+def refund(ctx: CompensationContext) -> None:          # sync handlers run on a bounded thread pool
     if "charge_id" not in ctx.step_result:
         raise NonRetryableError("no charge to refund")  # stops the retries at once
     payments.refund(ctx.step_result["charge_id"], idempotency_key=ctx.idempotency_key)

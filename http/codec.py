@@ -15,6 +15,11 @@ from aiohttp import web
 
 from saga_journey.runtime.values import RULE, inadmissible, readable
 
+try:
+    import orjson as _orjson
+except ImportError:  # optional speed-up; the default install has it
+    _orjson = None  # type: ignore[assignment]
+
 from .problems import Problem
 
 JSON = "application/json"
@@ -145,4 +150,36 @@ def render(request: web.Request, data: Any, status: int = 200, headers: dict[str
 def _encode(data: Any, as_msgpack: bool) -> bytes:
     if as_msgpack:
         return msgpack.packb(data, use_bin_type=True, strict_types=False, datetime=False)
+    return dumps(data)
+
+
+def dumps(data: Any) -> bytes:
+    """JSON bytes: orjson (~10x json.dumps on a status view) where installed, else json.
+
+    orjson refuses what json.dumps(allow_nan=False) refuses except non-finite floats (it writes
+    null): those are checked first, so both paths refuse (and mark) the same values."""
+    if _orjson is not None:
+        try:
+            out = _orjson.dumps(data)
+        except TypeError:  # a non-str key, an integer past 64 bits, an unknown type ...
+            pass
+        else:
+            if b"null" not in out or not _has_non_finite(data):
+                return out
     return json.dumps(data, allow_nan=False).encode("ascii")
+
+
+def _has_non_finite(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` holds a NaN or infinity (which orjson would render as null)."""
+    if isinstance(value, float):
+        return value != value or value in (_INF, -_INF)
+    if depth > 64:
+        return True  # let json.dumps decide (it raises RecursionError when too deep)
+    if isinstance(value, dict):
+        return any(_has_non_finite(v, depth + 1) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_non_finite(v, depth + 1) for v in value)
+    return False
+
+
+_INF = float("inf")

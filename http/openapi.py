@@ -530,8 +530,12 @@ OPERATIONS: dict[str, dict[str, Any]] = {
     },
     "get_saga_status": {
         "tag": "sagas",
-        "summary": "A saga's committed status",
-        "params": [_PATH_PARAM["saga_id"]],
+        "summary": "A saga's committed status; with wait, a long-poll",
+        "params": [
+            _PATH_PARAM["saga_id"],
+            _query("wait", {"type": "number", "minimum": 0, "maximum": 60}, "long-poll: answer once the saga is COMPLETED or FAILED (or its version passes `version`), at the latest after this many seconds, with the status then", 30),
+            _query("version", {"type": "integer", "minimum": 0, "maximum": 10**12}, "with wait: answer as soon as the saga's version is greater than this", 4),
+        ],
         "ok": ("200", "SagaStatus", "status", _examples(running=_ADVANCED, failed=_FAILED, parked=_PARKED)),
         "errors": _READ_ERRORS,
     },

@@ -63,6 +63,22 @@ def _query_int(request: web.Request, name: str, default: int | None, lo: int, hi
     return value
 
 
+MAX_WAIT_S = 60.0
+
+
+def _query_seconds(request: web.Request, name: str, hi: float) -> float:
+    raw = request.query.get(name)
+    if raw is None:
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= hi:  # also refuses nan
+        raise Problem(422, "invalid_input", f"query parameter {name} must be a number of seconds from 0 to {hi:g}")
+    return value
+
+
 def _query_str(request: web.Request, name: str) -> str | None:
     value = request.query.get(name)
     if value is not None and not ID_PATTERN.fullmatch(value):
@@ -184,8 +200,18 @@ class Gateway:
         return render(request, page)
 
     async def get_saga(self, request: web.Request) -> web.Response:
+        """The saga's status; with ``wait=SECONDS`` a long-poll: answered once the saga is
+        terminal or (with ``version=N``) its version is greater than N, else at the timeout."""
         saga_id = path_id(request, "saga_id")
-        return render(request, await self.orch.get_saga_status(saga_id, principal(request).user_context()))
+        who = principal(request).user_context()
+        wait = _query_seconds(request, "wait", MAX_WAIT_S)
+        version = _query_int(request, "version", None, 0, 10**12)
+        if not wait:
+            return render(request, await self.orch.get_saga_status(saga_id, who))
+        status = await self.orch.wait_for_saga(
+            saga_id, who, timeout=wait, version=version, return_on_timeout=True
+        )
+        return render(request, status)
 
     async def history(self, request: web.Request) -> web.Response:
         saga_id = path_id(request, "saga_id")

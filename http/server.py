@@ -61,12 +61,8 @@ async def serve(
     try:
         handlers = build_webhooks(settings.webhooks, session, loop)
         observer = SagaMetrics(CollectorRegistry()) if metrics else None
-        orch = await loop.run_in_executor(
-            None,
-            lambda: SagaOrchestrator.open(
-                data_dir, config=config.runtime, handlers=handlers, observer=observer
-            ),
-        )
+        # Opened on this loop: the saga actors run on the gateway's own loop (no thread hop).
+        orch = SagaOrchestrator.open(data_dir, config=config.runtime, handlers=handlers, observer=observer)
         handler = None
         if observer is not None:
             observer.attach(orch)

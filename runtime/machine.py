@@ -9,12 +9,12 @@ after a crash. No threads, I/O or clock reads here: a test enforces it.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from collections.abc import Mapping
 from typing import Any
 
 from .errors import ConflictError, InvalidInputError, InvalidTransitionError
 from .model import (
+    replace,
     COMP_FAILED,
     COMP_NONE,
     COMP_RUNNING,

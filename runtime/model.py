@@ -7,6 +7,7 @@ msgpack/JSON-able dict so the store and the gateway can carry it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 from dataclasses import dataclass, field
@@ -547,3 +548,35 @@ class Decision:
     event: Event | None
     replayed: bool = False
     note: str | None = None
+
+
+_COPIERS: dict[type, Any] = {}
+
+
+def _make_copier(cls: type) -> Any:
+    """Compile ``copy(obj, changes)`` for one slotted dataclass: one slot store per field."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    env: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    lines = ["def copy(o, ch):", "    n = _new(_cls)", "    g = ch.get"]
+    for i, name in enumerate(names):
+        env[f"_s{i}"] = cls.__dict__[name].__set__
+        lines.append(f"    _s{i}(n, g({name!r}, o.{name}))")
+    lines.append("    return n")
+    exec("\n".join(lines), env)  # noqa: S102 - generated from the class's own field names
+    return env["copy"], frozenset(names)
+
+
+def replace(obj: Any, /, **changes: Any) -> Any:
+    """``dataclasses.replace`` for the core's frozen slotted dataclasses, without re-running
+    ``__init__`` (which sets each field through ``object.__setattr__``): a compiled copy that
+    stores each slot once. Unknown field names raise TypeError, as ``dataclasses.replace`` does."""
+    cls = type(obj)
+    copier = _COPIERS.get(cls)
+    if copier is None:
+        if "__slots__" not in cls.__dict__ or hasattr(cls, "__post_init__"):
+            return dataclasses.replace(obj, **changes)
+        copier = _COPIERS[cls] = _make_copier(cls)
+    copy, names = copier
+    if not names.issuperset(changes):
+        raise TypeError(f"{cls.__name__} has no field(s) {sorted(set(changes) - names)}")
+    return copy(obj, changes)

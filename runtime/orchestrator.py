@@ -1,27 +1,29 @@
 """SagaOrchestrator: the public API, in async and sync flavours, over the actor runtime.
 
-Every write is answered only after its LMDB commit. Async methods never block the event loop:
-the actor settles a ``Reply`` whose result reaches the caller's loop through a ``LoopBridge``
-(batched ``call_soon_threadsafe``).
+Every write is answered only after its LMDB commit. Saga and compensator actors run on one
+runtime loop: the loop running where the orchestrator is opened (an async host), else a loop
+thread the orchestrator starts (sync hosts; the ``_sync`` API). Async methods awaited on the
+runtime loop are answered on it directly; from any other loop through a ``LoopBridge`` (batched
+``call_soon_threadsafe``). Async methods never block the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import threading
 import time
 import uuid
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from collections.abc import Mapping
 from typing import Any, Callable, TypeVar
 
 import msgpack
 
-from saga_journey.actors.async_runner import AsyncRunner
 from saga_journey.actors.directory import Directory, view_of
-from saga_journey.actors.dispatcher import Dispatcher
+from saga_journey.actors.loop_actor import RuntimeLoop
 from saga_journey.actors.messages import Command
 from saga_journey.actors.services import Services
 from saga_journey.persistence.keys import local_id, scoped_key
@@ -78,7 +80,9 @@ class SagaOrchestrator:
         config: RuntimeConfig | None = None,
         clock: Clock | None = None,
         observer: RuntimeObserver | None = None,
+        runtime: RuntimeLoop | None = None,
     ) -> None:
+        """``runtime``: the loop to run actors on; default: the running loop, else a new loop thread."""
         self.config = config or RuntimeConfig()
         self.clock = clock or SystemClock()
         self.observer = observer or RuntimeObserver()
@@ -93,18 +97,20 @@ class SagaOrchestrator:
         self._admission_lock = threading.Lock()
         self._in_flight = 0
         self._timers = TimerService(self.clock)
-        self._runner = AsyncRunner()
-        self._dispatcher = Dispatcher(threads=self.config.dispatcher_threads)
+        self._runtime = runtime or RuntimeLoop.current_or_new()
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(1, self.config.max_handler_threads), thread_name_prefix="saga-journey-handler"
+        )
         self._svc = Services(
             store=store,
             handlers=self.handlers,
-            runner=self._runner,
+            runtime=self._runtime,
+            pool=self._pool,
             clock=self.clock,
             timers=self._timers,
             observer=self.observer,
             config=self.config,
             load_journey=self._load_journey,
-            dispatcher=self._dispatcher,
         )
         self._svc.abandoned.limit = self.config.max_abandoned_handler_threads
         self._svc.abandoned.max_threads = self.config.max_handler_threads
@@ -127,21 +133,31 @@ class SagaOrchestrator:
         Pass ``handlers`` to register compensation handlers before recovery starts, so that
         compensations owed from a previous run find their handler at once.
         """
-        from saga_journey.persistence.lmdb_store import LmdbStore  # late: avoids an import cycle
+        from saga_journey.persistence.lmdb_store import LmdbStore, run_outcomes  # late: import cycle
 
         config = config or RuntimeConfig()
         observer = observer or RuntimeObserver()
-        store = LmdbStore(
-            data_dir,
-            map_size=config.map_size,
-            group_commit=config.group_commit,
-            max_batch=config.max_batch,
-            on_commit=observer.on_commit,
-        )
-        orch = cls(store, config=config, clock=clock, observer=observer)
+        runtime = RuntimeLoop.current_or_new()
+        loop = runtime.loop
+        try:
+            store = LmdbStore(
+                data_dir,
+                map_size=config.map_size,
+                group_commit=config.group_commit,
+                max_batch=config.max_batch,
+                on_commit=observer.on_commit,
+                # each committed batch goes back to the loop in one call
+                handoff=lambda outcomes: loop.call_soon_threadsafe(run_outcomes, outcomes),
+            )
+        except BaseException:
+            runtime.close()
+            raise
+        orch = cls(store, config=config, clock=clock, observer=observer, runtime=runtime)
         for name, fn in (handlers or {}).items():
             orch.register_compensation_handler(name, fn)
         orch.recovered = orch._directory.recover()
+        if config.tune_gc:
+            tune_gc()
         return orch
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -170,10 +186,18 @@ class SagaOrchestrator:
         self._closed = True
         self._svc.closing.set()
         self._timers.close()
-        self.store.close()
-        self._directory.stop_all()
-        self._dispatcher.close()
-        self._runner.close()
+        self.store.close()  # commits what is queued; its callbacks are handed to the loop
+        runtime = self._runtime
+        if runtime.on_loop():  # cannot wait here: the actors stop when the loop runs on
+            self._directory.stop_all(wait=False)
+        else:
+            try:
+                runtime.run_sync(lambda: None, timeout=10)  # the handed-back commits run first
+            except TimeoutError:
+                pass
+            self._directory.stop_all()
+        self._pool.shutdown(wait=False)
+        runtime.close()
 
     def __enter__(self) -> SagaOrchestrator:
         return self
@@ -288,6 +312,11 @@ class SagaOrchestrator:
         return self._admitted(command.reply, lambda: self._directory.send(key, command))
 
     def _wait(self, reply: Reply) -> Any:
+        if not reply.done() and self._runtime.on_loop():
+            raise SagaError(
+                "a _sync method was called on the runtime's own event loop, where it would block "
+                "the loop that answers it; await the async method instead"
+            )
         try:
             return reply.result(timeout=self.config.reply_timeout_s)
         except TimeoutError:
@@ -853,39 +882,79 @@ class SagaOrchestrator:
         )
 
     def _submit_wait(
-        self, saga_id: str, user_context: UserContext
+        self, saga_id: str, user_context: UserContext, version: int | None
     ) -> tuple[str, Future[dict[str, Any]]]:
+        """(directory key, future of the awaited status); the future is done if already satisfied."""
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 0):
+            raise InvalidInputError("version must be an integer >= 0")
         key, snap = self._snapshot(saga_id, user_context)
-        fut = self._directory.add_waiter(key)
-        snap = self.store.load_saga(key) or snap  # re-read: it may have ended meanwhile
-        view = view_of(snap)
-        if view["status"] in ("COMPLETED", "FAILED"):
+        fut = self._directory.add_waiter(key, version)
+        snap = self.store.load_saga(key) or snap  # re-read after registering: nothing is missed
+        view = view_of(snap, self.store)
+        if view["status"] in ("COMPLETED", "FAILED") or (
+            version is not None and int(view.get("version", 0)) > version
+        ):
             self._directory.drop_waiter(key, fut)
             done: Future[dict[str, Any]] = Future()
             done.set_result(view)
             return key, done
         return key, fut
 
-    def wait_for_saga_sync(
-        self, saga_id: str, user_context: UserContext = None, *, timeout: float = 30.0
+    def _waited_out(
+        self, saga_id: str, key: str, user_context: UserContext, fut: Future[dict[str, Any]],
+        timeout: float, return_on_timeout: bool,
     ) -> dict[str, Any]:
-        """Block until the saga is COMPLETED or FAILED; return its final status."""
-        key, fut = self._submit_wait(saga_id, user_context)
+        self._directory.drop_waiter(key, fut)
+        if return_on_timeout:
+            return self.get_saga_status_sync(saga_id, user_context)
+        raise SagaError(f"saga {saga_id} did not finish within {timeout}s") from None
+
+    def wait_for_saga_sync(
+        self,
+        saga_id: str,
+        user_context: UserContext = None,
+        *,
+        timeout: float = 30.0,
+        version: int | None = None,
+        return_on_timeout: bool = False,
+    ) -> dict[str, Any]:
+        """Block until the saga is COMPLETED or FAILED, or (with ``version``) its version is
+        greater than ``version``; return its status. At the timeout: raise SagaError, or with
+        ``return_on_timeout`` return the status as it is then."""
+        key, fut = self._submit_wait(saga_id, user_context, version)
         try:
             return fut.result(timeout=timeout)
         except FutureTimeout:
-            self._directory.drop_waiter(key, fut)
-            raise SagaError(f"saga {saga_id} did not finish within {timeout}s") from None
+            return self._waited_out(saga_id, key, user_context, fut, timeout, return_on_timeout)
 
     async def wait_for_saga(
-        self, saga_id: str, user_context: UserContext = None, *, timeout: float = 30.0
+        self,
+        saga_id: str,
+        user_context: UserContext = None,
+        *,
+        timeout: float = 30.0,
+        version: int | None = None,
+        return_on_timeout: bool = False,
     ) -> dict[str, Any]:
-        key, fut = self._submit_wait(saga_id, user_context)
+        """Async twin of ``wait_for_saga_sync`` (a long-poll: it never blocks the loop)."""
+        key, fut = self._submit_wait(saga_id, user_context, version)
+        if fut.done():
+            return fut.result()
         try:
             return await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
         except asyncio.TimeoutError:
-            self._directory.drop_waiter(key, fut)
-            raise SagaError(f"saga {saga_id} did not finish within {timeout}s") from None
+            return self._waited_out(saga_id, key, user_context, fut, timeout, return_on_timeout)
+
+
+GC_GEN0_THRESHOLD = 20_000
+
+
+def tune_gc() -> None:
+    """Move what start-up built out of the collector's sight and collect gen 0 less often."""
+    gc.collect()
+    gc.freeze()
+    gen0, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(max(gen0, GC_GEN0_THRESHOLD), max(gen1, 20), max(gen2, 20))
 
 
 def new_saga_id() -> str:

@@ -1,8 +1,10 @@
 """Replies: where an actor delivers the one answer to a request, across threads.
 
-Sync callers block on ``Reply.result``. Async callers await ``Reply.wait()``: answers reach
-their event loop through one ``LoopBridge`` per loop, which queues them and wakes the loop
-once per burst (``call_soon_threadsafe``) instead of once per answer, and never blocks it.
+Sync callers block on ``Reply.result``. Async callers await ``Reply.wait()``: an answer settled
+on the caller's own loop thread (the runtime loop, for an async host) settles its asyncio future
+directly; from any other thread it reaches the caller's loop through one ``LoopBridge`` per
+loop, which queues answers and wakes the loop once per burst (``call_soon_threadsafe``) instead
+of once per answer, and never blocks it.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ class Reply:
     reply is settled at most once, so no lock is needed on this hot path.
     """
 
-    __slots__ = ("_done", "_value", "_error", "_callbacks", "_event", "_bridge", "_future")
+    __slots__ = ("_done", "_value", "_error", "_callbacks", "_event", "_bridge", "_future", "_owner")
 
     def __init__(
         self,
@@ -76,6 +78,7 @@ class Reply:
         self._event: threading.Event | None = None if loop else threading.Event()
         self._bridge = LoopBridge.for_loop(loop) if loop else None
         self._future: asyncio.Future[Any] | None = loop.create_future() if loop else None
+        self._owner = threading.get_ident() if loop else 0  # the awaiting loop's thread
 
     @classmethod
     def resolved(cls, value: Any) -> Reply:
@@ -104,7 +107,10 @@ class Reply:
         if self._event is not None:
             self._event.set()
         if self._bridge is not None:
-            self._bridge.deliver(self)
+            if threading.get_ident() == self._owner:
+                self._settle_async()
+            else:
+                self._bridge.deliver(self)
 
     def _settle_async(self) -> None:
         fut = self._future

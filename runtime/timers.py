@@ -37,8 +37,11 @@ class TimerService:
     def call_at(self, due: float, callback: Callable[[], None]) -> TimerHandle:
         handle = TimerHandle()
         with self._cond:
-            heapq.heappush(self._heap, (due, next(self._seq), handle, callback))
-            self._cond.notify()
+            heap = self._heap
+            earliest = not heap or due < heap[0][0]
+            heapq.heappush(heap, (due, next(self._seq), handle, callback))
+            if earliest:  # a later timer than the next one needs no wake-up of the thread
+                self._cond.notify()
         return handle
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:

@@ -305,3 +305,34 @@ async def test_ids_with_trailing_newline_are_rejected(client):
         422, "invalid_input",
     )
     await problem(await client.get("/v1/sagas/s1%0A", headers=A), 404, "not_found")
+
+
+async def test_get_saga_wait_long_polls_until_the_version_passes(client):
+    journey = await design(client)
+    saga = await start(client, journey["journey_id"])
+    sid, version = saga["saga_id"], saga["version"]
+    poll = asyncio.create_task(client.get(f"/v1/sagas/{sid}?wait=10&version={version}", headers=A))
+    await asyncio.sleep(0.05)
+    assert not poll.done()  # nothing happened yet: the request waits
+    assert (await advance(client, sid, {"status": "complete"})).status == 200
+    resp = await poll
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["version"] == version + 1 and body["status"] == "IN_PROGRESS"
+
+
+async def test_get_saga_wait_answers_the_status_at_the_timeout(client):
+    journey = await design(client)
+    saga = await start(client, journey["journey_id"])
+    resp = await client.get(f"/v1/sagas/{saga['saga_id']}?wait=0.05&version={saga['version']}", headers=A)
+    assert resp.status == 200
+    assert (await resp.json())["version"] == saga["version"]
+    resp = await client.get(f"/v1/sagas/{saga['saga_id']}?wait=0.05", headers=A)  # not terminal
+    assert (await resp.json())["status"] == "IN_PROGRESS"
+
+
+async def test_get_saga_wait_refuses_bad_values(client):
+    journey = await design(client)
+    saga = await start(client, journey["journey_id"])
+    for bad in ("wait=-1", "wait=61", "wait=nan", "wait=soon", "wait=1&version=-3"):
+        await problem(await client.get(f"/v1/sagas/{saga['saga_id']}?{bad}", headers=A), 422, "invalid_input")
