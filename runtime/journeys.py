@@ -75,6 +75,8 @@ RETRY_BOUNDS: dict[str, tuple[float, float, bool]] = {
 }
 SECONDS_BOUNDS = (0.0, YEAR_S, True)
 """Milestone timeouts and saga/compensation deadlines: more than 0, at most a year."""
+RETENTION_BOUNDS = (0.0, 100 * YEAR_S, True)
+"""``requirements.retention_s`` (and the runtime's ``retention_s``): more than 0, at most 100 years."""
 
 
 def _shown(value: Any) -> Any:
@@ -194,6 +196,9 @@ def build_journey(
     comp_deadline = parse_seconds(
         requirements.pop("compensation_deadline_s", None), "requirements.compensation_deadline_s"
     )
+    retention = requirements.pop("retention_s", None)
+    if retention is not None:
+        retention = float(check_number(retention, "requirements.retention_s", RETENTION_BOUNDS))
     raw_milestones = requirements.pop("milestones", None)
     if raw_milestones is None:
         steps = TEMPLATES.get(journey_type)
@@ -245,4 +250,5 @@ def build_journey(
         created_at=created_at,
         deadline_s=deadline,
         compensation_deadline_s=comp_deadline,
+        retention_s=retention,
     )
