@@ -61,8 +61,12 @@ class TextFormatter(logging.Formatter):
     """``ts LEVEL logger: msg key=value ...`` for people."""
 
     def format(self, record: logging.LogRecord) -> str:
-        extra = " ".join(f"{k}={v}" for k, v in fields_of(record).items() if v is not None)
-        line = f"{_iso(record.created)} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        msg = record.getMessage()
+        # fields the message already shows are not repeated
+        extra = " ".join(
+            f"{k}={v}" for k, v in fields_of(record).items() if v is not None and str(v) not in msg
+        )
+        line = f"{_iso(record.created)} {record.levelname:<7} {record.name}: {msg}"
         if extra:
             line += f"  [{extra}]"
         if record.exc_info:
