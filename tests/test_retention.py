@@ -177,6 +177,9 @@ def test_retention_is_validated() -> None:
     with pytest.raises(InvalidInputError, match="requirements.retention_s"):
         build_journey(journey_id="j", version=1, journey_type="order_processing", tenant_id="t",
                       requirements={"retention_s": -1}, compensation_handlers=None, created_at=0.0)
+    with pytest.raises(InvalidInputError, match="retention_s"):  # a typo is refused, not kept as data
+        build_journey(journey_id="j", version=1, journey_type="order_processing", tenant_id="t",
+                      requirements={"retention_days": 30}, compensation_handlers=None, created_at=0.0)
     with pytest.raises(InvalidInputError, match="runtime.retention_s"):
         parse_config({"runtime": {"retention_s": 0}})
     assert parse_config({"runtime": {"retention_s": 86400}}).runtime.retention_s == 86400.0
