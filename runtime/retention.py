@@ -21,6 +21,8 @@ from .timers import TimerHandle, TimerService
 
 log = logging.getLogger("saga_journey.retention")
 
+MIN_INTERVAL_S = 1.0  # a zero, negative or NaN prune_interval_s must not spin the timer thread
+
 
 class Pruner:
     def __init__(
@@ -36,8 +38,12 @@ class Pruner:
         self.idle = threading.Event()
         """Set by a round that found nothing expired (tests wait on it instead of sleeping)."""
 
+    @property
+    def interval(self) -> float:
+        return max(MIN_INTERVAL_S, self._config.prune_interval_s)
+
     def start(self) -> None:
-        self._schedule(self._config.prune_interval_s)
+        self._schedule(self.interval)
 
     def close(self) -> None:
         with self._lock:
@@ -85,4 +91,4 @@ class Pruner:
 
     def _finish(self, *, more: bool) -> None:
         self.rounds += 1
-        self._schedule(0.0 if more else self._config.prune_interval_s)
+        self._schedule(0.0 if more else self.interval)

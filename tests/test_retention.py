@@ -229,3 +229,32 @@ def test_prune_cli_removes_only_sagas_older_than_the_cutoff(tmp_path) -> None:
     finally:
         orch.close()
     assert _cli("prune", "--older-than", "soon", "--data-dir", str(data)).returncode == 2
+
+
+class _Timers:
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    def call_later(self, delay, callback):
+        self.delays.append(delay)
+        from saga_journey.runtime.timers import TimerHandle
+
+        return TimerHandle()
+
+
+class _NothingExpired:
+    def count_expired(self, now, retention_s, limit=None) -> int:
+        return 0
+
+
+@pytest.mark.parametrize("interval", [0.0, -5.0, float("nan")])
+def test_a_degenerate_prune_interval_does_not_spin(interval) -> None:
+    from saga_journey.runtime.observer import RuntimeObserver
+    from saga_journey.runtime.retention import MIN_INTERVAL_S, Pruner
+
+    timers = _Timers()
+    pruner = Pruner(_NothingExpired(), timers, ManualClock(), RuntimeConfig(prune_interval_s=interval),
+                    RuntimeObserver())
+    pruner.start()
+    pruner.run_round()
+    assert timers.delays == [MIN_INTERVAL_S, MIN_INTERVAL_S] and pruner.idle.is_set()
