@@ -1,4 +1,6 @@
 # Two commands do all the set-up on a fresh machine:  make run  |  make test
+# make run / make serve install only what running needs; make test (and setup) adds the test
+# extras and Debian packages.
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -7,11 +9,21 @@ NODE_TOOLS := tools/node/node_modules/.installed
 
 .PHONY: setup run demo serve test bench chaos clean
 
-$(BIN)/.installed: pyproject.toml
-	bash scripts/install-system-deps.sh
+# -qq: errors only (a site pip.conf with missing find-links/index folders otherwise prints a wall
+# of warnings); PIP_FLAGS=-q shows them.
+PIP_FLAGS ?= -qq --disable-pip-version-check --no-warn-script-location
+PIP := $(BIN)/pip install $(PIP_FLAGS)
+
+# What running needs: a venv with the package and its runtime dependencies (make run / serve).
+$(BIN)/.runtime: pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(PIP) -e .
+	touch $@
+
+# What testing needs on top: the test extras and the Debian packages (make test / setup).
+$(BIN)/.installed: $(BIN)/.runtime
+	bash scripts/install-system-deps.sh
+	$(PIP) -e '.[test]'
 	touch $@
 
 $(NODE_TOOLS): tools/node/package-lock.json
@@ -20,12 +32,12 @@ $(NODE_TOOLS): tools/node/package-lock.json
 
 setup: $(BIN)/.installed $(NODE_TOOLS)
 
-run: setup
+run: $(BIN)/.runtime
 	$(BIN)/saga-journey demo --data-dir $(DATA)
 
 demo: run
 
-serve: setup
+serve: $(BIN)/.runtime
 	$(BIN)/saga-journey serve --create --data-dir $(DATA) --host 127.0.0.1 --port 8080 --insecure-dev
 
 test: setup

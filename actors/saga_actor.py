@@ -263,6 +263,7 @@ class SagaActor(LoopActor):
             prev_status=prev.status if prev is not None else None,
             owed=has_work_owed(new),
             wake_at=next_wake(new),
+            retention_s=self._journey.retention_s if self._journey is not None else None,
             idempotency=(
                 (idem[0], {"fingerprint": idem[1], "response": response}) if idem else None
             ),

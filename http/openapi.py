@@ -107,6 +107,7 @@ SCHEMAS: dict[str, Any] = {
             "created_at": {"type": "number"},
             "deadline_s": NULLABLE_NUM,
             "compensation_deadline_s": NULLABLE_NUM,
+            "retention_s": {"type": "number", "description": "finished sagas are pruned this long after they finish"},
             "missing_handlers": {**STR_LIST, "description": "handlers named but not registered"},
             "replayed": {"type": "boolean"},
         },
@@ -219,6 +220,8 @@ SCHEMAS: dict[str, Any] = {
             "forward_retry": _nullable(_ref("RetryPolicy"), "null: no forward retries"),
             "deadline_s": _nullable(POSITIVE),
             "compensation_deadline_s": _nullable(POSITIVE),
+            "retention_s": _nullable({**POSITIVE, "maximum": 100 * 366 * 86400},
+                                     "seconds a finished saga is kept (null: the server's setting)"),
             "metadata": _nullable(_ref("JourneyMetadata")),
         },
         description="how the journey runs. Any other key is your domain data, kept with the journey "

@@ -20,7 +20,12 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from saga_journey.metrics import SagaMetrics, metrics_handler
+from saga_journey.runtime.logs import LoggingObserver
+from saga_journey.runtime.observer import Observers
 from saga_journey.runtime.orchestrator import SagaOrchestrator
+
+from .access_log import ACCESS_LOG, AccessLogger
+from .devmode import template_noop_handlers
 
 from .app import create_app
 from .settings import ServeConfig
@@ -46,6 +51,7 @@ async def serve(
     metrics: bool = True,
     started: Callable[[int], None] | None = None,
     sockets: Sequence[socket.socket] = (),
+    access_log: bool = False,
 ) -> None:
     """Run until SIGTERM/SIGINT; with ``metrics``, Prometheus metrics are served at GET /metrics.
 
@@ -60,16 +66,20 @@ async def serve(
     runner = None
     try:
         handlers = build_webhooks(settings.webhooks, session, loop)
-        observer = SagaMetrics(CollectorRegistry()) if metrics else None
+        if settings.insecure_dev:
+            handlers = {**template_noop_handlers(handlers), **handlers}
+        metric_obs = SagaMetrics(CollectorRegistry()) if metrics else None
+        observer = Observers(*[o for o in (metric_obs, LoggingObserver()) if o is not None])
         # Opened on this loop: the saga actors run on the gateway's own loop (no thread hop).
         orch = SagaOrchestrator.open(data_dir, config=config.runtime, handlers=handlers, observer=observer)
         handler = None
-        if observer is not None:
-            observer.attach(orch)
-            handler = metrics_handler(observer.registry)
+        if metric_obs is not None:
+            metric_obs.attach(orch)
+            handler = metrics_handler(metric_obs.registry)
         app = create_app(orch, settings, metrics_handler=handler)
         runner = web.AppRunner(
-            app, access_log=None, shutdown_timeout=settings.shutdown_timeout_s, handle_signals=False
+            app, access_log=ACCESS_LOG if access_log else None, access_log_class=AccessLogger,
+            shutdown_timeout=settings.shutdown_timeout_s, handle_signals=False,
         )
         await runner.setup()
         sites = [web.SockSite(runner, sock, backlog=1024) for sock in sockets] or [
@@ -88,6 +98,7 @@ async def serve(
             file=out,
             flush=True,
         )
+        _log_started(orch, host, bound, metrics=handler is not None)
         if started:
             started(bound)
         stop = asyncio.Event()
@@ -104,6 +115,21 @@ async def serve(
     print("saga-journey gateway stopped", file=out, flush=True)
 
 
+def _log_started(orch: SagaOrchestrator, host: str, port: int, *, metrics: bool) -> None:
+    """The start-up line: where everything is served, and how many sagas wait for an operator."""
+    base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    endpoints = {"api": f"{base}/v1", "docs": f"{base}/docs", "openapi": f"{base}/openapi.json"}
+    if metrics:
+        endpoints["metrics"] = f"{base}/metrics"
+    parked = sum(orch.store.count_compensation_failed().values())
+    log.info(
+        "saga-journey ready: %s; %d saga(s) parked waiting for an operator%s",
+        ", ".join(f"{k} {v}" for k, v in endpoints.items()), parked,
+        f" (list them: GET {base}/v1/sagas?status=FAILED)" if parked else "",
+        extra={**endpoints, "parked": parked, "recovered": orch.recovered},
+    )
+
+
 def run(
     data_dir: str,
     host: str,
@@ -112,6 +138,7 @@ def run(
     *,
     use_uvloop: bool | None = None,
     sockets: Sequence[socket.socket] = (),
+    access_log: bool = False,
 ) -> None:
     """Blocking entry point for the CLI. ``use_uvloop``: None = when installed."""
     if use_uvloop is not False:
@@ -121,6 +148,6 @@ def run(
             if use_uvloop:
                 raise
         else:
-            uvloop.run(serve(data_dir, host, port, config, sockets=sockets))
+            uvloop.run(serve(data_dir, host, port, config, sockets=sockets, access_log=access_log))
             return
-    asyncio.run(serve(data_dir, host, port, config, sockets=sockets))
+    asyncio.run(serve(data_dir, host, port, config, sockets=sockets, access_log=access_log))

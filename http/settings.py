@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from saga_journey.runtime.config import RuntimeConfig
 from saga_journey.runtime.errors import InvalidInputError
-from saga_journey.runtime.journeys import check_id
+from saga_journey.runtime.journeys import RETENTION_BOUNDS, check_id, check_number
 
 ROLES = ("read", "write", "admin")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -146,6 +146,7 @@ def parse_webhook(name: str, raw: Any) -> WebhookSpec:
     )
 
 
+_RUNTIME_SECONDS = {"retention_s": RETENTION_BOUNDS}
 _GATEWAY_INT = {"max_body_bytes", "max_in_flight", "max_queued_per_saga", "retry_after_s"}
 _GATEWAY_FLOAT = {"header_timeout_s", "body_timeout_s", "reply_timeout_s", "shutdown_timeout_s"}
 
@@ -163,6 +164,9 @@ def parse_config(raw: Mapping[str, Any], *, insecure_dev: bool = False) -> Serve
     rt_values: dict[str, Any] = {}
     for key, value in rt.items():
         default = getattr(RuntimeConfig(), key)
+        if key in _RUNTIME_SECONDS:  # optional durations (default None): a bounded number
+            rt_values[key] = float(check_number(value, f"runtime.{key}", _RUNTIME_SECONDS[key]))
+            continue
         if type(value) is not type(default) and not (isinstance(default, float) and type(value) is int):
             raise InvalidInputError(f"runtime.{key} must be a {type(default).__name__}")
         rt_values[key] = value

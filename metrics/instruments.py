@@ -104,6 +104,10 @@ class Instruments:
             "saga_internal_errors_total",
             "Unexpected errors inside a saga's actor; each parks its saga with the error recorded.",
             ["journey_type"], registry=r)
+        self.pruned = Counter(
+            "saga_pruned_sagas_total",
+            "Finished sagas removed by retention (snapshot, history, indexes, idempotency records).",
+            ["journey_type"], registry=r)
         self.activations = Counter(
             "saga_actor_activations_total",
             "Saga actors re-activated from their stored snapshot.", registry=r)

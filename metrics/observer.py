@@ -93,6 +93,7 @@ class SagaMetrics(RuntimeObserver):
         self._http_count = cache(m.http_requests, 1)
         self._http_time = cache(m.http_duration, 1)
         self._internal_errors = cache(m.internal_errors)
+        self._pruned = cache(m.pruned)
         self._activations = m.activations
         self._passivations = m.passivations
         self._commit_time = m.commit_duration
@@ -188,6 +189,13 @@ class SagaMetrics(RuntimeObserver):
             self._internal_errors.get(journey_type).inc()
         except Exception:
             self._hook_failed("on_internal_error")
+
+    def on_sagas_pruned(self, counts: dict[str, int]) -> None:
+        try:
+            for journey_type, n in counts.items():
+                self._pruned.get(journey_type).inc(n)
+        except Exception:
+            self._hook_failed("on_sagas_pruned")
 
     def on_actor_activated(self) -> None:
         self._activations.inc()

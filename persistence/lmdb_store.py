@@ -27,7 +27,10 @@ import lmdb
 from saga_journey.persistence.keys import scoped_key
 from saga_journey.persistence.layout import FORMAT_VERSION, Databases, stored_format, upgrade
 from saga_journey.persistence.records import decode_record, encode_record
-from saga_journey.persistence.store import CommitCallback, JourneyWrite, SagaWrite, Write
+from saga_journey.persistence.retention import Retention, RetentionDbs, expired_count
+from saga_journey.persistence.store import (
+    CommitCallback, JourneyWrite, PruneResult, PruneWrite, SagaWrite, Write,
+)
 from saga_journey.runtime import crashpoints
 from saga_journey.runtime.errors import CorruptRecordError, InvalidInputError, StorageError
 from saga_journey.runtime.model import COMP_FAILED, COMPENSATING, FAILED, IN_PROGRESS
@@ -109,7 +112,7 @@ class _JourneyOp:
 
 @dataclass(slots=True)
 class _Request:
-    ops: list[_SagaOp | _JourneyOp]
+    ops: list[_SagaOp | _JourneyOp | PruneWrite]
     callback: CommitCallback
     error: StorageError | None = None
     inline: bool = False  # run the callback on the writer thread (a blocking write() waits on it)
@@ -264,12 +267,27 @@ class LmdbStore:
         self._comp_failed = self._env.open_db(b"comp_failed")
         self._comp_failed_n = self._env.open_db(b"comp_failed_n")
         self._upgrade()
+        self._open_retention_dbs()
         if existed:
             return
         with self._env.begin(write=True) as txn:
             for sid, raw in txn.cursor(db=self._sagas):
                 snap = decode_record(raw, where=f"sagas/{sid.decode()}")
                 self._watch(txn, sid, str(snap.get("journey_type")), None, snap.get("status"), snap)
+
+    def _open_retention_dbs(self) -> None:
+        """The indexes behind pruning (``retention``); a folder without them is back-filled once."""
+        with self._env.begin() as txn:
+            existed = txn.get(b"finished") is not None
+        dbs = RetentionDbs(
+            self._sagas, self._history, self._idx, self._owed, self._since, self._idem,
+            self._env.open_db(b"finished"), self._env.open_db(b"finished_of"),
+            self._env.open_db(b"idem_of"),
+        )
+        self._retention = Retention(dbs, self._add_count, self.quarantine)
+        if not existed:
+            with self._env.begin(write=True) as txn:
+                self._retention.backfill(txn)
 
     def _upgrade(self) -> None:
         """Bring an older folder to the current stored format in one write transaction."""
@@ -357,7 +375,11 @@ class LmdbStore:
             raise StorageError(f"{where}: key is {len(key)} bytes, LMDB allows {self._max_key}")
         return key
 
-    def _prepare(self, w: Write) -> _SagaOp | _JourneyOp:
+    def _prepare(self, w: Write) -> _SagaOp | _JourneyOp | PruneWrite:
+        if isinstance(w, PruneWrite):
+            if isinstance(w.limit, bool) or not isinstance(w.limit, int) or w.limit < 1:
+                raise StorageError(f"PruneWrite.limit must be an int >= 1, got {w.limit!r}")
+            return w
         try:
             if isinstance(w, SagaWrite):
                 return self._prepare_saga(w)
@@ -500,6 +522,8 @@ class LmdbStore:
                     for op in request.ops:
                         if isinstance(op, _SagaOp):
                             self._apply_saga(txn, op)
+                        elif isinstance(op, PruneWrite):
+                            self._retention.prune(txn, op)
                         else:
                             self._apply_journey(txn, op)
                 crashpoints.hit(crashpoints.MID_BATCH)
@@ -563,6 +587,9 @@ class LmdbStore:
             txn.put(_idx_key(w.tenant_id, w.status, w.saga_id), w.journey_type.encode(), db=self._idx)
             self._add_count(txn, w.journey_type, w.status, 1)
         self._watch(txn, sid, w.journey_type, w.prev_status, w.status, w.snapshot)
+        self._retention.track(
+            txn, sid, w.status, w.prev_status, w.snapshot, w.retention_s, _entered_at(w.snapshot)
+        )
         if w.owed:
             txn.put(sid, b"", db=self._owed)
         elif w.wake_at is not None:
@@ -571,6 +598,7 @@ class LmdbStore:
             txn.delete(sid, db=self._owed)
         if op.idem is not None:
             txn.put(op.idem[0], op.idem[1], db=self._idem)
+            self._retention.track_idempotency(txn, sid, op.idem[0])
 
     def _watch(
         self, txn: lmdb.Transaction, sid: bytes, journey_type: str, prev: str | None, status: Any,
@@ -838,6 +866,16 @@ class LmdbStore:
                 "quarantined_records": len(self._quarantine),
                 "queue_depth": len(self._pending),
             }
+
+    def count_expired(self, now: float, retention_s: float | None, limit: int | None = None) -> int:
+        with self._read() as txn:
+            return expired_count(txn, self._retention.dbs, now, retention_s, limit)
+
+    def prune(self, now: float, retention_s: float | None, limit: int) -> PruneResult:
+        """One bounded round of pruning through the writer (blocks until it committed)."""
+        op = PruneWrite(now, retention_s, limit)
+        self.write([op])
+        return op.result
 
     def backup(self, dest_dir: str, *, compact: bool = True) -> None:
         """Consistent copy of the environment into ``dest_dir`` (created; must hold no data.mdb)."""

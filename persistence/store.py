@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence, runtime_checkable
 
 
@@ -19,6 +19,7 @@ class SagaWrite:
     owed: bool  # True -> saga has work owed (listed by sagas_with_work_owed)
     idempotency: tuple[str, dict] | None = None  # (key, response) stored in the same txn
     wake_at: float | None = None  # earliest pending timer of a saga with no work owed now
+    retention_s: float | None = None  # the journey's own retention (None: the global setting)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +28,35 @@ class JourneyWrite:
     idempotency: tuple[str, dict] | None = None  # (key, response) stored in the same txn
 
 
-Write = SagaWrite | JourneyWrite
+@dataclass(slots=True)
+class PruneResult:
+    """What one ``PruneWrite`` removed; filled in by the writer, valid once it committed."""
+
+    pruned: dict[str, int] = field(default_factory=dict)  # journey type -> sagas removed
+    records: int = 0  # records deleted (snapshots, history, index entries, idempotency)
+    more: bool = False  # the round stopped at its limit: more sagas are already expired
+
+    @property
+    def sagas(self) -> int:
+        return sum(self.pruned.values())
+
+
+@dataclass(frozen=True, slots=True)
+class PruneWrite:
+    """Remove up to ``limit`` finished sagas whose retention has passed at ``now``.
+
+    Finished means COMPLETED, or FAILED with its compensation done; a parked saga (its
+    compensation failed) is never pruned. A saga of a journey with its own ``retention_s``
+    expires by that; every other saga by ``retention_s`` here (None: kept).
+    """
+
+    now: float
+    retention_s: float | None
+    limit: int
+    result: PruneResult = field(default_factory=PruneResult)
+
+
+Write = SagaWrite | JourneyWrite | PruneWrite
 CommitCallback = Callable[[BaseException | None], None]
 
 
@@ -100,5 +129,9 @@ class SagaStore(Protocol):
     def quarantined(self) -> list[dict[str, str]]: ...
 
     def backup(self, dest_dir: str, *, compact: bool = True) -> None: ...
+
+    def count_expired(self, now: float, retention_s: float | None, limit: int | None = None) -> int:
+        """How many finished sagas ``PruneWrite(now, retention_s)`` rounds would remove (at most ``limit``)."""
+        ...
 
     def close(self) -> None: ...

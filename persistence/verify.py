@@ -24,8 +24,10 @@ from saga_journey.persistence.records import decode_record
 from saga_journey.runtime.errors import CorruptRecordError, StorageError
 
 from .lmdb_store import LOCK_FILE
+from .retention import prunable
 
 _DBS = ("journeys", "sagas", "history", "idx", "owed", "counts", "idem")
+_RETENTION_DBS = ("finished", "finished_of", "idem_of")  # absent in folders never opened since
 
 
 @dataclass
@@ -71,6 +73,9 @@ def _walk(env: lmdb.Environment) -> VerifyReport:
     rep = VerifyReport()
     dbs = {name: env.open_db(name.encode(), create=False) for name in _DBS}
     with env.begin(buffers=False) as txn:
+        present = [n for n in _RETENTION_DBS if txn.get(n.encode()) is not None]
+    dbs.update({name: env.open_db(name.encode(), create=False) for name in present})
+    with env.begin(buffers=False) as txn:
         version = _stored_format(env, txn)
         raw: dict[str, dict[bytes, bytes]] = {}
         for name, db in dbs.items():
@@ -92,7 +97,32 @@ def _walk(env: lmdb.Environment) -> VerifyReport:
         )
         return rep
     _check_sagas(rep, raw, decoded)
+    if len(present) == len(_RETENTION_DBS):
+        _check_retention(rep, raw, decoded)
     return rep
+
+
+def _check_retention(rep: VerifyReport, raw: dict[str, dict[bytes, bytes]], decoded: dict[str, dict[bytes, Any]]) -> None:
+    """Every finished, unparked saga is in the retention index once; nothing else is."""
+    bad = rep.inconsistent.append
+    finished, finished_of = raw["finished"], raw["finished_of"]
+    for sid, snap in decoded["sagas"].items():
+        if isinstance(snap, dict) and prunable(snap.get("status"), snap.get("compensation_status")):
+            key = finished_of.get(sid)
+            if key is None or key not in finished:
+                bad(f"sagas/{sid.decode()}: finished but not in the retention index")
+        elif sid in finished_of:
+            bad(f"sagas/{sid.decode()}: in the retention index but not finished (or parked)")
+    for sid, key in finished_of.items():
+        if sid not in raw["sagas"]:
+            bad(f"finished_of/{sid.decode()}: no snapshot")
+        if key[9:] != sid:
+            bad(f"finished_of/{sid.decode()}: points to the entry of another saga")
+    if len(finished) != len(finished_of):
+        bad(f"finished holds {len(finished)} entries, finished_of {len(finished_of)}")
+    for key, ikey in raw["idem_of"].items():
+        if ikey not in raw["idem"]:
+            bad(f"idem_of {key!r}: idempotency record {ikey!r} is gone")
 
 
 def _stored_format(env: lmdb.Environment, txn: lmdb.Transaction) -> int:

@@ -13,6 +13,7 @@ from typing import Sequence
 
 from .errors import InvalidInputError, SagaError
 from .migrate import add_parser as add_migrate_parser
+from .ops_cli import add_prune_parser, add_serve_options, apply_serve_options, run_prune
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--loop", choices=["auto", "asyncio", "uvloop"], default="auto",
         help="event loop (auto: uvloop when installed)",
     )
+    add_serve_options(serve)
     hash_key = sub.add_parser("hash-key", help="make an API key and print its config entry")
     hash_key.add_argument("--token", help="hash this token instead of generating one")
     hash_key.add_argument("--tenant", default="default")
@@ -48,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     quarantine = sub.add_parser("quarantine", help="list records that fail their CRC or decode")
     quarantine.add_argument("--data-dir", default="./data")
     add_migrate_parser(sub)
+    add_prune_parser(sub)
     return parser
 
 
@@ -102,11 +105,17 @@ def _serve(args: argparse.Namespace) -> int:
     port = parse_port(args.port)
     use_uvloop = _check_loop(args.loop)
     config = load_config(args.config, insecure_dev=args.insecure_dev)
+    retention = apply_serve_options(args)
+    if retention is not None:
+        import dataclasses
+
+        config = dataclasses.replace(config, runtime=dataclasses.replace(config.runtime, retention_s=retention))
     if not args.create:
         _require_store(args.data_dir, create_flag="--create")
     sockets = bind_listeners(args.host, port)
     try:
-        run(args.data_dir, args.host, port, config, use_uvloop=use_uvloop, sockets=sockets)
+        run(args.data_dir, args.host, port, config, use_uvloop=use_uvloop, sockets=sockets,
+            access_log=args.access_log)
     finally:
         for sock in sockets:
             sock.close()
@@ -167,9 +176,13 @@ def _migrate(args: argparse.Namespace) -> int:
     return run_migrate(args.data_dir, sys.stdout)
 
 
+def _prune(args: argparse.Namespace) -> int:
+    return run_prune(args, _require_store)
+
+
 COMMANDS = {
     "demo": _demo, "backup": _backup, "serve": _serve, "hash-key": _hash_key,
-    "verify": _verify, "quarantine": _verify, "migrate": _migrate,
+    "verify": _verify, "quarantine": _verify, "migrate": _migrate, "prune": _prune,
 }
 
 

@@ -42,3 +42,12 @@ class RuntimeConfig:
     max_queued_per_saga: int = 100
     """Admission control: requests waiting behind one saga's in-flight write; beyond it that
     saga's requests are refused with OverloadedError."""
+    retention_s: float | None = None
+    """Finished sagas (COMPLETED, or FAILED with compensation done) older than this are pruned
+    in the background: snapshot, history, indexes, idempotency records. None: kept forever. A
+    journey's ``requirements.retention_s`` overrides it; parked sagas are never pruned."""
+    prune_interval_s: float = 60.0
+    """How often the background pruner looks for expired sagas."""
+    prune_batch: int = 500
+    """Most sagas one pruning round removes (one write transaction); a full round is followed
+    at once by another, so a backlog drains in bounded steps between other writes."""

@@ -12,6 +12,9 @@ from .journeys import TEMPLATES
 from .orchestrator import SagaOrchestrator
 
 
+DEMO_TENANT = "default"
+
+
 def _stamp(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%H:%M:%S.%f")[:-3]
 
@@ -33,7 +36,8 @@ def run_demo(data_dir: str, out: TextIO, fail_at: str = "transform_data") -> dic
                                 f"choose one of {', '.join(milestones)}")
     handlers = {h: _handler(h, out) for _, h in TEMPLATES["enterprise_migration"]}
     with SagaOrchestrator.open(data_dir, handlers=handlers) as orch:
-        uc = {"tenant_id": "demo", "user_id": "user_123"}
+        # The tenant `saga-journey serve --insecure-dev` (make serve) acts as: the gateway shows this saga.
+        uc = {"tenant_id": DEMO_TENANT, "user_id": "user_123"}
         journey = orch.design_saga_journey_sync(
             "enterprise_migration",
             {"metadata": {"source": "legacy_system", "target": "new_system"}},
@@ -70,6 +74,11 @@ def run_demo(data_dir: str, out: TextIO, fail_at: str = "transform_data") -> dic
             f"final: {final['status']}, compensation {final['compensation_status']}, "
             f"compensated in order {final['compensated_milestones']} "
             f"(rollback finished {elapsed_ms:.1f} ms after the failure was acknowledged)",
+            file=out,
+        )
+        print(
+            f"see it through the gateway: make serve (or saga-journey serve --data-dir {data_dir} "
+            f"--insecure-dev), then\n  curl -s localhost:8080/v1/sagas/{saga_id}/history",
             file=out,
         )
         return final

@@ -38,7 +38,9 @@ _RETRY_KEYS = {"max_attempts", "initial_delay_s", "backoff", "max_delay_s", "jit
 _MILESTONE_KEYS = {"id", "name", "compensation_handler", "timeout_s", "retry", "forward_retry"}
 # Top-level requirements keys that steer the journey; any other key is the caller's domain data
 # (kept with the journey), and "metadata" is the place for free-form data that may use any name.
-POLICY_KEYS = frozenset({"milestones", "retry", "forward_retry", "deadline_s", "compensation_deadline_s"})
+POLICY_KEYS = frozenset(
+    {"milestones", "retry", "forward_retry", "deadline_s", "compensation_deadline_s", "retention_s"}
+)
 REQUIREMENTS_KEYS = POLICY_KEYS | {"metadata"}
 
 
@@ -80,6 +82,8 @@ RETRY_BOUNDS: dict[str, tuple[float, float, bool]] = {
 }
 SECONDS_BOUNDS = (0.0, YEAR_S, True)
 """Milestone timeouts and saga/compensation deadlines: more than 0, at most a year."""
+RETENTION_BOUNDS = (0.0, 100 * YEAR_S, True)
+"""``requirements.retention_s`` (and the runtime's ``retention_s``): more than 0, at most 100 years."""
 
 
 def _shown(value: Any) -> Any:
@@ -179,7 +183,7 @@ def _parse_milestone(
 # Words that only a policy key would use: a top-level key holding one of them that is not a policy
 # key is a typo (``deadline_sec``, ``max_retries``, ``milestone``), never domain data.
 _POLICY_STEMS = ("milestone", "retr", "deadline", "timeout", "backoff", "attempt", "delay", "jitter",
-                 "compensat", "handler")
+                 "compensat", "handler", "retention")
 
 
 def _looks_like_policy_key(key: str) -> str | None:
@@ -245,6 +249,9 @@ def build_journey(
     comp_deadline = parse_seconds(
         requirements.pop("compensation_deadline_s", None), "requirements.compensation_deadline_s"
     )
+    retention = requirements.pop("retention_s", None)
+    if retention is not None:
+        retention = float(check_number(retention, "requirements.retention_s", RETENTION_BOUNDS))
     raw_milestones = requirements.pop("milestones", None)
     if raw_milestones is None:
         steps = TEMPLATES.get(journey_type)
@@ -296,4 +303,5 @@ def build_journey(
         created_at=created_at,
         deadline_s=deadline,
         compensation_deadline_s=comp_deadline,
+        retention_s=retention,
     )

@@ -166,6 +166,9 @@ class Journey:
     """The whole saga must complete within this; past it, it fails and compensates."""
     compensation_deadline_s: float | None = None
     """A rollback must finish within this; past it, the saga is parked for an operator."""
+    retention_s: float | None = None
+    """A finished saga of this journey is pruned this long after it finished (None: the
+    runtime's ``retention_s``). Parked sagas are never pruned."""
 
     def milestone_ids(self) -> tuple[str, ...]:
         return tuple(m.id for m in self.milestones)
@@ -193,6 +196,7 @@ class Journey:
             "created_at": self.created_at,
             "deadline_s": self.deadline_s,
             "compensation_deadline_s": self.compensation_deadline_s,
+            **({"retention_s": self.retention_s} if self.retention_s is not None else {}),
         }
 
     @classmethod
@@ -207,6 +211,7 @@ class Journey:
             created_at=float(d["created_at"]),
             deadline_s=d.get("deadline_s"),
             compensation_deadline_s=d.get("compensation_deadline_s"),
+            retention_s=d.get("retention_s"),
         )
 
 

@@ -31,3 +31,37 @@ class RuntimeObserver:
 
     def on_http_request(self, route: str, status: int, seconds: float) -> None:
         """The gateway answered a request (route is the route template, never a raw path)."""
+
+    def on_sagas_pruned(self, counts: dict[str, int]) -> None:
+        """A retention round removed finished sagas: ``{journey_type: how many}``."""
+
+
+class Observers(RuntimeObserver):
+    """Several observers behind one (e.g. metrics and logs); a hook that raises is skipped."""
+
+    def __init__(self, *observers: RuntimeObserver) -> None:
+        self.observers = tuple(observers)
+        for name in _HOOKS:
+            setattr(self, name, self._fan_out(name))
+
+    def _fan_out(self, name: str):  # type: ignore[no-untyped-def]
+        hooks = [getattr(o, name) for o in self.observers]
+
+        def call(*args: object) -> None:
+            for hook in hooks:
+                try:
+                    hook(*args)
+                except Exception:  # noqa: BLE001 - a hook must never break the runtime
+                    pass
+
+        return call
+
+    def __getattr__(self, name: str) -> object:
+        """Anything else (e.g. ``SagaMetrics.registry``) from the first observer that has it."""
+        for o in self.__dict__.get("observers", ()):
+            if hasattr(o, name):
+                return getattr(o, name)
+        raise AttributeError(name)
+
+
+_HOOKS = tuple(n for n in vars(RuntimeObserver) if n.startswith("on_"))

@@ -54,8 +54,10 @@ from .model import (
     SkipCompensation,
     StartSaga,
 )
+from .logs import warn_missing_handlers
 from .observer import RuntimeObserver
 from .replies import Reply
+from .retention import Pruner
 from .timers import TimerService
 from .values import check_value
 
@@ -117,6 +119,8 @@ class SagaOrchestrator:
         self._directory = Directory(self._svc)
         self._directory.start_reaper()
         self.recovered = 0
+        self.pruner = Pruner(store, self._timers, self.clock, self.config, self.observer)
+        self.pruner.start()
 
     @classmethod
     def open(
@@ -156,6 +160,7 @@ class SagaOrchestrator:
         for name, fn in (handlers or {}).items():
             orch.register_compensation_handler(name, fn)
         orch.recovered = orch._directory.recover()
+        warn_missing_handlers(orch)
         if config.tune_gc:
             tune_gc()
         return orch
@@ -185,6 +190,7 @@ class SagaOrchestrator:
             return
         self._closed = True
         self._svc.closing.set()
+        self.pruner.close()
         self._timers.close()
         self.store.close()  # commits what is queued; its callbacks are handed to the loop
         runtime = self._runtime

@@ -31,5 +31,5 @@ def test_backup_writes_a_copy_that_opens(tmp_path) -> None:
     from saga_journey.persistence import LmdbStore
 
     with LmdbStore(str(copy)) as store:
-        sagas, _ = store.list_sagas("demo", status="FAILED")
+        sagas, _ = store.list_sagas("default", status="FAILED")
     assert len(sagas) == 1 and sagas[0]["compensated"] == ["analyze_content", "upload_content"]

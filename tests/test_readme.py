@@ -69,12 +69,9 @@ def commands_and_outputs(console: str) -> list[tuple[str, str]]:
     return steps
 
 
-def test_http_walkthrough_runs_against_a_real_server(tmp_path) -> None:
-    console = first_block(section("HTTP gateway"), "console")
-    serve_port = hook_port = free_port()
-    while hook_port == serve_port:
-        hook_port = free_port()
-    console = console.replace("8080", str(serve_port)).replace("9000", str(hook_port))
+def run_console(console: str, tmp_path: Path) -> str:
+    """Run a README console block in a shell in ``tmp_path``; check each shown answer's
+    key/value pairs against the real one; return the whole output."""
     steps = commands_and_outputs(console)
     script = ["set -eu", "trap 'kill $(jobs -p) 2>/dev/null; wait' EXIT"]
     for n, (command, _) in enumerate(steps):
@@ -95,8 +92,30 @@ def test_http_walkthrough_runs_against_a_real_server(tmp_path) -> None:
             if "..." not in value:
                 assert answer[key] == json.loads(value), (command, key, answer, proc.stderr)
     assert "urn:saga-journey:problem" not in proc.stdout, proc.stdout
-    compensated = re.findall(r"compensated (\w+) for", proc.stdout)
-    assert compensated == ["release_inventory", "refund_payment", "cancel_order"], proc.stdout
+    return proc.stdout
+
+
+def test_http_walkthrough_runs_against_a_real_server(tmp_path) -> None:
+    console = first_block(section("HTTP gateway"), "console")
+    serve_port = hook_port = free_port()
+    while hook_port == serve_port:
+        hook_port = free_port()
+    console = console.replace("8080", str(serve_port)).replace("9000", str(hook_port))
+    stdout = run_console(console, tmp_path)
+    compensated = re.findall(r"compensated (\w+) for", stdout)
+    assert compensated == ["release_inventory", "refund_payment", "cancel_order"], stdout
+
+
+def test_quick_start_shows_the_demo_saga_through_the_gateway(tmp_path) -> None:
+    """`make run` then `make serve`: the demo's saga is seen through the gateway (same tenant),
+    and a template runs end to end with curl alone (the --insecure-dev no-op handlers)."""
+    console = first_block(section("Quick start"), "console").replace("8080", str(free_port()))
+    stdout = run_console(console, tmp_path)
+    last = len(commands_and_outputs(console)) - 1
+    assert re.search(rf"@@@ {last}\n1\n", stdout), stdout  # the grep -c: one no-op compensation logged
+    makefile = (ROOT / "Makefile").read_text()
+    assert "saga-journey demo --data-dir $(DATA)" in makefile
+    assert "serve --create --data-dir $(DATA)" in makefile and "--insecure-dev" in makefile
 
 
 def test_embedding_guide_is_the_example_file_verbatim() -> None:

@@ -1,0 +1,94 @@
+"""The background pruner: bounded rounds of ``PruneWrite`` through the store's single writer.
+
+Each round is one write request in the same group-commit queue as every saga write, removing at
+most ``prune_batch`` expired sagas; a full round is followed at once by another, otherwise the
+next comes ``prune_interval_s`` later. A round that finds nothing expired (one read-only look)
+submits nothing, so an idle store sees no extra commits. Runs on the runtime's timer service,
+so a ``ManualClock`` drives it in tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from saga_journey.persistence.store import PruneWrite, SagaStore
+
+from .clock import Clock
+from .config import RuntimeConfig
+from .observer import RuntimeObserver
+from .timers import TimerHandle, TimerService
+
+log = logging.getLogger("saga_journey.retention")
+
+MIN_INTERVAL_S = 1.0  # a zero, negative or NaN prune_interval_s must not spin the timer thread
+
+
+class Pruner:
+    def __init__(
+        self, store: SagaStore, timers: TimerService, clock: Clock, config: RuntimeConfig,
+        observer: RuntimeObserver,
+    ) -> None:
+        self._store, self._timers, self._clock = store, timers, clock
+        self._config, self._observer = config, observer
+        self._lock = threading.Lock()
+        self._handle: TimerHandle | None = None
+        self._closed = False
+        self.rounds = 0
+        self.idle = threading.Event()
+        """Set by a round that found nothing expired (tests wait on it instead of sleeping)."""
+
+    @property
+    def interval(self) -> float:
+        return max(MIN_INTERVAL_S, self._config.prune_interval_s)
+
+    def start(self) -> None:
+        self._schedule(self.interval)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._handle is not None:
+                self._handle.cancel()
+
+    def _schedule(self, delay: float) -> None:
+        with self._lock:
+            if not self._closed:
+                self._handle = self._timers.call_later(delay, self.run_round)
+
+    def run_round(self) -> None:
+        """Look for expired sagas; prune one bounded batch through the writer if there are any."""
+        now = self._clock.now()
+        retention = self._config.retention_s
+        try:
+            if not self._store.count_expired(now, retention, limit=1):
+                self.idle.set()
+                self._finish(more=False)
+                return
+            self.idle.clear()
+            op = PruneWrite(now, retention, max(1, self._config.prune_batch))
+            self._store.submit([op], lambda error: self._committed(op, error))
+        except Exception as exc:  # e.g. the store closed under us: try again later
+            log.warning("retention round failed: %s", exc, extra={"error": str(exc)})
+            self._finish(more=False)
+
+    def _committed(self, op: PruneWrite, error: BaseException | None) -> None:
+        if error is not None:
+            log.warning("retention round failed: %s", error, extra={"error": str(error)})
+            self._finish(more=False)
+            return
+        result = op.result
+        if result.pruned:
+            self._observer.on_sagas_pruned(dict(result.pruned))
+            log.info(
+                "pruned %d finished saga(s) (%d records)%s", result.sagas, result.records,
+                "; more are expired" if result.more else "",
+                extra={"pruned": result.sagas, "records": result.records, "more": result.more},
+            )
+        # Straight on after a round that removed something: the next one finds the rest, or
+        # nothing (then the pruner is idle until the next interval).
+        self._finish(more=bool(result.pruned) or result.more)
+
+    def _finish(self, *, more: bool) -> None:
+        self.rounds += 1
+        self._schedule(0.0 if more else self.interval)
