@@ -14,11 +14,11 @@ import json
 import os
 import random
 import uuid
-from typing import Any, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-
 from saga_journey.runtime.errors import ConnectionFailedError, SagaError
 
 from .errors import error_from_problem

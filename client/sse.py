@@ -35,7 +35,7 @@ class SseParser:
         if line.startswith(":"):
             return None  # a comment: the keep-alive ": ping"
         name, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
+        value = value.removeprefix(" ")
         if name == "data":
             self._data.append(value)
         elif name == "event":

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from typing import Any, AsyncIterator, Callable, Coroutine, Iterator, TypeVar
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from typing import Any, TypeVar
 
 from .async_client import AsyncSagaClient
 from .sse import SagaEvent

@@ -13,7 +13,6 @@ import threading
 from typing import Any
 
 import lmdb
-
 from saga_journey.runtime.errors import StorageError
 
 from .layout import FORMAT_KEY, FORMAT_VERSION
@@ -28,7 +27,7 @@ _READ_DBS = ("journeys", "sagas", "history", "idx", "owed", "counts", "idem", "m
 class ReadOnlyStore(LmdbStore):
     """``LmdbStore``'s read methods over a read-only environment (writes are refused)."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:  # noqa: D107 - no super(): no writer
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self._path = os.fspath(path)
         if not store_exists(self._path):
             raise StorageError(f"{self._path} holds no saga-journey store (no data.mdb)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from .errors import InvalidInputError, SagaError
 from .migrate import add_parser as add_migrate_parser

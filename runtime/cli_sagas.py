@@ -12,9 +12,11 @@ import json
 import re
 import sys
 import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version as package_version
-from typing import Any, Callable, Iterator, Mapping
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+from typing import Any
 
 import click
 
@@ -424,7 +426,13 @@ def _failed(client: Any, name: str, saga_id: str, milestone: str | None) -> dict
 
 def _run_bulk(client: Any, action: Action, selected: list[dict[str, Any]], reason: str,
               milestone: str | None, as_json: bool, err: Any) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     failed = 0
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -533,7 +541,8 @@ CLICK_COMMANDS = frozenset(cli.commands)
 def run(argv: list[str]) -> int:
     """Run the click commands; SagaError becomes a one-line message (exit 2 for bad input, else 1)."""
     try:
-        cli.main(args=argv, prog_name="saga-journey", standalone_mode=False)
+        # standalone_mode=False: ctx.exit(n) comes back as the return value
+        code = cli.main(args=argv, prog_name="saga-journey", standalone_mode=False)
     except click.exceptions.Abort:
         print("saga-journey: aborted", file=sys.stderr)
         return 1
@@ -545,4 +554,4 @@ def run(argv: list[str]) -> int:
     except SagaError as exc:
         print(f"saga-journey: {exc.message}", file=sys.stderr)
         return 2 if isinstance(exc, InvalidInputError) else 1
-    return 0
+    return code if isinstance(code, int) else 0

@@ -8,14 +8,14 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from aiohttp import web
-
 from saga_journey.client import SagaClient
 from saga_journey.http.auth import hash_token
 

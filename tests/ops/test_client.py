@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
 import pytest
-
 from saga_journey.client import AsyncSagaClient, SagaClient
 from saga_journey.runtime.errors import (
-    AuthError, ConnectionFailedError, ForbiddenError, InvalidInputError, InvalidTransitionError, NotFoundError,
+    AuthError,
+    ConnectionFailedError,
+    ForbiddenError,
+    InvalidInputError,
+    InvalidTransitionError,
+    NotFoundError,
 )
 
 from .conftest import ORDER, READER, free_port, make_saga
