@@ -134,8 +134,8 @@ def timeline(history: Iterable[Mapping[str, Any]]) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False, title_justify="left")
     table.add_column("TIME (UTC)", no_wrap=True)
     table.add_column("#", justify="right")
-    table.add_column("FORWARD", ratio=1)
-    table.add_column("COMPENSATION", ratio=1)
+    table.add_column("FORWARD")
+    table.add_column("COMPENSATION")
     table.add_column("STATUS AFTER", no_wrap=True)
     for e in history:
         lane = lane_text(e)
