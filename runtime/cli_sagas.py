@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from . import cli_render as render
-from .errors import InvalidInputError, NotFoundError, SagaError
+from .errors import CorruptRecordError, InvalidInputError, NotFoundError, SagaError
 from .model import SAGA_STATES
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -154,7 +154,10 @@ class LocalSource:
                 self.tenant, status=f.status, journey_type=f.journey_type, limit=1000, after=cursor
             )
             for snap in snaps:
-                view = view_of(snap, self.store)
+                try:
+                    view = view_of(snap, self.store)
+                except CorruptRecordError:
+                    continue  # as the gateway's list: one bad record hides no other saga
                 if f.matches(view):
                     yield view
             if cursor is None:
@@ -194,8 +197,8 @@ class RemoteSource:
     def close(self) -> None:
         pass
 
-    def iter_sagas(self, f: Filters, order: str = "newest") -> Iterator[dict[str, Any]]:
-        for view in self.client.iter_sagas(page_size=1000, order=order, **f.query()):
+    def iter_sagas(self, f: Filters) -> Iterator[dict[str, Any]]:
+        for view in self.client.iter_sagas(page_size=1000, **f.query()):
             if f.matches(view):
                 yield view
 
@@ -204,7 +207,7 @@ class RemoteSource:
         cursor = None
         while len(out) < limit:
             page = self.client.list_sagas(limit=min(1000, limit), cursor=cursor,
-                                          order="oldest" if oldest else "newest", **f.query())
+                                          order="oldest" if oldest else None, **f.query())
             out.extend(v for v in page["sagas"] if f.matches(v))
             cursor = page.get("next_cursor")
             if not cursor:
@@ -358,17 +361,21 @@ def events(ctx: click.Context, status: str | None, parked: bool | None, journey_
 
 @dataclass(frozen=True)
 class Action:
-    verb: str  # for the prompt: "abort", "retry compensation of", "skip the failed compensation of"
-    implied: Filters  # what a saga must be for the action to apply
+    verb: str  # for the prompt: "abort", "retry the parked compensation of", ...
+    implied: Filters  # what a saga must be for the action to apply (checked on each saga)
     run: Callable[[Any, Mapping[str, Any], str, str | None], dict[str, Any]]
+
+    def query(self) -> Filters:
+        """The part of ``implied`` asked of the gateway: the status (every gateway filters it)."""
+        return Filters(status=self.implied.status)
 
 
 ACTIONS = {
     "abort": Action("abort", Filters(status="IN_PROGRESS"),
                     lambda c, v, reason, _: c.compensate_saga(v["saga_id"], reason)),
-    "retry": Action("retry the parked compensation of", Filters(parked=True),
+    "retry": Action("retry the parked compensation of", Filters(status="FAILED", parked=True),
                     lambda c, v, reason, _: c.retry_compensation(v["saga_id"], reason)),
-    "skip": Action("skip the failed compensation of", Filters(parked=True),
+    "skip": Action("skip the failed compensation of", Filters(status="FAILED", parked=True),
                    lambda c, v, reason, m: c.skip_compensation(
                        v["saga_id"], m or v.get("failed_compensation") or "", reason)),
 }
@@ -397,7 +404,9 @@ def _act(ctx: click.Context, name: str, saga_id: str | None, reason: str, milest
         return
     if not (f.any() or every):
         raise click.UsageError("give a SAGA_ID, filters (e.g. --parked --journey-type T), or --all")
-    selected = list(RemoteSource(ctx.find_object(Conn)).iter_sagas(_merge(f, action.implied)))
+    guard = _merge(f, action.implied)
+    selected = [v for v in RemoteSource(ctx.find_object(Conn)).iter_sagas(_merge(f, action.query()))
+                if guard.matches(v)]
     err = render.console(stderr=True)
     if not selected:
         err.print("no saga matches; nothing to do")

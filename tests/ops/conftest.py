@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,9 +84,9 @@ class Gateway:
                               timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    tmp = tmp_path_factory.mktemp("ops")
+@contextmanager
+def running_gateway(tmp: Path) -> Iterator[Gateway]:
+    """A ``saga-journey serve`` subprocess on a new data folder in ``tmp``, with its hooks."""
     hooks, ready, stop = Hooks(port=free_port()), threading.Event(), []
     thread = threading.Thread(target=_serve_hooks, args=(hooks, ready, stop), daemon=True)
     thread.start()
@@ -112,18 +112,36 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     finally:
         proc.terminate()
         proc.wait(30)
-        loop, runner = stop[0]
+        loop = stop[0][0]
         loop.call_soon_threadsafe(loop.stop)
         thread.join(30)
 
 
 @pytest.fixture(scope="module")
-def journey(gateway: Gateway) -> dict[str, Any]:
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """One server for the tests of a module (they must not assume they see only their sagas)."""
+    with running_gateway(tmp_path_factory.mktemp("ops")) as gw:
+        yield gw
+
+
+@pytest.fixture
+def own_gateway(tmp_path: Path) -> Iterator[Gateway]:
+    """A server of the test's own: every saga on it is the test's."""
+    with running_gateway(tmp_path) as gw:
+        yield gw
+
+
+def design(gateway: Gateway) -> dict[str, Any]:
     """order_processing whose compensations give up after 2 quick attempts (then park)."""
     with gateway.client() as c:
         return c.design_saga_journey(
             "order_processing", {"retry": {"max_attempts": 2, "initial_delay_s": 0.01, "max_delay_s": 0.01}}
         )
+
+
+@pytest.fixture(scope="module")
+def journey(gateway: Gateway) -> dict[str, Any]:
+    return design(gateway)
 
 
 def make_saga(client: SagaClient, journey_id: str, user: str, outcome: str) -> dict[str, Any]:
