@@ -14,6 +14,8 @@ PROBLEM_JSON = "application/problem+json"
 
 # runtime error code -> HTTP status (most specific codes first is not needed: codes are exact)
 STATUS_BY_CODE: dict[str, int] = {
+    "unauthorized": 401,
+    "forbidden": 403,
     "not_found": 404,
     "invalid_input": 422,
     "idempotency_key_reused": 422,

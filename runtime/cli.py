@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from .errors import InvalidInputError, SagaError
 from .migrate import add_parser as add_migrate_parser
@@ -51,7 +51,28 @@ def build_parser() -> argparse.ArgumentParser:
     quarantine.add_argument("--data-dir", default="./data")
     add_migrate_parser(sub)
     add_prune_parser(sub)
+    # Parsed by click (runtime/cli_sagas.py); listed here so that --help shows them.
+    for name, text in (("sagas", "list, show, watch, abort, retry, skip sagas (see sagas --help)"),
+                       ("journeys", "list and show journeys"), ("events", "follow transitions live")):
+        sub.add_parser(name, help=text, add_help=False)
+    parser.add_argument("--version", action="version", version=f"saga-journey {_version()}")
+    parser.add_argument("--url", help="gateway URL for sagas/journeys/events (env SAGA_JOURNEY_URL)")
+    parser.add_argument("--token", help="API key for sagas/journeys/events (env SAGA_JOURNEY_TOKEN)")
     return parser
+
+
+def _version() -> str:
+    from .cli_sagas import version_string
+
+    return version_string()
+
+
+def _is_click_command(argv: Sequence[str]) -> bool:
+    """``sagas``/``journeys``/``events``, possibly after the global ``--url``/``--token``."""
+    args = list(argv)
+    while args and args[0].split("=", 1)[0] in ("--url", "--token"):
+        args = args[1:] if "=" in args[0] else args[2:]
+    return bool(args) and args[0] in ("sagas", "journeys", "events")
 
 
 def _require_store(data_dir: str, *, create_flag: str | None = None) -> None:
@@ -187,6 +208,11 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if _is_click_command(argv):
+        from .cli_sagas import run
+
+        return run(argv)
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

@@ -93,3 +93,21 @@ class NonRetryableError(SagaError):
     """Raised by a compensation handler to say: retrying cannot help, stop now."""
 
     code = "non_retryable"
+
+
+class AuthError(SagaError):
+    """The gateway refused the credential: missing, unknown or malformed bearer token (401)."""
+
+    code = "unauthorized"
+
+
+class ForbiddenError(AuthError):
+    """The credential is valid but lacks the role the request needs (403)."""
+
+    code = "forbidden"
+
+
+class ConnectionFailedError(SagaError):
+    """The gateway could not be reached (or kept dropping the connection) within the retries."""
+
+    code = "connection_failed"

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("runtime", "actors", "persistence", "http", "metrics")
+PACKAGES = ("runtime", "actors", "persistence", "http", "metrics", "client")
 PURE_MODULES = ["model.py", "machine.py", "codec.py", "journeys.py", "errors.py", "values.py"]
 FORBIDDEN = {
     "pykka", "lmdb", "aiohttp", "asyncio", "threading", "time", "random", "socket",

@@ -73,7 +73,7 @@ def test_wheel_ships_the_docs_assets(tmp_path):
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
-    for folder in ("runtime", "actors", "persistence", "http", "metrics"):
+    for folder in ("runtime", "actors", "persistence", "http", "metrics", "client"):
         shutil.copytree(ROOT / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--wheel-dir", str(tmp_path / "dist"), str(src)],
