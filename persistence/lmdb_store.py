@@ -26,6 +26,8 @@ import lmdb
 
 from saga_journey.persistence.keys import scoped_key
 from saga_journey.persistence.layout import FORMAT_VERSION, Databases, stored_format, upgrade
+from saga_journey.persistence import recent
+from saga_journey.persistence.keys import local_id
 from saga_journey.persistence.records import decode_record, encode_record
 from saga_journey.persistence.store import CommitCallback, JourneyWrite, SagaWrite, Write
 from saga_journey.runtime import crashpoints
@@ -239,6 +241,7 @@ class LmdbStore:
             self._idem = self._env.open_db(b"idem")
             self._meta = self._env.open_db(b"meta")
             self._open_watch_dbs()
+            self._open_recent_dbs()
         except BaseException as exc:  # e.g. a folder of a newer format: leave it closed, unlocked
             self._env.close()
             self._release_folder_lock()
@@ -270,6 +273,24 @@ class LmdbStore:
             for sid, raw in txn.cursor(db=self._sagas):
                 snap = decode_record(raw, where=f"sagas/{sid.decode()}")
                 self._watch(txn, sid, str(snap.get("journey_type")), None, snap.get("status"), snap)
+
+    def _open_recent_dbs(self) -> None:
+        """Open the list index and the commit feed (``persistence.recent``); a folder written
+        before they existed gets its list index built once from its snapshots (its history
+        from before then has no feed positions)."""
+        with self._env.begin() as txn:
+            existed = txn.get(b"recent") is not None
+        self._recent = self._env.open_db(b"recent")
+        self._feed = self._env.open_db(b"feed")
+        with self._env.begin() as txn:
+            self._feed_next = recent.feed_end(txn, self._feed) + 1
+        if existed:
+            return
+        with self._env.begin(write=True) as txn:
+            for sid, raw in txn.cursor(db=self._sagas):
+                snap = decode_record(raw, where=f"sagas/{sid.decode()}")
+                tenant = sid.decode().partition("/")[0]
+                recent.index_saga(txn, self._recent, sid, tenant, local_id(sid.decode()), snap)
 
     def _upgrade(self) -> None:
         """Bring an older folder to the current stored format in one write transaction."""
@@ -492,8 +513,10 @@ class LmdbStore:
                 run_outcomes(handed)
 
     def _commit(self, requests: list[_Request]) -> None:
+        feed_start = self._feed_next
         while True:
             started = time.perf_counter()
+            self._feed_next = feed_start  # positions of a transaction that did not commit are reused
             txn = self._env.begin(write=True)
             try:
                 for request in requests:
@@ -508,6 +531,7 @@ class LmdbStore:
                 self._grow(txn)
                 continue
             except BaseException:
+                self._feed_next = feed_start
                 with self._gate.exclusive():
                     txn.abort()
                 raise
@@ -551,6 +575,9 @@ class LmdbStore:
             for seq, key, record in op.history:
                 if not txn.put(key, record, db=self._history, overwrite=False):
                     raise StorageError(f"history/{w.saga_id}/{seq}: already recorded")
+                txn.put(self._feed_next.to_bytes(8, "big"), key, db=self._feed)
+                self._feed_next += 1
+        recent.index_saga(txn, self._recent, sid, w.tenant_id, w.saga_id, w.snapshot)
         if w.prev_status != w.status:
             if w.prev_status is not None:
                 # The delete says whether the saga was indexed under prev_status: a write that
@@ -771,6 +798,46 @@ class LmdbStore:
                 except CorruptRecordError:
                     continue  # quarantined: one bad record must not hide every other saga
         return sagas, (_encode_cursor(keys[-1]) if more else None)
+
+    def find_sagas(self, query: recent.Query, *, limit: int = 100,
+                   after: str | None = None) -> tuple[list[dict], str | None]:
+        """A page of snapshots by ``updated_at`` (``query.order``), filtered from the index."""
+        if limit < 1:
+            raise InvalidInputError(f"limit must be >= 1, got {limit}")
+        with self._read() as txn:
+            ids, cursor = recent.scan(txn, self._recent, query, limit, after)
+            sagas = []
+            for local in ids:
+                key = scoped_key(query.tenant, local)
+                raw = txn.get(key.encode(), db=self._sagas)
+                if raw is None:
+                    raise CorruptRecordError(f"recent entry for sagas/{key} has no snapshot")
+                try:
+                    sagas.append(self._decode(raw, f"sagas/{key}"))
+                except CorruptRecordError:
+                    continue  # quarantined: one bad record must not hide every other saga
+        return sagas, cursor
+
+    def feed_end(self) -> int:
+        """The global position of the last committed history entry (0: none)."""
+        with self._read() as txn:
+            return recent.feed_end(txn, self._feed)
+
+    def feed_after(self, position: int, limit: int = 1000, *,
+                   tenant: str | None = None) -> list[tuple[int, str, dict]]:
+        """Up to ``limit`` committed history entries after ``position``:
+        (position, scoped saga key, entry); with ``tenant``, only that tenant's."""
+        scope = None if tenant is None else scoped_key(tenant, "")
+        out: list[tuple[int, str, dict]] = []
+        with self._read() as txn:
+            for pos, key, seq in recent.feed_after(txn, self._feed, position, limit):
+                if scope is not None and not key.startswith(scope):
+                    continue
+                raw = txn.get(_hist_key(key.encode(), seq), db=self._history)
+                if raw is None:
+                    continue  # pruned since
+                out.append((pos, key, self._decode(raw, f"history/{key}/{seq}")))
+        return out
 
     def sagas_with_work_owed(self) -> list[str]:
         """Sagas to activate at once on recovery (an empty owed value: work is due now)."""
