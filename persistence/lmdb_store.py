@@ -823,21 +823,24 @@ class LmdbStore:
         with self._read() as txn:
             return recent.feed_end(txn, self._feed)
 
-    def feed_after(self, position: int, limit: int = 1000, *,
-                   tenant: str | None = None) -> list[tuple[int, str, dict]]:
-        """Up to ``limit`` committed history entries after ``position``:
-        (position, scoped saga key, entry); with ``tenant``, only that tenant's."""
+    def feed_scan(self, position: int, limit: int = 1000, *,
+                  tenant: str | None = None) -> tuple[list[tuple[int, str, dict]], int]:
+        """Committed history entries among the ``limit`` feed positions after ``position``:
+        ([(position, scoped saga key, entry)], last position looked at); with ``tenant``, only
+        that tenant's entries are returned (the others are still counted as looked at)."""
         scope = None if tenant is None else scoped_key(tenant, "")
         out: list[tuple[int, str, dict]] = []
+        last = position
         with self._read() as txn:
             for pos, key, seq in recent.feed_after(txn, self._feed, position, limit):
+                last = pos
                 if scope is not None and not key.startswith(scope):
                     continue
                 raw = txn.get(_hist_key(key.encode(), seq), db=self._history)
                 if raw is None:
                     continue  # pruned since
                 out.append((pos, key, self._decode(raw, f"history/{key}/{seq}")))
-        return out
+        return out, last
 
     def sagas_with_work_owed(self) -> list[str]:
         """Sagas to activate at once on recovery (an empty owed value: work is due now)."""

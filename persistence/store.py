@@ -78,8 +78,10 @@ class SagaStore(Protocol):
         """Global position of the last committed history entry (0: none)."""
         ...
 
-    def feed_after(self, position: int, limit: int = 1000, *, tenant: str | None = None) -> list[tuple[int, str, dict]]:
-        """(position, saga key, history entry) after ``position``, in commit order."""
+    def feed_scan(
+        self, position: int, limit: int = 1000, *, tenant: str | None = None
+    ) -> tuple[list[tuple[int, str, dict]], int]:
+        """([(position, saga key, history entry)] after ``position``, last position looked at)."""
         ...
 
     def sagas_with_work_owed(self) -> list[str]: ...
