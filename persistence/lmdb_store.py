@@ -288,7 +288,10 @@ class LmdbStore:
             return
         with self._env.begin(write=True) as txn:
             for sid, raw in txn.cursor(db=self._sagas):
-                snap = decode_record(raw, where=f"sagas/{sid.decode()}")
+                try:
+                    snap = self._decode(raw, f"sagas/{sid.decode()}")
+                except CorruptRecordError:
+                    continue  # quarantined; listed once it is readable again
                 tenant = sid.decode().partition("/")[0]
                 recent.index_saga(txn, self._recent, sid, tenant, local_id(sid.decode()), snap)
 
