@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -33,9 +34,9 @@ ORDERS = ("newest", "oldest")
 
 
 def micros(at: Any) -> int:
-    if isinstance(at, bool) or not isinstance(at, (int, float)) or at != at:
+    if isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at):
         return 0
-    return max(0, min(int(at * 1_000_000), 2**64 - 1))
+    return max(0, min(round(at * 1_000_000), 2**64 - 1))  # rounded as the *_iso strings are
 
 
 def meta_of(snapshot: dict) -> list[Any]:

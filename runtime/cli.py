@@ -48,7 +48,37 @@ def build_parser() -> argparse.ArgumentParser:
     quarantine = sub.add_parser("quarantine", help="list records that fail their CRC or decode")
     quarantine.add_argument("--data-dir", default="./data")
     add_migrate_parser(sub)
+    env_defaults(serve, "serve")
     return parser
+
+
+ENV_PREFIX = "SAGA_JOURNEY_"
+
+
+def env_defaults(parser: argparse.ArgumentParser, command: str) -> None:
+    """Every option of ``parser`` also from ``SAGA_JOURNEY_<OPTION>`` (a flag on the command line wins).
+
+    A switch (``--create``) is on for ``1``/``true``/``yes``/``on`` and off for ``0``/``false``/
+    ``no``/``off``/empty; anything else is an error naming the variable."""
+    import os
+
+    for action in parser._actions:  # argparse has no public list of a parser's options
+        if not action.option_strings or action.dest == "help":
+            continue
+        name = ENV_PREFIX + action.option_strings[-1].lstrip("-").replace("-", "_").upper()
+        action.help = f"{action.help or ''} [env {name}]".strip()
+        raw = os.environ.get(name)
+        if raw is None:
+            continue
+        if action.nargs == 0:  # store_true
+            value = raw.strip().lower()
+            if value not in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):
+                parser.error(f"{name}={raw!r}: expected 1/true/yes/on or 0/false/no/off")
+            action.default = value in ("1", "true", "yes", "on")
+        elif action.choices is not None and raw not in action.choices:
+            parser.error(f"{name}={raw!r}: expected one of {', '.join(map(str, action.choices))}")
+        else:
+            action.default = raw
 
 
 def _require_store(data_dir: str, *, create_flag: str | None = None) -> None:
@@ -106,7 +136,8 @@ def _serve(args: argparse.Namespace) -> int:
         _require_store(args.data_dir, create_flag="--create")
     sockets = bind_listeners(args.host, port)
     try:
-        run(args.data_dir, args.host, port, config, use_uvloop=use_uvloop, sockets=sockets)
+        run(args.data_dir, args.host, port, config, use_uvloop=use_uvloop, sockets=sockets,
+            config_path=args.config)
     finally:
         for sock in sockets:
             sock.close()
