@@ -275,25 +275,27 @@ class LmdbStore:
                 self._watch(txn, sid, str(snap.get("journey_type")), None, snap.get("status"), snap)
 
     def _open_recent_dbs(self) -> None:
-        """Open the list index and the commit feed (``persistence.recent``); a folder written
-        before they existed gets its list index built once from its snapshots (its history
-        from before then has no feed positions)."""
+        """Open the list index and the commit feed (``persistence.recent``). A folder written
+        before they existed gets them created and its list index built from its snapshots in
+        one write transaction (a crash leaves none of it); its older history has no feed positions."""
         with self._env.begin() as txn:
-            existed = txn.get(b"recent") is not None
-        self._recent = self._env.open_db(b"recent")
-        self._feed = self._env.open_db(b"feed")
+            existed = txn.get(b"recent") is not None and txn.get(b"feed") is not None
+        if existed:
+            self._recent = self._env.open_db(b"recent")
+            self._feed = self._env.open_db(b"feed")
+        else:
+            with self._env.begin(write=True) as txn:
+                self._recent = self._env.open_db(b"recent", txn=txn)
+                self._feed = self._env.open_db(b"feed", txn=txn)
+                for sid, raw in txn.cursor(db=self._sagas):
+                    try:
+                        snap = self._decode(raw, f"sagas/{sid.decode()}")
+                    except CorruptRecordError:
+                        continue  # quarantined; listed once it is readable again
+                    tenant = sid.decode().partition("/")[0]
+                    recent.index_saga(txn, self._recent, sid, tenant, local_id(sid.decode()), snap)
         with self._env.begin() as txn:
             self._feed_next = recent.feed_end(txn, self._feed) + 1
-        if existed:
-            return
-        with self._env.begin(write=True) as txn:
-            for sid, raw in txn.cursor(db=self._sagas):
-                try:
-                    snap = self._decode(raw, f"sagas/{sid.decode()}")
-                except CorruptRecordError:
-                    continue  # quarantined; listed once it is readable again
-                tenant = sid.decode().partition("/")[0]
-                recent.index_saga(txn, self._recent, sid, tenant, local_id(sid.decode()), snap)
 
     def _upgrade(self) -> None:
         """Bring an older folder to the current stored format in one write transaction."""
