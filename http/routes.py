@@ -105,6 +105,8 @@ def _query_time(request: web.Request, name: str) -> float | None:
     if raw is None:
         return None
     try:
+        if not 0 < len(raw) <= 64:
+            raise ValueError(raw)
         return parse_time(raw)
     except (ValueError, OverflowError):
         raise Problem(422, "invalid_input", f"query parameter {name} must be epoch seconds or an ISO 8601 time") from None

@@ -135,3 +135,11 @@ async def test_list_from_the_embedded_api_with_filters(orch):
     assert [s["saga_id"] for s in page["sagas"]] == ["e-1", "e-3"]
     page = await orch.list_sagas(None, None, uc, limit=2, order="newest")
     assert [s["saga_id"] for s in page["sagas"]] == ["e-4", "e-3"] and page["next_cursor"]
+
+
+async def test_time_filters_longer_than_the_documented_64_characters_are_422(client):
+    """Found by schemathesis: 65 zeros parse as epoch 0 but break the documented maxLength."""
+    r = await client.get("/v1/sagas", params={"updated_before": "0" * 65}, headers=ADMIN)
+    assert r.status == 422
+    r = await client.get("/v1/sagas", params={"updated_before": "0" * 64}, headers=ADMIN)
+    assert r.status == 200
