@@ -15,6 +15,7 @@ from saga_journey.runtime.clock import Clock
 from saga_journey.runtime.errors import NonRetryableError
 from saga_journey.runtime.handlers import CompensationContext, Handler, HandlerRegistry
 from saga_journey.runtime.model import CompensationOutcome
+from saga_journey.runtime.values import as_text
 
 from .loop_actor import LoopActor, RuntimeLoop
 from .messages import RunAttempt
@@ -23,7 +24,8 @@ log = logging.getLogger("saga_journey.compensator")
 
 
 def describe(exc: BaseException) -> str:
-    text = str(exc)
+    """The error as recorded in history and status: always storable and readable (values.as_text)."""
+    text = as_text(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

@@ -42,7 +42,7 @@ async def main(data_dir: str) -> None:
 
         journey = await orch.design_saga_journey(
             journey_type="order_processing",           # a built-in template ...
-            requirements={"deadline_s": 3600},         # ... or {"milestones": [...]} of your own
+            requirements={"deadline_s": 3600},         # or {"milestones": [...]}; free-form data under "metadata"
             compensation_handlers={"process_payment": "refund_payment"},
             user_context=uc,
         )

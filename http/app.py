@@ -15,7 +15,7 @@ from saga_journey.runtime.orchestrator import SagaOrchestrator
 from .admission import Admission
 from .auth import Authenticator, repeated_headers
 from .docs import docs_routes
-from .openapi import build_openapi
+from .openapi import build_openapi, query_params
 from .problems import Problem, from_problem, from_saga_error, problem_response
 from .routes import Gateway, Handler, set_principal
 from .settings import GatewaySettings
@@ -24,6 +24,18 @@ log = logging.getLogger("saga_journey.http")
 
 GATEWAY = web.AppKey("gateway", Gateway)
 _UNMATCHED = "unmatched"
+
+
+def _check_query(request: web.Request, allowed: tuple[str, ...]) -> None:
+    """Unknown query parameters are an error (422), as unknown body fields are: never ignored."""
+    unknown = sorted({k for k in request.query if k not in allowed})
+    if unknown:
+        shown = [k[:64] for k in unknown[:20]]
+        raise Problem(
+            422, "invalid_input",
+            f"unknown query parameters {shown}; allowed here: {list(allowed)}",
+            unknown=shown, allowed=list(allowed),
+        )
 
 
 def create_app(
@@ -41,6 +53,7 @@ def create_app(
     gateway = Gateway(orchestrator, settings, admission)
     routes = gateway.routes()
     roles: dict[Any, str | None] = {}
+    queries = {r.handler: query_params(r.name) for r in routes}
     observer = orchestrator.observer
     retry_after = settings.retry_after_s
     unauthorized = {"WWW-Authenticate": 'Bearer realm="saga-journey"'}
@@ -64,6 +77,7 @@ def create_app(
             )
         role = roles.get(match.route.handler)
         if role is None:
+            _check_query(request, queries.get(match.route.handler, ()))
             return await handler(request)
         who = auth.authenticate(request.headers.get("Authorization"))
         if who is None:
@@ -73,6 +87,7 @@ def create_app(
             )
         if not who.can(role):
             return problem_response(403, "forbidden", f"this credential lacks the {role!r} role")
+        _check_query(request, queries.get(match.route.handler, ()))
         set_principal(request, who)
         admission.enter()
         try:

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any, Iterable
 
 import msgpack
 from aiohttp import web
+
+from saga_journey.runtime.values import RULE, inadmissible, readable
 
 try:
     import orjson as _orjson
@@ -22,30 +25,22 @@ from .problems import Problem
 JSON = "application/json"
 MSGPACK = "application/msgpack"
 _MSGPACK_TYPES = frozenset({MSGPACK, "application/x-msgpack", "application/vnd.msgpack"})
-_MAX_DEPTH = 64
+log = logging.getLogger("saga_journey.http")
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _check_value(value: Any, level: int = 0) -> None:
-    """JSON-like data only: bounded depth, finite floats, string keys, no raw bytes."""
-    if level > _MAX_DEPTH:
-        raise Problem(400, "malformed_body", f"body nests deeper than {_MAX_DEPTH} levels")
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise Problem(400, "malformed_body", "object keys must be strings")
-            _check_value(v, level + 1)
-    elif isinstance(value, list):
-        for v in value:
-            _check_value(v, level + 1)
-    elif isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            raise Problem(400, "malformed_body", "numbers must be finite")
-    elif isinstance(value, (bytes, bytearray)):
-        raise Problem(400, "malformed_body", "binary values are not accepted; send strings")
+def _reject_ext(code: int, data: bytes) -> Any:
+    raise ValueError(f"msgpack extension type {code} is not accepted; {RULE}")
+
+
+def _check_body(value: Any) -> None:
+    """The door: a body holding any inadmissible value is refused whole (400), before any use."""
+    why = inadmissible(value, "body")
+    if why is not None:
+        raise Problem(400, "malformed_body", f"{why}; {RULE}")
 
 
 async def read_body(request: web.Request, max_bytes: int, timeout_s: float) -> Any:
@@ -83,7 +78,7 @@ async def read_body(request: web.Request, max_bytes: int, timeout_s: float) -> A
         return None
     if ctype in _MSGPACK_TYPES:
         try:
-            value = msgpack.unpackb(raw, raw=False, strict_map_key=True)
+            value = msgpack.unpackb(raw, raw=False, strict_map_key=True, ext_hook=_reject_ext)
         except Exception as exc:  # msgpack raises several unrelated types on bad input
             raise Problem(400, "malformed_body", f"body is not valid msgpack: {exc}") from None
     else:
@@ -91,7 +86,7 @@ async def read_body(request: web.Request, max_bytes: int, timeout_s: float) -> A
             value = json.loads(raw, parse_constant=_reject_constant)
         except (ValueError, RecursionError) as exc:
             raise Problem(400, "malformed_body", f"body is not valid JSON: {exc}") from None
-    _check_value(value)
+    _check_body(value)
     return value
 
 
@@ -140,18 +135,51 @@ def wants_msgpack(request: web.Request) -> bool:
 
 
 def render(request: web.Request, data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    if wants_msgpack(request):
-        return web.Response(
-            status=status, body=msgpack.packb(data, use_bin_type=True), content_type=MSGPACK, headers=headers
-        )
-    return web.Response(status=status, body=dumps(data), content_type=JSON, headers=headers)
+    as_msgpack = wants_msgpack(request)
+    try:
+        body = _encode(data, as_msgpack)
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+        # Only data stored before values were checked at the door can get here: render what is
+        # readable and mark the rest, so one bad value never makes a reply (or a list) fail.
+        log.warning("reply to %s %s holds a value it cannot encode (%s); rendering it marked",
+                    request.method, request.path, exc)
+        body = _encode(readable(data), as_msgpack)
+    return web.Response(status=status, body=body, content_type=MSGPACK if as_msgpack else JSON, headers=headers)
+
+
+def _encode(data: Any, as_msgpack: bool) -> bytes:
+    if as_msgpack:
+        return msgpack.packb(data, use_bin_type=True, strict_types=False, datetime=False)
+    return dumps(data)
 
 
 def dumps(data: Any) -> bytes:
-    """JSON bytes: orjson (~10x json.dumps on a status view) where installed and able, else json."""
+    """JSON bytes: orjson (~10x json.dumps on a status view) where installed, else json.
+
+    orjson refuses what json.dumps(allow_nan=False) refuses except non-finite floats (it writes
+    null): those are checked first, so both paths refuse (and mark) the same values."""
     if _orjson is not None:
         try:
-            return _orjson.dumps(data, option=_orjson.OPT_NON_STR_KEYS)
-        except TypeError:  # e.g. an integer past 64 bits: json.dumps renders what it always did
+            out = _orjson.dumps(data)
+        except TypeError:  # a non-str key, an integer past 64 bits, an unknown type ...
             pass
-    return json.dumps(data).encode("ascii")
+        else:
+            if b"null" not in out or not _has_non_finite(data):
+                return out
+    return json.dumps(data, allow_nan=False).encode("ascii")
+
+
+def _has_non_finite(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` holds a NaN or infinity (which orjson would render as null)."""
+    if isinstance(value, float):
+        return value != value or value in (_INF, -_INF)
+    if depth > 64:
+        return True  # let json.dumps decide (it raises RecursionError when too deep)
+    if isinstance(value, dict):
+        return any(_has_non_finite(v, depth + 1) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_non_finite(v, depth + 1) for v in value)
+    return False
+
+
+_INF = float("inf")

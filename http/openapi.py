@@ -220,6 +220,7 @@ SCHEMAS: dict[str, Any] = {
         },
         closed=True,
     ),
+    "JourneyMetadata": _free_object("free-form data of yours, kept with the journey (requirements.metadata)"),
     "DesignRequirements": _object(
         [],
         {
@@ -231,10 +232,11 @@ SCHEMAS: dict[str, Any] = {
             "forward_retry": _nullable(_ref("RetryPolicy"), "null: no forward retries"),
             "deadline_s": _nullable(POSITIVE),
             "compensation_deadline_s": _nullable(POSITIVE),
+            "metadata": _nullable(_ref("JourneyMetadata")),
         },
-        additionalProperties=True,
-        description="free-form requirements; `milestones`, `retry`, `forward_retry`, `deadline_s` and "
-        "`compensation_deadline_s` are interpreted",
+        description="how the journey runs. Any other key is your domain data, kept with the journey "
+        "(e.g. `source`, `target`), except a key that reads like a mistyped policy key "
+        "(`deadline_sec`, `max_retries`), which is refused (422); free-form data may also go under `metadata`",
     ),
     "DesignHandlerMap": {
         "type": "object",
@@ -259,7 +261,7 @@ SCHEMAS: dict[str, Any] = {
             "user_id": {**ID, "description": "the saga's user; default: the credential's user"},
             "context": _ref("SagaContext"),
             "saga_id": {**ID, "description": "choose the id (must be new); default: generated"},
-            "journey_version": {"type": "integer", "minimum": 1},
+            "journey_version": {"type": "integer", "minimum": 1, "maximum": 10**9},
         },
         closed=True,
     ),
@@ -384,11 +386,12 @@ _HISTORY = {
 _PROBLEM_CODES = {
     400: "malformed_body", 401: "unauthorized", 403: "forbidden", 404: "not_found", 408: "body_timeout",
     409: "invalid_transition", 413: "body_too_large", 415: "unsupported_media_type", 422: "invalid_input",
-    429: "too_many_requests", 503: "overloaded",
+    429: "too_many_requests", 500: "corrupt_record", 503: "overloaded",
 }
 _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}}
 _ERROR_TEXT = {
-    400: "malformed request: body not JSON/msgpack or not JSON-like data, or an oversized request line",
+    400: "malformed request: body not JSON/msgpack or not JSON-like data, a repeated Authorization or "
+    "Idempotency-Key header, or an oversized request line",
     401: "missing or unknown bearer token",
     403: "the credential lacks the role this endpoint needs",
     404: "unknown id, or another tenant's",
@@ -398,6 +401,8 @@ _ERROR_TEXT = {
     415: "unsupported Content-Type",
     422: "invalid input, missing handler, or Idempotency-Key reused for another request",
     429: "admission control: too many requests in flight, or queued for this saga",
+    500: "a stored record failed its checksum (permanent until quarantined: the problem's hint names the "
+    "command), or an internal error (the saga is parked with it recorded)",
     503: "storage unavailable, runtime overloaded or shutting down",
 }
 
@@ -459,9 +464,9 @@ _IDEMPOTENCY = {
     "schema": {"type": "string", "minLength": 1, "maxLength": 255},
     "example": "3f1c9a8e-order-1001-advance-1",
 }
-_READ_ERRORS = (400, 401, 403, 404, 422, 429, 503)
-_LIST_ERRORS = (400, 401, 403, 422, 429, 503)
-_WRITE_ERRORS = (400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 503)
+_READ_ERRORS = (400, 401, 403, 404, 422, 429, 500, 503)
+_LIST_ERRORS = (400, 401, 403, 422, 429, 500, 503)
+_WRITE_ERRORS = (400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 500, 503)
 
 
 def _query(name: str, schema: dict[str, Any], description: str, example: Any) -> dict[str, Any]:
@@ -663,6 +668,12 @@ _TAGS = [
     {"name": "events", "description": "live events as Server-Sent Events, resumable with Last-Event-ID"},
     {"name": "service", "description": "health, readiness, this document, metrics"},
 ]
+
+
+def query_params(operation: str) -> tuple[str, ...]:
+    """The query parameters the operation documents; the gateway refuses any other (422)."""
+    spec = OPERATIONS.get(operation, {})
+    return tuple(sorted(p["name"] for p in spec.get("params", ()) if p["in"] == "query"))
 
 
 def _operation(r: Any) -> dict[str, Any]:

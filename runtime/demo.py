@@ -36,7 +36,7 @@ def run_demo(data_dir: str, out: TextIO, fail_at: str = "transform_data") -> dic
         uc = {"tenant_id": "demo", "user_id": "user_123"}
         journey = orch.design_saga_journey_sync(
             "enterprise_migration",
-            {"source": "legacy_system", "target": "new_system"},
+            {"metadata": {"source": "legacy_system", "target": "new_system"}},
             user_context=uc,
         )
         ex = orch.execute_saga_journey_sync(

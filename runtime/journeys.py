@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Mapping
@@ -35,6 +36,10 @@ TEMPLATES: dict[str, tuple[tuple[str, str], ...]] = {
 
 _RETRY_KEYS = {"max_attempts", "initial_delay_s", "backoff", "max_delay_s", "jitter", "handler_timeout_s"}
 _MILESTONE_KEYS = {"id", "name", "compensation_handler", "timeout_s", "retry", "forward_retry"}
+# Top-level requirements keys that steer the journey; any other key is the caller's domain data
+# (kept with the journey), and "metadata" is the place for free-form data that may use any name.
+POLICY_KEYS = frozenset({"milestones", "retry", "forward_retry", "deadline_s", "compensation_deadline_s"})
+REQUIREMENTS_KEYS = POLICY_KEYS | {"metadata"}
 
 
 def check_id(value: Any, what: str) -> str:
@@ -171,6 +176,51 @@ def _parse_milestone(
     )
 
 
+# Words that only a policy key would use: a top-level key holding one of them that is not a policy
+# key is a typo (``deadline_sec``, ``max_retries``, ``milestone``), never domain data.
+_POLICY_STEMS = ("milestone", "retr", "deadline", "timeout", "backoff", "attempt", "delay", "jitter",
+                 "compensat", "handler")
+
+
+def _looks_like_policy_key(key: str) -> str | None:
+    """The policy key ``key`` was probably meant to be, or None if it reads as domain data."""
+    close = difflib.get_close_matches(key, POLICY_KEYS, n=1, cutoff=0.7)
+    if close:
+        return close[0]
+    folded = key.lower()
+    if any(stem in folded for stem in _POLICY_STEMS):
+        close = difflib.get_close_matches(key, POLICY_KEYS, n=1, cutoff=0.0)
+        return close[0] if close else "?"
+    return None
+
+
+def _check_requirement_keys(requirements: Mapping[Any, Any]) -> None:
+    """A top-level key is a policy key, ``metadata``, or the caller's domain data (the seed's
+    ``{"source": ..., "target": ...}``). A key that reads like a mistyped policy key is refused,
+    never stored: a typo (``deadline_sec``) must not silently do nothing."""
+    bad = [k for k in requirements if not isinstance(k, str)]
+    if bad:
+        raise InvalidInputError("requirements keys must be strings")
+    suspects = sorted(
+        (k[:64], guess) for k in requirements
+        if k not in REQUIREMENTS_KEYS and (guess := _looks_like_policy_key(k)) is not None
+    )[:20]
+    if suspects:
+        unknown = [k for k, _ in suspects]
+        hints = [f"{k!r} -> {g!r}" for k, g in suspects if g != "?"]
+        raise InvalidInputError(
+            f"requirements has unknown policy keys {unknown}"
+            + (f" (did you mean {', '.join(hints)}?)" if hints else "")
+            + f"; policy keys: {sorted(POLICY_KEYS)}; domain data may use any other key, or go under "
+            "requirements.metadata",
+            unknown=unknown,
+            allowed=sorted(REQUIREMENTS_KEYS),
+        )
+    metadata = requirements.get("metadata")
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise InvalidInputError("requirements.metadata must be an object (free-form data kept with the journey)")
+
+
 def build_journey(
     *,
     journey_id: str,
@@ -184,6 +234,7 @@ def build_journey(
     """Validate a design request and return the journey it defines."""
     check_id(journey_type, "journey_type")
     requirements = dict(requirements or {})
+    _check_requirement_keys(requirements)
     if not isinstance(compensation_handlers, (Mapping, type(None))):
         raise InvalidInputError("compensation_handlers must map milestone ids to handler names")
     default_retry = parse_retry(requirements.pop("retry", None), "requirements.retry", RetryPolicy())

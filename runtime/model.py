@@ -101,12 +101,12 @@ def saturating_growth(initial: float, factor: float, n: int, cap: float) -> floa
     start = min(initial, cap)
     if n <= 0 or not factor > 1.0:
         return start
-    n = min(n, 2**53)  # the same exponent below as here (factor**n overflowed for n > 2**53)
+    n = min(n, 10**300)  # any larger count saturates anyway; keeps float(n) finite
     log_growth = n * math.log(factor)  # factor may be inf: log_growth is inf
     if log_growth >= math.log(cap) - math.log(initial):
         return cap
-    if log_growth < _DIRECT_POW_LOG:
-        return min(initial * factor**n, cap)
+    if log_growth < _DIRECT_POW_LOG:  # factor ** n <= e ** _DIRECT_POW_LOG: cannot overflow
+        return min(initial * factor ** float(n), cap)
     return min(math.exp(math.log(initial) + log_growth), cap)
 
 

@@ -61,10 +61,12 @@ from .isotime import entry_with_iso
 from .observer import RuntimeObserver
 from .replies import Reply
 from .timers import TimerService
+from .values import check_value
 
 T = TypeVar("T")
 UserContext = Mapping[str, Any] | None
 MAX_CONTEXT_BYTES = 256 * 1024
+MAX_VERSION = 10**9  # journey versions are stored as 10 digits
 
 
 class SagaOrchestrator:
@@ -246,7 +248,7 @@ class SagaOrchestrator:
         if isinstance(user_context, Mapping):
             who = user_context.get("user_id")
             if isinstance(who, str):
-                return who
+                return check_value(who, "user_context.user_id")
         return "system"
 
     def _load_journey(self, journey_key: str, version: int) -> Journey:
@@ -263,6 +265,10 @@ class SagaOrchestrator:
 
     def _journey_for(self, journey_id: str, tenant: str, version: int | None = None) -> Journey:
         check_id(journey_id, "journey_id")
+        if version is not None and (
+            isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_VERSION
+        ):
+            raise InvalidInputError(f"journey version must be an integer from 1 to {MAX_VERSION}")
         key = scoped_key(tenant, journey_id)
         journey = self._latest.get(key) if version is None else None
         if journey is None:
@@ -353,6 +359,7 @@ class SagaOrchestrator:
             return submit(None, None)
         if not isinstance(key, str) or not 0 < len(key) <= 255:
             raise InvalidInputError("idempotency key must be a string of 1-255 characters")
+        check_value(key, "idempotency key")
         store_key = scoped_key(tenant, key)
         fingerprint = hashlib.sha256(msgpack.packb(request, use_bin_type=True)).hexdigest()
         with self._idem_lock:
@@ -691,6 +698,7 @@ class SagaOrchestrator:
         tenant = self._tenant(user_context)
         if not isinstance(reason, str) or not reason:
             raise InvalidInputError("reason must be a non-empty string")
+        _check_packable(reason, "reason")
         by = self._actor(user_context)
 
         def submit(idem: tuple[str, str] | None, release: Callable[[Reply], None] | None) -> Reply:
@@ -746,6 +754,7 @@ class SagaOrchestrator:
     def _reason(reason: Any) -> str:
         if not isinstance(reason, str) or not reason.strip():
             raise InvalidInputError("reason must be a non-empty string (it goes in the audit trail)")
+        _check_packable(reason, "reason")
         return reason
 
     def retry_compensation_sync(
@@ -973,10 +982,9 @@ def new_saga_id() -> str:
 
 
 def _check_packable(value: Any, what: str) -> None:
-    try:
-        packed = msgpack.packb(value, use_bin_type=True)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise InvalidInputError(f"{what} must be JSON-like data (objects, lists, strings, numbers): {exc}") from None
+    """Admissible (``values.check_value``: readable back through JSON and msgpack) and small."""
+    check_value(value, what)
+    packed = msgpack.packb(value, use_bin_type=True)
     if len(packed) > MAX_CONTEXT_BYTES:
         raise InvalidInputError(f"{what} is {len(packed)} bytes; the limit is {MAX_CONTEXT_BYTES}")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("runtime", "actors", "persistence", "http", "metrics")
-PURE_MODULES = ["model.py", "machine.py", "codec.py", "journeys.py", "errors.py"]
+PURE_MODULES = ["model.py", "machine.py", "codec.py", "journeys.py", "errors.py", "values.py"]
 FORBIDDEN = {
     "pykka", "lmdb", "aiohttp", "asyncio", "threading", "time", "random", "socket",
     "os", "subprocess", "concurrent", "msgpack", "prometheus_client", "datetime", "uuid",

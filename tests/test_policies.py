@@ -537,10 +537,10 @@ def test_snapshots_written_before_last_compensation_error_still_decode() -> None
     assert view["last_compensation_error"] is None and view["compensation_error"] is None
 
 
-def test_growth_with_a_factor_near_one_and_more_than_2_53_attempts_does_not_overflow() -> None:
-    """Found by hypothesis: the exponent was capped at 2**53 for the log-space test only, so
-    ``factor ** n`` itself overflowed (OverflowError) for n past 2**53 and a factor near 1."""
+def test_growth_saturates_for_a_factor_just_above_one_and_a_huge_count():
+    """Found by hypothesis: the log-space guard used a clamped count but the pow the real one."""
     from saga_journey.runtime.model import saturating_growth
 
-    value = saturating_growth(1.0, 1.0 + 2**-45, 10**30, 1e308)
-    assert math.isfinite(value) and 1.0 < value <= 1e308
+    assert saturating_growth(1.0, 1.0000000000000002, 10**30 - 1, 8.0) == 8.0
+    assert saturating_growth(1.0, 1.0000000000000002, 10**400, 8.0) == 8.0
+    assert saturating_growth(1.0, 1.0000000000000002, 2**20, 8.0) < 8.0

@@ -25,7 +25,7 @@ ORDER = ["create_order", "process_payment", "reserve_inventory", "ship_product"]
 
 
 def start_order(orch, context=None, uc=UC, **kwargs):
-    j = orch.design_saga_journey_sync("order_processing", {"shop": "s1"}, user_context=uc, **kwargs)
+    j = orch.design_saga_journey_sync("order_processing", {"metadata": {"shop": "s1"}}, user_context=uc, **kwargs)
     ex = orch.execute_saga_journey_sync(j["journey_id"], "user_123", context or {"order": 7}, uc)
     return j, ex["saga_id"]
 

@@ -211,7 +211,7 @@ async def test_malformed_and_invalid_bodies(client):
     assert body["unknown"] == ["extra"]
     await problem(await client.post(url, json=[1, 2], headers=A), 422, "invalid_input")
     await problem(await client.post(url, json={"step_result": {"status": "done"}}, headers=A), 422, "invalid_input")
-    await problem(await client.post(url, json={"step_result": {"status": "complete", "n": 2**70}}, headers=A), 422, "invalid_input")
+    await problem(await client.post(url, json={"step_result": {"status": "complete", "n": 2**70}}, headers=A), 400, "malformed_body")
     await problem(await client.post(url, json={"step_result": {"status": "complete", "milestone_id": "ship_product"}}, headers=A), 409, "invalid_transition")
     await problem(await client.get("/v1/sagas?limit=0", headers=A), 422, "invalid_input")
     await problem(await client.get("/v1/sagas?status=DONE", headers=A), 422, "invalid_input")

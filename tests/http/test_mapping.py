@@ -100,3 +100,19 @@ async def test_list_sagas_paginates(client):
         if not cursor:
             break
     assert sorted(seen) == sorted(ids) and len(seen) == 5
+
+
+def test_json_replies_refuse_and_accept_what_json_dumps_does() -> None:
+    """orjson renders replies; what json.dumps(allow_nan=False) refuses (then marked by render)
+    is refused too, NaN included (orjson alone would write null)."""
+    import json as _json
+
+    import pytest as _pytest
+
+    from saga_journey.http.codec import dumps
+
+    for ok in ({"a": None, "b": [1, 2.5, "é"], "c": {"d": True}}, {1: "int key"}, {"big": 2**70}):
+        assert _json.loads(dumps(ok)) == _json.loads(_json.dumps(ok))
+    for bad in ({"a": float("nan")}, {"a": [None, float("inf")]}, {"a": {"b": -float("inf")}}):
+        with _pytest.raises(ValueError):
+            dumps(bad)

@@ -37,7 +37,7 @@ ORDER = ["create_order", "process_payment", "reserve_inventory", "ship_product"]
 A = auth("acme-admin")
 # models whose extra keys are the point: free-form objects and those that allow more members
 OPEN_MODELS = {"SagaContext", "FailureResult", "JourneyRequirements", "HistoryEvent", "Problem", "StepResult",
-               "DesignRequirements", "HandlerMap", "DesignHandlerMap", "OpenApiDocument"}
+               "DesignRequirements", "JourneyMetadata", "HandlerMap", "DesignHandlerMap", "OpenApiDocument"}
 
 
 async def _run(*cmd: str | os.PathLike[str], cwd: pathlib.Path) -> tuple[int, str]:
