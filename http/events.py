@@ -129,6 +129,7 @@ class FeedTail:
         self.position = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduled = False
+        self._closed = False
         self._remove: Callable[[], None] | None = None
 
     def start(self) -> None:
@@ -136,6 +137,7 @@ class FeedTail:
         self._remove = self.orch.transitions.add(self._on_transition)
 
     def close(self) -> None:
+        self._closed = True
         if self._remove is not None:
             self._remove()
             self._remove = None
@@ -145,6 +147,9 @@ class FeedTail:
         self.subscribers.clear()
 
     def subscribe(self, sub: Subscriber) -> None:
+        if self._closed:  # shutting down: the stream replays what it has, then ends
+            sub.closing = True
+            return
         if not self.subscribers:
             self.position = self.store.feed_end()
         self.subscribers.add(sub)

@@ -74,6 +74,15 @@ def index_saga(txn: lmdb.Transaction, db: Any, sid: bytes, tenant: str, local: s
         txn.put(REVERSE + sid, where, db=db)
 
 
+def unindex_saga(txn: lmdb.Transaction, db: Any, sid: bytes, tenant: str, local: str) -> None:
+    """Remove a deleted saga's three entries (for pruning); its feed entries may stay (skipped)."""
+    old = txn.pop(REVERSE + sid, db=db)
+    if old is not None:
+        at_us = int.from_bytes(old[:8], "big")
+        txn.delete(tenant_key(tenant, at_us, local), db=db)
+        txn.delete(status_key(tenant, old[8:].decode(), at_us, local), db=db)
+
+
 @dataclass(frozen=True, slots=True)
 class Query:
     tenant: str

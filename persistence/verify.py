@@ -98,7 +98,7 @@ def _walk(env: lmdb.Environment) -> VerifyReport:
         return rep
     _check_sagas(rep, raw, decoded)
     _check_recent(rep, raw.get("recent", {}), decoded["sagas"])
-    _check_feed(rep, raw.get("feed", {}), raw["history"])
+    _check_feed(rep, raw.get("feed", {}), raw["history"], raw["sagas"])
     return rep
 
 
@@ -122,13 +122,15 @@ def _check_recent(rep: VerifyReport, entries: dict[bytes, bytes], sagas: dict[by
             rep.inconsistent.append(f"recent {key!r} matches no snapshot")
 
 
-def _check_feed(rep: VerifyReport, feed: dict[bytes, bytes], history: dict[bytes, bytes]) -> None:
-    """Each feed position names a history entry, once, and a saga's positions follow its seqs."""
+def _check_feed(rep: VerifyReport, feed: dict[bytes, bytes], history: dict[bytes, bytes],
+                sagas: dict[bytes, bytes]) -> None:
+    """Each feed position names a history entry, once, and a saga's positions follow its seqs.
+    An entry of a saga that no longer exists (pruned) is allowed: readers skip it."""
     last: dict[bytes, int] = {}
     named: set[bytes] = set()
     for pos in sorted(feed):
         key = feed[pos]
-        if key not in history:
+        if key not in history and key[:-9] in sagas:
             rep.inconsistent.append(f"feed {int.from_bytes(pos, 'big')} names no history entry {key!r}")
         if key in named:
             rep.inconsistent.append(f"feed {int.from_bytes(pos, 'big')} repeats {key!r}")

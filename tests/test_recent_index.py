@@ -40,7 +40,7 @@ def test_verify_reports_a_missing_index_entry_and_a_bad_feed_entry(tmp_path) -> 
     def damage(txn, rec, feed) -> None:
         key = next(k for k in txn.cursor(db=rec).iternext(values=False) if k.startswith(recent.TENANT))
         txn.delete(key, db=rec)
-        txn.put((99).to_bytes(8, "big"), b"acme/nope\0" + (1).to_bytes(8, "big"), db=feed)
+        txn.put((99).to_bytes(8, "big"), b"acme/r-1\0" + (7).to_bytes(8, "big"), db=feed)
 
     _edit(path, damage)
     report = verify(path)
