@@ -122,8 +122,7 @@ class FeedTail:
     """Reads the commit feed as transitions commit and fans each entry out to subscribers."""
 
     def __init__(self, orch: SagaOrchestrator, queue_size: int = QUEUE_SIZE) -> None:
-        self.orch = orch
-        self.store = orch.store
+        self.orch = orch  # may be None in a Gateway built only to list its routes
         self.queue_size = queue_size
         self.subscribers: set[Subscriber] = set()
         self.position = 0
@@ -151,7 +150,7 @@ class FeedTail:
             sub.closing = True
             return
         if not self.subscribers:
-            self.position = self.store.feed_end()
+            self.position = self.orch.store.feed_end()
         self.subscribers.add(sub)
 
     def unsubscribe(self, sub: Subscriber) -> None:
@@ -167,7 +166,7 @@ class FeedTail:
         if not self.subscribers:
             return
         before = self.position
-        rows, scanned = self.store.feed_scan(before, TAIL_CHUNK)
+        rows, scanned = self.orch.store.feed_scan(before, TAIL_CHUNK)
         views: dict[str, dict[str, Any] | None] = {}
         for position, key, entry in rows:
             self.position = position
