@@ -200,7 +200,7 @@ SCHEMAS: dict[str, Any] = {
     ),
     "Health": _object(["status"], {"status": {"type": "string"}}),
     "BackupRequest": _object(
-        ["dest"], {"dest": {"type": "string", "minLength": 1, "description": "a folder on the server; absent or empty"}},
+        ["dest"], {"dest": {"type": "string", "minLength": 1, "pattern": "^/", "description": "an absolute folder path on the server; absent or empty"}},
         closed=True,
     ),
     "BackupResult": _object(

@@ -281,8 +281,8 @@ class Gateway:
         """A consistent compacted copy of the store in a server-side folder, while serving."""
         body = fields(await self._body(request), required=("dest",))
         dest = _typed(body, "dest", str, "a server-side folder path")
-        if not dest or "\0" in dest:
-            raise Problem(422, "invalid_input", "dest must be a non-empty folder path")
+        if not dest or "\0" in dest or not os.path.isabs(dest):
+            raise Problem(422, "invalid_input", "dest must be an absolute folder path on the server")
         result = await asyncio.get_running_loop().run_in_executor(None, backup_to, self.orch, dest)
         return render(request, result)
 

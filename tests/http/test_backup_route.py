@@ -55,8 +55,9 @@ async def test_backup_refuses_a_folder_with_files_and_non_admins(client, tmp_pat
     assert r.status == 409
     r = await client.post("/v1/admin/backup", json={"dest": str(tmp_path / "b")}, headers=auth("globex-writer"))
     assert r.status == 403
-    r = await client.post("/v1/admin/backup", json={"dest": ""}, headers=ADMIN)
-    assert r.status == 422
+    for dest in ("", "relative/folder"):  # a relative path would land in the server's cwd
+        r = await client.post("/v1/admin/backup", json={"dest": dest}, headers=ADMIN)
+        assert r.status == 422, dest
     empty = tmp_path / "empty"
     empty.mkdir()
     r = await client.post("/v1/admin/backup", json={"dest": str(empty)}, headers=ADMIN)
