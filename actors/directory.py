@@ -20,6 +20,7 @@ import pykka
 
 from saga_journey.persistence.keys import local_id, scoped_key
 from saga_journey.runtime.codec import state_from_dict, status_view
+from saga_journey.runtime.isotime import with_iso
 from saga_journey.runtime.errors import (
     ConflictError,
     CorruptRecordError,
@@ -234,7 +235,7 @@ class Directory:
                 self._waiters[saga_id] = rest
             else:
                 del self._waiters[saga_id]
-        view = status_view(state)
+        view = with_iso(status_view(state))
         for fut in ready:
             if not fut.done():
                 fut.set_result(view)
@@ -290,6 +291,6 @@ def state_of(store: Any, saga_id: str, snapshot: dict[str, Any]) -> Any:
 
 def view_of(snapshot: dict[str, Any], store: Any = None) -> dict[str, Any]:
     if store is None:
-        return status_view(state_from_dict(snapshot))
+        return with_iso(status_view(state_from_dict(snapshot)))
     key = scoped_key(str(snapshot.get("tenant_id") or "?"), str(snapshot.get("saga_id")))
-    return status_view(state_of(store, key, snapshot))
+    return with_iso(status_view(state_of(store, key, snapshot)))

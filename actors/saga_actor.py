@@ -29,6 +29,7 @@ from saga_journey.runtime.errors import (
     SagaError,
     StorageError,
 )
+from saga_journey.runtime.isotime import with_iso
 from saga_journey.runtime.handlers import CompensationContext, idempotency_key
 from saga_journey.runtime.machine import (
     decide,
@@ -224,7 +225,7 @@ class SagaActor(LoopActor):
             self._journey = journey
         if decision.event is None:
             assert state is not None
-            _resolve(cmd.reply, {**status_view(state), "replayed": True, "note": decision.note})
+            _resolve(cmd.reply, {**with_iso(status_view(state)), "replayed": True, "note": decision.note})
             return
         self._persist(decision.event, cmd.reply, cmd.idempotency)
 
@@ -251,7 +252,7 @@ class SagaActor(LoopActor):
         prev = self._state
         new = evolve(prev, event)
         # The status view is built only for someone who reads it (a caller, a stored replay).
-        response = {**status_view(new), "event": event.kind} if reply is not None or idem else {}
+        response = {**with_iso(status_view(new)), "event": event.kind} if reply is not None or idem else {}
         write = SagaWrite(
             saga_id=new.saga_id,
             snapshot=state_to_dict(new),

@@ -145,6 +145,14 @@ def create_app(
 
     async def on_shutdown(_: web.Application) -> None:
         gateway.ready = False
+        gateway.tail.close()  # event streams end now, so they never hold up the shutdown
+
+    async def event_feed(_: web.Application) -> Any:
+        gateway.tail.start()
+        yield
+        gateway.tail.close()
+
+    app.cleanup_ctx.append(event_feed)
 
     app.on_shutdown.append(on_shutdown)
     return app

@@ -68,6 +68,12 @@ class Authenticator:
         self._keys = [(k.sha256.encode("ascii"), _principal(k)) for k in keys]
         self.insecure_dev = insecure_dev
 
+    def replace(self, keys: Iterable[ApiKey]) -> int:
+        """Swap in a new set of keys at once (one assignment: a request sees the old or the new set)."""
+        new = [(k.sha256.encode("ascii"), _principal(k)) for k in keys]
+        self._keys = new
+        return len(new)
+
     def authenticate(self, authorization: str | None) -> Principal | None:
         if self.insecure_dev:
             return DEV_PRINCIPAL

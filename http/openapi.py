@@ -119,6 +119,7 @@ SCHEMAS: dict[str, Any] = {
     ),
     "TemplateList": _object(["templates"], {"templates": {"type": "array", "items": _ref("Template")}}),
     "SagaState": {"type": "string", "enum": list(SAGA_STATES)},
+    "ListOrder": {"type": "string", "enum": ["newest", "oldest"]},
     "CompensationStatus": {"type": "string", "enum": ["none", "running", "succeeded", "failed"]},
     "FailureKind": {"type": "string", "enum": ["milestone_failed", "timeout", "deadline", "aborted", "internal_error"]},
     "FailureResult": _free_object("the fields reported with the failure"),
@@ -161,6 +162,8 @@ SCHEMAS: dict[str, Any] = {
             "context": _ref("SagaContext"),
             "started_at": {"type": "number"},
             "updated_at": {"type": "number"},
+            "started_at_iso": {**NULLABLE_STR, "description": "started_at as ISO 8601 UTC"},
+            "updated_at_iso": {**NULLABLE_STR, "description": "updated_at as ISO 8601 UTC"},
             "version": {"type": "integer"},
             "parked": {"type": "boolean", "description": "compensation gave up: an operator must retry or skip"},
             "parked_reason": NULLABLE_STR,
@@ -186,6 +189,8 @@ SCHEMAS: dict[str, Any] = {
             "seq": {"type": "integer", "minimum": 1},
             "type": {"type": "string", "description": "the event's kind, e.g. saga_started, milestone_failed"},
             "status_after": _ref("SagaState"),
+            "at": {"type": "number"},
+            "at_iso": {**NULLABLE_STR, "description": "at as ISO 8601 UTC"},
         },
         additionalProperties=True,
         description="one recorded event: its kind's own fields follow seq, type and status_after",
@@ -195,6 +200,14 @@ SCHEMAS: dict[str, Any] = {
         {"saga_id": {"type": "string"}, "events": {"type": "array", "items": _ref("HistoryEvent")}},
     ),
     "Health": _object(["status"], {"status": {"type": "string"}}),
+    "BackupRequest": _object(
+        ["dest"], {"dest": {"type": "string", "minLength": 1, "pattern": "^/", "description": "an absolute folder path on the server; absent or empty"}},
+        closed=True,
+    ),
+    "BackupResult": _object(
+        ["dest", "bytes", "seconds"],
+        {"dest": {"type": "string"}, "bytes": {"type": "integer", "minimum": 0}, "seconds": {"type": "number", "minimum": 0}},
+    ),
     "OpenApiDocument": _free_object("an OpenAPI 3.1 document"),
     "CustomMilestone": _object(
         ["id"],
@@ -339,6 +352,8 @@ _STATUS = {
     "context": {"order_id": "1001"},
     "started_at": 1767225600.0,
     "updated_at": 1767225600.0,
+    "started_at_iso": "2026-01-01T00:00:00.000000Z",
+    "updated_at_iso": "2026-01-01T00:00:00.000000Z",
     "version": 1,
     "event": "saga_started",
 }
@@ -461,6 +476,35 @@ def _query(name: str, schema: dict[str, Any], description: str, example: Any) ->
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": description, "example": example}
 
 
+_TIME = {"type": "string", "minLength": 1, "maxLength": 64, "description": "epoch seconds or ISO 8601 (no zone: UTC)"}
+_FILTERS = [
+    _query("status", _ref("SagaState"), "only sagas in this state", "FAILED"),
+    _query("parked", {"type": "boolean"}, "only parked (true) or unparked (false) sagas", True),
+    _query("journey_type", ID, "only sagas of this journey type", "order_processing"),
+    _query("journey_id", ID, "only sagas of this journey", "orders"),
+    _query("user_id", ID, "only this user's sagas", "alice"),
+    _query("updated_after", _TIME, "updated at or after this time", "2026-01-01T00:00:00Z"),
+    _query("updated_before", _TIME, "updated before this time", "1767225600"),
+]
+_LAST_EVENT_ID = {
+    "name": "Last-Event-ID", "in": "header", "required": False,
+    "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
+    "description": "resume after this event id (sent by EventSource on reconnect)", "example": "42",
+}
+_SSE_EXAMPLE = (
+    "id: 42\nevent: milestone_completed\ndata: {\"saga_id\": \"order-1001\", \"seq\": 2, "
+    "\"event\": \"milestone_completed\", \"status\": \"IN_PROGRESS\", \"saga\": {}}\n\n: ping\n\n"
+)
+
+
+def _sse(summary: str, description: str, params: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "tag": "events", "summary": summary, "params": [*params, _LAST_EVENT_ID, _query(
+            "last_event_id", {"type": "string", "pattern": "^[0-9]{1,19}$"}, "as the Last-Event-ID header", "42")],
+        "sse": description, "errors": _READ_ERRORS,
+    }
+
+
 _OPERATOR_RESULT = "the status after the action (recorded in history with who and why)"
 _PARKED = {**_COMPENSATING, "parked": True, "parked_reason": "refund_payment failed 5 times: gateway timeout",
            "failed_compensation": "process_payment", "compensation_attempts": 5, "compensation_status": "failed",
@@ -523,8 +567,8 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         "tag": "sagas",
         "summary": "List this tenant's sagas, filtered and paginated",
         "params": [
-            _query("status", _ref("SagaState"), "only sagas in this state", "FAILED"),
-            _query("journey_type", ID, "only sagas of this journey type", "order_processing"),
+            *_FILTERS,
+            _query("order", _ref("ListOrder"), "by updated_at: newest first (default) or oldest first", "newest"),
             _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "page size (default 100)", 50),
             _query("cursor", {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": "^[A-Za-z0-9_-]+$"}, "next_cursor of the previous page", "b3JkZXItMTAwMQ"),
         ],
@@ -583,6 +627,24 @@ OPERATIONS: dict[str, dict[str, Any]] = {
                                          "at": 1767225603.0, "result": None}, "event": "saga_aborted"})),
         "errors": _WRITE_ERRORS,
     },
+    "events": _sse(
+        "Live events of this tenant's sagas (Server-Sent Events)",
+        "text/event-stream; each event's id is an opaque resumable position; without Last-Event-ID the "
+        "stream starts now",
+        [*_FILTERS, _query("saga_id", ID, "only this saga (repeat for several)", "order-1001")],
+    ),
+    "saga_events": _sse(
+        "One saga's events (Server-Sent Events), from its first event or after Last-Event-ID",
+        "text/event-stream; each event's id is the history seq", [_PATH_PARAM["saga_id"]],
+    ),
+    "backup": {
+        "tag": "operator",
+        "summary": "Write a consistent compacted copy of the store to a server-side folder, while serving",
+        "body": ("BackupRequest", _examples(backup={"dest": "/var/backups/saga-journey/2026-01-01"})),
+        "ok": ("200", "BackupResult", "the copy is complete", _examples(done={
+            "dest": "/var/backups/saga-journey/2026-01-01", "bytes": 1048576, "seconds": 0.42})),
+        "errors": _WRITE_ERRORS,
+    },
     "retry_compensation": {
         "tag": "operator",
         "summary": "Resume a parked rollback at the compensation that failed, with a fresh budget",
@@ -605,7 +667,8 @@ OPERATIONS: dict[str, dict[str, Any]] = {
 _TAGS = [
     {"name": "journeys", "description": "design and read journey definitions"},
     {"name": "sagas", "description": "start sagas, report milestone results, read status and history"},
-    {"name": "operator", "description": "resolve parked rollbacks (admin role)"},
+    {"name": "operator", "description": "resolve parked rollbacks, back up the store (admin role)"},
+    {"name": "events", "description": "live events as Server-Sent Events, resumable with Last-Event-ID"},
     {"name": "service", "description": "health, readiness, this document, metrics"},
 ]
 
@@ -618,12 +681,17 @@ def query_params(operation: str) -> tuple[str, ...]:
 
 def _operation(r: Any) -> dict[str, Any]:
     spec = OPERATIONS[r.name]
-    code, schema, text, examples = spec["ok"]
+    if "sse" in spec:
+        ok = {"200": {"description": spec["sse"], "content": {"text/event-stream": {
+            "schema": {"type": "string"}, "example": _SSE_EXAMPLE}}}}
+    else:
+        code, schema, text, examples = spec["ok"]
+        ok = {code: _ok(schema, text, examples, spec.get("links"), location=code == "201")}
     op: dict[str, Any] = {
         "operationId": r.name,
         "tags": [spec["tag"]],
         "summary": spec["summary"],
-        "responses": {code: _ok(schema, text, examples, spec.get("links"), location=code == "201")},
+        "responses": ok,
     }
     for status in spec["errors"]:
         op["responses"][str(status)] = _error(status)

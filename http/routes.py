@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
+from saga_journey.runtime.isotime import parse_time
 from saga_journey.runtime.journeys import ID_PATTERN
 from saga_journey.runtime.model import SAGA_STATES
 from saga_journey.runtime.orchestrator import SagaOrchestrator
 
+from . import events
 from .admission import Admission
 from .auth import Principal
 from .codec import fields, read_body, render
@@ -86,6 +91,45 @@ def _query_str(request: web.Request, name: str) -> str | None:
     return value
 
 
+def _query_bool(request: web.Request, name: str) -> bool | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    if raw not in ("true", "false"):
+        raise Problem(422, "invalid_input", f"query parameter {name} must be true or false")
+    return raw == "true"
+
+
+def _query_time(request: web.Request, name: str) -> float | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    try:
+        if not 0 < len(raw) <= 64:
+            raise ValueError(raw)
+        return parse_time(raw)
+    except (ValueError, OverflowError):
+        raise Problem(422, "invalid_input", f"query parameter {name} must be epoch seconds or an ISO 8601 time") from None
+
+
+def _query_status(request: web.Request) -> str | None:
+    status = request.query.get("status")
+    if status is not None and status not in SAGA_STATES:
+        raise Problem(422, "invalid_input", f"status must be one of {list(SAGA_STATES)}")
+    return status
+
+
+def _filters(request: web.Request) -> dict[str, Any]:
+    """The list filters shared by GET /v1/sagas and GET /v1/events."""
+    return {
+        "parked": _query_bool(request, "parked"),
+        "journey_id": _query_str(request, "journey_id"),
+        "user_id": _query_str(request, "user_id"),
+        "updated_after": _query_time(request, "updated_after"),
+        "updated_before": _query_time(request, "updated_before"),
+    }
+
+
 def _idempotency_key(request: web.Request) -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
@@ -114,6 +158,7 @@ class Gateway:
         self.admission = admission
         self.ready = True
         self.openapi_body: bytes = b""
+        self.tail = events.FeedTail(orchestrator)
 
     async def _body(self, request: web.Request) -> Any:
         return await read_body(request, self.settings.max_body_bytes, self.settings.body_timeout_s)
@@ -184,20 +229,62 @@ class Gateway:
         return render(request, status, 201, {"Location": f"/v1/sagas/{status['saga_id']}"})
 
     async def list_sagas(self, request: web.Request) -> web.Response:
-        status = request.query.get("status")
-        if status is not None and status not in SAGA_STATES:
-            raise Problem(422, "invalid_input", f"status must be one of {list(SAGA_STATES)}")
+        status = _query_status(request)
         cursor = request.query.get("cursor")
         if cursor is not None and not (0 < len(cursor) <= 1024 and _CURSOR.match(cursor)):
             raise Problem(422, "invalid_input", "cursor must be a value returned as next_cursor")
+        order = request.query.get("order", "newest")
+        if order not in ("newest", "oldest"):
+            raise Problem(422, "invalid_input", "order must be newest or oldest")
         page = await self.orch.list_sagas(
             status,
             _query_str(request, "journey_type"),
             principal(request).user_context(),
             limit=_query_int(request, "limit", 100, 1, 1000),
             cursor=cursor,
+            order=order,
+            **_filters(request),
         )
         return render(request, page)
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        """SSE of the tenant's committed events (filters as the list, plus repeated saga_id)."""
+        tenant = principal(request).tenant_id
+        saga_ids = request.query.getall("saga_id", [])
+        for sid in saga_ids:
+            if not ID_PATTERN.fullmatch(sid):
+                raise Problem(422, "invalid_input", "query parameter saga_id is not a valid identifier")
+        match = events.Filter(status=_query_status(request), journey_type=_query_str(request, "journey_type"),
+                              saga_ids=frozenset(saga_ids), **_filters(request)).matches
+        start = events.last_event_id(request)
+        sub = events.Subscriber(events.scope_of(tenant), match, self.tail.queue_size)
+        self.tail.subscribe(sub)  # before reading the start: nothing committed after it is missed
+        if start is None:
+            start = self.store_end()
+        replay = events.global_replay(self.orch, tenant, match)
+        return await events.stream(request, self.tail, sub, replay, start, per_saga=False)
+
+    async def saga_events(self, request: web.Request) -> web.StreamResponse:
+        """SSE of one saga's events; ids are its history seqs; without Last-Event-ID from seq 0."""
+        saga_id = path_id(request, "saga_id")
+        who = principal(request)
+        await self.orch.get_saga_status(saga_id, who.user_context())  # 404 for unknown / other tenant
+        start = events.last_event_id(request) or 0
+        key = events.scope_of(who.tenant_id, saga_id)
+        sub = events.Subscriber(key, lambda item: True, self.tail.queue_size)
+        return await events.stream(request, self.tail, sub, events.saga_replay(self.orch, key), start, per_saga=True)
+
+    def store_end(self) -> int:
+        return self.orch.store.feed_end()
+
+    async def backup(self, request: web.Request) -> web.Response:
+        """A consistent compacted copy of the store in a server-side folder, while serving."""
+        body = fields(await self._body(request), required=("dest",))
+        dest = _typed(body, "dest", str, "a server-side folder path")
+        if not dest or "\0" in dest or not os.path.isabs(dest):
+            raise Problem(422, "invalid_input", "dest must be an absolute folder path on the server")
+        result = await asyncio.get_running_loop().run_in_executor(None, backup_to, self.orch, dest)
+        return render(request, result)
 
     async def get_saga(self, request: web.Request) -> web.Response:
         """The saga's status; with ``wait=SECONDS`` a long-poll: answered once the saga is
@@ -316,9 +403,25 @@ class Gateway:
             Route("GET", "/v1/sagas", self.list_sagas, "read", "list_sagas"),
             Route("GET", "/v1/sagas/{saga_id}", self.get_saga, "read", "get_saga_status"),
             Route("GET", "/v1/sagas/{saga_id}/history", self.history, "read", "get_saga_execution_history"),
+            Route("GET", "/v1/sagas/{saga_id}/events", self.saga_events, "read", "saga_events"),
+            Route("GET", "/v1/events", self.events, "read", "events"),
+            Route("POST", "/v1/admin/backup", self.backup, "admin", "backup"),
             Route("POST", "/v1/sagas/{saga_id}/advance", self.advance, "write", "advance_saga_step"),
             Route("POST", "/v1/sagas/{saga_id}/fail", self.fail, "write", "fail_saga_step"),
             Route("POST", "/v1/sagas/{saga_id}/compensate", self.compensate, "write", "compensate_saga"),
             Route("POST", "/v1/sagas/{saga_id}/retry-compensation", self.retry_compensation, "admin", "retry_compensation"),
             Route("POST", "/v1/sagas/{saga_id}/skip-compensation", self.skip_compensation, "admin", "skip_compensation"),
         ]
+
+
+def backup_to(orch: SagaOrchestrator, dest: str) -> dict[str, Any]:
+    """Copy the store into ``dest`` (absent or empty); ``{"dest", "bytes", "seconds"}``."""
+    if os.path.exists(dest) and (not os.path.isdir(dest) or os.listdir(dest)):
+        raise Problem(409, "invalid_transition", f"backup destination {dest} exists and is not an empty folder")
+    started = time.perf_counter()
+    try:
+        orch.store.backup(dest, compact=True)
+    except OSError as exc:
+        raise Problem(422, "invalid_input", f"cannot write a backup to {dest}: {exc.strerror}") from None
+    size = sum(os.path.getsize(os.path.join(dest, name)) for name in os.listdir(dest))
+    return {"dest": dest, "bytes": size, "seconds": round(time.perf_counter() - started, 6)}

@@ -26,9 +26,11 @@ from saga_journey.runtime.orchestrator import SagaOrchestrator
 
 from .access_log import ACCESS_LOG, AccessLogger
 from .devmode import template_noop_handlers
+from saga_journey.runtime.errors import SagaError
 
 from .app import create_app
-from .settings import ServeConfig
+from .auth import Authenticator
+from .settings import ServeConfig, load_config
 from .webhooks import build_webhooks
 
 log = logging.getLogger("saga_journey.http")
@@ -52,8 +54,10 @@ async def serve(
     started: Callable[[int], None] | None = None,
     sockets: Sequence[socket.socket] = (),
     access_log: bool = False,
+    config_path: str | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT; with ``metrics``, Prometheus metrics are served at GET /metrics.
+    On SIGHUP the API keys are read again from ``config_path`` (connections stay open).
 
     ``sockets``: already bound listeners (``listeners.bind_listeners``) to serve on instead of
     binding ``host``:``port`` here."""
@@ -76,7 +80,8 @@ async def serve(
         if metric_obs is not None:
             metric_obs.attach(orch)
             handler = metrics_handler(metric_obs.registry)
-        app = create_app(orch, settings, metrics_handler=handler)
+        auth = Authenticator(settings.api_keys, insecure_dev=settings.insecure_dev)
+        app = create_app(orch, settings, metrics_handler=handler, authenticator=auth)
         runner = web.AppRunner(
             app, access_log=ACCESS_LOG if access_log else None, access_log_class=AccessLogger,
             shutdown_timeout=settings.shutdown_timeout_s, handle_signals=False,
@@ -104,6 +109,7 @@ async def serve(
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, reload_keys, auth, config_path, settings.insecure_dev, out)
         await stop.wait()
         print("saga-journey gateway stopping", file=out, flush=True)
     finally:
@@ -130,6 +136,22 @@ def _log_started(orch: SagaOrchestrator, host: str, port: int, *, metrics: bool)
     )
 
 
+def reload_keys(auth: Authenticator, path: str | None, insecure_dev: bool, out: TextIO) -> None:
+    """SIGHUP: read the config file again and swap in its API keys; a bad file keeps the old keys."""
+    if path is None:
+        log.warning("SIGHUP: no --config file to reload API keys from; keys unchanged")
+        return
+    try:
+        keys = load_config(path, insecure_dev=insecure_dev).gateway.api_keys
+    except SagaError as exc:
+        log.error("SIGHUP: config %s not reloaded, the previous API keys stay: %s", path, exc)
+        print(f"saga-journey: config {path} not reloaded (previous API keys stay): {exc}", file=out, flush=True)
+        return
+    count = auth.replace(keys)
+    log.warning("SIGHUP: reloaded %d API keys from %s", count, path)
+    print(f"saga-journey: reloaded {count} API keys from {path}", file=out, flush=True)
+
+
 def run(
     data_dir: str,
     host: str,
@@ -139,6 +161,7 @@ def run(
     use_uvloop: bool | None = None,
     sockets: Sequence[socket.socket] = (),
     access_log: bool = False,
+    config_path: str | None = None,
 ) -> None:
     """Blocking entry point for the CLI. ``use_uvloop``: None = when installed."""
     if use_uvloop is not False:
@@ -148,6 +171,8 @@ def run(
             if use_uvloop:
                 raise
         else:
-            uvloop.run(serve(data_dir, host, port, config, sockets=sockets, access_log=access_log))
+            uvloop.run(serve(data_dir, host, port, config, sockets=sockets, access_log=access_log,
+                             config_path=config_path))
             return
-    asyncio.run(serve(data_dir, host, port, config, sockets=sockets, access_log=access_log))
+    asyncio.run(serve(data_dir, host, port, config, sockets=sockets, access_log=access_log,
+                      config_path=config_path))

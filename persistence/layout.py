@@ -1,5 +1,7 @@
 """Stored format version, and the upgrade of older folders on open.
 
+Format 3 adds the list index and the commit feed (``persistence.recent``; the index is built
+from the snapshots on the first open, history written before has no feed positions).
 Format 2 keys sagas, journeys and idempotency records by ``keys.scoped_key(tenant, id)``.
 Format 1 (releases up to 83ba9c1) keyed sagas and journeys by the plain id and idempotency
 records by ``tenant\\0key``. ``upgrade`` rewrites such a folder to format 2 inside the caller's
@@ -20,7 +22,7 @@ from saga_journey.runtime.errors import CorruptRecordError, StorageError
 
 log = logging.getLogger("saga_journey.persistence")
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 FORMAT_KEY = b"format_version"
 _SEP = b"\0"
 _VERSION_LEN = 10  # journey keys end with \0 + the version as 10 digits

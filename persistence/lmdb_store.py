@@ -26,6 +26,8 @@ import lmdb
 
 from saga_journey.persistence.keys import scoped_key
 from saga_journey.persistence.layout import FORMAT_VERSION, Databases, stored_format, upgrade
+from saga_journey.persistence import recent
+from saga_journey.persistence.keys import local_id
 from saga_journey.persistence.records import decode_record, encode_record
 from saga_journey.persistence.retention import Retention, RetentionDbs, expired_count
 from saga_journey.persistence.store import (
@@ -242,6 +244,7 @@ class LmdbStore:
             self._idem = self._env.open_db(b"idem")
             self._meta = self._env.open_db(b"meta")
             self._open_watch_dbs()
+            self._open_recent_dbs()
         except BaseException as exc:  # e.g. a folder of a newer format: leave it closed, unlocked
             self._env.close()
             self._release_folder_lock()
@@ -284,10 +287,36 @@ class LmdbStore:
             self._env.open_db(b"finished"), self._env.open_db(b"finished_of"),
             self._env.open_db(b"idem_of"),
         )
-        self._retention = Retention(dbs, self._add_count, self.quarantine)
+        self._retention = Retention(
+            dbs, self._add_count, self.quarantine,
+            forget=lambda txn, sid, tenant, local: recent.unindex_saga(txn, self._recent, sid, tenant, local),
+        )
         if not existed:
             with self._env.begin(write=True) as txn:
                 self._retention.backfill(txn)
+
+    def _open_recent_dbs(self) -> None:
+        """Open the list index and the commit feed (``persistence.recent``). A folder written
+        before they existed gets them created and its list index built from its snapshots in
+        one write transaction (a crash leaves none of it); its older history has no feed positions."""
+        with self._env.begin() as txn:
+            existed = txn.get(b"recent") is not None and txn.get(b"feed") is not None
+        if existed:
+            self._recent = self._env.open_db(b"recent")
+            self._feed = self._env.open_db(b"feed")
+        else:
+            with self._env.begin(write=True) as txn:
+                self._recent = self._env.open_db(b"recent", txn=txn)
+                self._feed = self._env.open_db(b"feed", txn=txn)
+                for sid, raw in txn.cursor(db=self._sagas):
+                    try:
+                        snap = self._decode(raw, f"sagas/{sid.decode()}")
+                    except CorruptRecordError:
+                        continue  # quarantined; listed once it is readable again
+                    tenant = sid.decode().partition("/")[0]
+                    recent.index_saga(txn, self._recent, sid, tenant, local_id(sid.decode()), snap)
+        with self._env.begin() as txn:
+            self._feed_next = recent.feed_end(txn, self._feed) + 1
 
     def _upgrade(self) -> None:
         """Bring an older folder to the current stored format in one write transaction."""
@@ -514,8 +543,10 @@ class LmdbStore:
                 run_outcomes(handed)
 
     def _commit(self, requests: list[_Request]) -> None:
+        feed_start = self._feed_next
         while True:
             started = time.perf_counter()
+            self._feed_next = feed_start  # positions of a transaction that did not commit are reused
             txn = self._env.begin(write=True)
             try:
                 for request in requests:
@@ -532,6 +563,7 @@ class LmdbStore:
                 self._grow(txn)
                 continue
             except BaseException:
+                self._feed_next = feed_start
                 with self._gate.exclusive():
                     txn.abort()
                 raise
@@ -575,6 +607,9 @@ class LmdbStore:
             for seq, key, record in op.history:
                 if not txn.put(key, record, db=self._history, overwrite=False):
                     raise StorageError(f"history/{w.saga_id}/{seq}: already recorded")
+                txn.put(self._feed_next.to_bytes(8, "big"), recent.feed_value(key, record), db=self._feed)
+                self._feed_next += 1
+        recent.index_saga(txn, self._recent, sid, w.tenant_id, w.saga_id, w.snapshot)
         if w.prev_status != w.status:
             if w.prev_status is not None:
                 # The delete says whether the saga was indexed under prev_status: a write that
@@ -799,6 +834,51 @@ class LmdbStore:
                 except CorruptRecordError:
                     continue  # quarantined: one bad record must not hide every other saga
         return sagas, (_encode_cursor(keys[-1]) if more else None)
+
+    def find_sagas(self, query: recent.Query, *, limit: int = 100,
+                   after: str | None = None) -> tuple[list[dict], str | None]:
+        """A page of snapshots by ``updated_at`` (``query.order``), filtered from the index."""
+        if limit < 1:
+            raise InvalidInputError(f"limit must be >= 1, got {limit}")
+        with self._read() as txn:
+            ids, cursor = recent.scan(txn, self._recent, query, limit, after)
+            sagas = []
+            for local in ids:
+                key = scoped_key(query.tenant, local)
+                raw = txn.get(key.encode(), db=self._sagas)
+                if raw is None:
+                    raise CorruptRecordError(f"recent entry for sagas/{key} has no snapshot")
+                try:
+                    sagas.append(self._decode(raw, f"sagas/{key}"))
+                except CorruptRecordError:
+                    continue  # quarantined: one bad record must not hide every other saga
+        return sagas, cursor
+
+    def feed_end(self) -> int:
+        """The global position of the last committed history entry (0: none)."""
+        with self._read() as txn:
+            return recent.feed_end(txn, self._feed)
+
+    def feed_scan(self, position: int, limit: int = 1000, *,
+                  tenant: str | None = None) -> tuple[list[tuple[int, str, dict]], int]:
+        """Committed history entries among the ``limit`` feed positions after ``position``:
+        ([(position, scoped saga key, entry)], last position looked at); with ``tenant``, only
+        that tenant's entries are returned (the others are still counted as looked at)."""
+        scope = None if tenant is None else scoped_key(tenant, "")
+        out: list[tuple[int, str, dict]] = []
+        last = position
+        with self._read() as txn:
+            for pos, value in recent.feed_after(txn, self._feed, position, limit):
+                last = pos
+                hist_key = value[:-4]
+                key, seq = hist_key[:-9].decode(), int.from_bytes(hist_key[-8:], "big")
+                if scope is not None and not key.startswith(scope):
+                    continue
+                raw = txn.get(hist_key, db=self._history)
+                if not recent.feed_names(value, raw):
+                    continue  # pruned since (and perhaps the id used again)
+                out.append((pos, key, self._decode(raw, f"history/{key}/{seq}")))
+        return out, last
 
     def sagas_with_work_owed(self) -> list[str]:
         """Sagas to activate at once on recovery (an empty owed value: work is due now)."""

@@ -69,10 +69,12 @@ class Retention:
     def __init__(
         self, dbs: RetentionDbs, add_count: Callable[[lmdb.Transaction, str, str, int], None],
         quarantine: Callable[[str, str], None],
+        forget: Callable[[lmdb.Transaction, bytes, str, str], None] | None = None,
     ) -> None:
         self.dbs = dbs
         self._add_count = add_count
         self._quarantine = quarantine
+        self._forget = forget  # drops a pruned saga from indexes kept elsewhere (the list index)
 
     # ---- index maintenance (each saga write) --------------------------------------------
 
@@ -176,6 +178,8 @@ class Retention:
         since = txn.pop(sid, db=d.since)
         if since is not None:
             txn.delete(since, db=d.since)
+        if self._forget is not None:
+            self._forget(txn, sid, tenant, saga_id)
         result.pruned[journey_type] = result.pruned.get(journey_type, 0) + 1
 
     def _idem_keys(self, txn: lmdb.Transaction, sid: bytes) -> list[bytes]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +96,22 @@ class SagaStore(Protocol):
         limit: int = 100,
         after: str | None = None,
     ) -> tuple[list[dict], str | None]: ...
+
+    def find_sagas(
+        self, query: Any, *, limit: int = 100, after: str | None = None
+    ) -> tuple[list[dict], str | None]:
+        """Snapshots matching ``query`` (``recent.Query``) by updated_at, and the next cursor."""
+        ...
+
+    def feed_end(self) -> int:
+        """Global position of the last committed history entry (0: none)."""
+        ...
+
+    def feed_scan(
+        self, position: int, limit: int = 1000, *, tenant: str | None = None
+    ) -> tuple[list[tuple[int, str, dict]], int]:
+        """([(position, saga key, history entry)] after ``position``, last position looked at)."""
+        ...
 
     def sagas_with_work_owed(self) -> list[str]: ...
 

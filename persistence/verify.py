@@ -20,7 +20,8 @@ import lmdb
 
 from saga_journey.persistence.keys import scoped_key
 from saga_journey.persistence.layout import FORMAT_KEY, FORMAT_VERSION
-from saga_journey.persistence.records import decode_record
+from saga_journey.persistence import recent
+from saga_journey.persistence.records import decode_record, encode_record
 from saga_journey.runtime.errors import CorruptRecordError, StorageError
 
 from .lmdb_store import LOCK_FILE
@@ -28,6 +29,7 @@ from .retention import prunable
 
 _DBS = ("journeys", "sagas", "history", "idx", "owed", "counts", "idem")
 _RETENTION_DBS = ("finished", "finished_of", "idem_of")  # absent in folders never opened since
+_OPTIONAL_DBS = ("recent", "feed")  # format 3
 
 
 @dataclass
@@ -73,7 +75,7 @@ def _walk(env: lmdb.Environment) -> VerifyReport:
     rep = VerifyReport()
     dbs = {name: env.open_db(name.encode(), create=False) for name in _DBS}
     with env.begin(buffers=False) as txn:
-        present = [n for n in _RETENTION_DBS if txn.get(n.encode()) is not None]
+        present = [n for n in (*_RETENTION_DBS, *_OPTIONAL_DBS) if txn.get(n.encode()) is not None]
     dbs.update({name: env.open_db(name.encode(), create=False) for name in present})
     with env.begin(buffers=False) as txn:
         version = _stored_format(env, txn)
@@ -97,8 +99,10 @@ def _walk(env: lmdb.Environment) -> VerifyReport:
         )
         return rep
     _check_sagas(rep, raw, decoded)
-    if len(present) == len(_RETENTION_DBS):
+    if all(n in present for n in _RETENTION_DBS):
         _check_retention(rep, raw, decoded)
+    _check_recent(rep, raw.get("recent", {}), decoded["sagas"])
+    _check_feed(rep, raw.get("feed", {}), raw["history"], raw["sagas"])
     return rep
 
 
@@ -123,6 +127,47 @@ def _check_retention(rep: VerifyReport, raw: dict[str, dict[bytes, bytes]], deco
     for key, ikey in raw["idem_of"].items():
         if ikey not in raw["idem"]:
             bad(f"idem_of {key!r}: idempotency record {ikey!r} is gone")
+
+
+def _check_recent(rep: VerifyReport, entries: dict[bytes, bytes], sagas: dict[bytes, Any]) -> None:
+    """The list index holds exactly the three entries each snapshot implies."""
+    want: dict[bytes, bytes] = {}
+    for sid, snap in sagas.items():
+        if not isinstance(snap, dict):
+            continue
+        tenant, local = sid.decode().partition("/")[::2]
+        status, at_us = str(snap.get("status") or ""), recent.micros(snap.get("updated_at"))
+        meta = encode_record(recent.meta_of(snap))
+        want[recent.tenant_key(tenant, at_us, local)] = meta
+        want[recent.status_key(tenant, status, at_us, local)] = meta
+        want[recent.REVERSE + sid] = at_us.to_bytes(8, "big") + status.encode()
+    for key, value in want.items():
+        if entries.get(key) != value:
+            rep.inconsistent.append(f"recent {key!r} missing or stale")
+    for key in entries:
+        if key not in want:
+            rep.inconsistent.append(f"recent {key!r} matches no snapshot")
+
+
+def _check_feed(rep: VerifyReport, feed: dict[bytes, bytes], history: dict[bytes, bytes],
+                sagas: dict[bytes, bytes]) -> None:
+    """Each live feed position names a history entry, once, and a saga's positions follow its
+    seqs. An entry that names no current record (its saga was pruned, perhaps its id used again)
+    is allowed: readers skip it."""
+    last: dict[bytes, int] = {}
+    named: set[bytes] = set()
+    for pos in sorted(feed):
+        value = feed[pos]
+        key = value[:-4]
+        if not recent.feed_names(value, history.get(key)):
+            continue
+        if key in named:
+            rep.inconsistent.append(f"feed {int.from_bytes(pos, 'big')} repeats {key!r}")
+        named.add(key)
+        sid, seq = key[:-9], int.from_bytes(key[-8:], "big")
+        if seq <= last.get(sid, 0):
+            rep.inconsistent.append(f"feed {int.from_bytes(pos, 'big')}: {key!r} out of seq order")
+        last[sid] = seq
 
 
 def _stored_format(env: lmdb.Environment, txn: lmdb.Transaction) -> int:

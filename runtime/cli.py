@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"saga-journey {_version()}")
     parser.add_argument("--url", help="gateway URL for sagas/journeys/events (env SAGA_JOURNEY_URL)")
     parser.add_argument("--token", help="API key for sagas/journeys/events (env SAGA_JOURNEY_TOKEN)")
+    env_defaults(serve, "serve")
     return parser
 
 
@@ -73,6 +74,35 @@ def _is_click_command(argv: Sequence[str]) -> bool:
     while args and args[0].split("=", 1)[0] in ("--url", "--token"):
         args = args[1:] if "=" in args[0] else args[2:]
     return bool(args) and args[0] in ("sagas", "journeys", "events")
+
+
+ENV_PREFIX = "SAGA_JOURNEY_"
+
+
+def env_defaults(parser: argparse.ArgumentParser, command: str) -> None:
+    """Every option of ``parser`` also from ``SAGA_JOURNEY_<OPTION>`` (a flag on the command line wins).
+
+    A switch (``--create``) is on for ``1``/``true``/``yes``/``on`` and off for ``0``/``false``/
+    ``no``/``off``/empty; anything else is an error naming the variable."""
+    import os
+
+    for action in parser._actions:  # argparse has no public list of a parser's options
+        if not action.option_strings or action.dest == "help":
+            continue
+        name = ENV_PREFIX + action.option_strings[-1].lstrip("-").replace("-", "_").upper()
+        action.help = f"{action.help or ''} [env {name}]".strip()
+        raw = os.environ.get(name)
+        if raw is None:
+            continue
+        if action.nargs == 0:  # store_true
+            value = raw.strip().lower()
+            if value not in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):
+                parser.error(f"{name}={raw!r}: expected 1/true/yes/on or 0/false/no/off")
+            action.default = value in ("1", "true", "yes", "on")
+        elif action.choices is not None and (action.type(raw) if callable(action.type) else raw) not in action.choices:
+            parser.error(f"{name}={raw!r}: expected one of {', '.join(map(str, action.choices))}")
+        else:
+            action.default = raw
 
 
 def _require_store(data_dir: str, *, create_flag: str | None = None) -> None:
@@ -136,7 +166,7 @@ def _serve(args: argparse.Namespace) -> int:
     sockets = bind_listeners(args.host, port)
     try:
         run(args.data_dir, args.host, port, config, use_uvloop=use_uvloop, sockets=sockets,
-            access_log=args.access_log)
+            access_log=args.access_log, config_path=args.config)
     finally:
         for sock in sockets:
             sock.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import hashlib
+import math
 import threading
 import time
 import uuid
@@ -27,6 +28,7 @@ from saga_journey.actors.loop_actor import RuntimeLoop
 from saga_journey.actors.messages import Command
 from saga_journey.actors.services import Services
 from saga_journey.persistence.keys import local_id, scoped_key
+from saga_journey.persistence.recent import ORDERS, Query
 from saga_journey.persistence.store import JourneyWrite, SagaStore
 
 from .clock import Clock, SystemClock
@@ -55,6 +57,8 @@ from .model import (
     StartSaga,
 )
 from .logs import warn_missing_handlers
+from .events import Tee, TransitionHub
+from .isotime import entry_with_iso
 from .observer import RuntimeObserver
 from .replies import Reply
 from .retention import Pruner
@@ -88,6 +92,7 @@ class SagaOrchestrator:
         self.config = config or RuntimeConfig()
         self.clock = clock or SystemClock()
         self.observer = observer or RuntimeObserver()
+        self.transitions = TransitionHub()  # committed transitions, for event streams
         self.store = store
         self.handlers = HandlerRegistry()
         self._journeys: dict[tuple[str, int], Journey] = {}
@@ -110,7 +115,7 @@ class SagaOrchestrator:
             pool=self._pool,
             clock=self.clock,
             timers=self._timers,
-            observer=self.observer,
+            observer=Tee(self.observer, self.transitions),
             config=self.config,
             load_journey=self._load_journey,
         )
@@ -828,7 +833,7 @@ class SagaOrchestrator:
         self, saga_id: str, user_context: UserContext = None, *, after_seq: int = 0, limit: int | None = None
     ) -> list[dict[str, Any]]:
         key, _ = self._snapshot(saga_id, user_context)
-        return self.store.load_history(key, after_seq=after_seq, limit=limit)
+        return [entry_with_iso(e) for e in self.store.load_history(key, after_seq=after_seq, limit=limit)]
 
     async def get_saga_execution_history(
         self, saga_id: str, user_context: UserContext = None, *, after_seq: int = 0, limit: int | None = None
@@ -849,19 +854,36 @@ class SagaOrchestrator:
         *,
         limit: int = 100,
         cursor: str | None = None,
+        parked: bool | None = None,
+        journey_id: str | None = None,
+        user_id: str | None = None,
+        updated_after: float | None = None,
+        updated_before: float | None = None,
+        order: str = "newest",
     ) -> dict[str, Any]:
-        """A page of sagas, filtered by status and journey type: ``{"sagas": [...], "next_cursor"}``."""
+        """A page of sagas by ``updated_at`` (``order``: "newest" first, or "oldest"), filtered:
+        ``{"sagas": [...], "next_cursor"}``. ``updated_after`` is inclusive, ``updated_before``
+        exclusive (epoch seconds). A cursor never repeats or skips a saga that did not change."""
         self._check_open()
         tenant = self._tenant(user_context)
         if status is not None and status not in SAGA_STATES:
             raise InvalidInputError(f"status must be one of {list(SAGA_STATES)}, got {status!r}")
-        if journey_type is not None:
-            check_id(journey_type, "journey_type")
+        for name, value in (("journey_type", journey_type), ("journey_id", journey_id), ("user_id", user_id)):
+            if value is not None:
+                check_id(value, name)
+        if parked is not None and not isinstance(parked, bool):
+            raise InvalidInputError("parked must be true or false")
+        for name, value in (("updated_after", updated_after), ("updated_before", updated_before)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value)):
+                raise InvalidInputError(f"{name} must be a finite number of epoch seconds")
+        if order not in ORDERS:
+            raise InvalidInputError(f"order must be one of {list(ORDERS)}, got {order!r}")
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise InvalidInputError("limit must be an integer from 1 to 1000")
-        snaps, next_cursor = self.store.list_sagas(
-            tenant, status=status, journey_type=journey_type, limit=limit, after=cursor
-        )
+        query = Query(tenant, status, parked, journey_type, journey_id, user_id,
+                      updated_after, updated_before, order)
+        snaps, next_cursor = self.store.find_sagas(query, limit=limit, after=cursor)
         views = []
         for snap in snaps:
             try:
@@ -875,16 +897,12 @@ class SagaOrchestrator:
         status: str | None = None,
         journey_type: str | None = None,
         user_context: UserContext = None,
-        *,
-        limit: int = 100,
-        cursor: str | None = None,
+        **filters: Any,
     ) -> dict[str, Any]:
+        """Async twin of ``list_sagas_sync`` (same keyword filters)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            None,
-            lambda: self.list_sagas_sync(
-                status, journey_type, user_context, limit=limit, cursor=cursor
-            ),
+            None, lambda: self.list_sagas_sync(status, journey_type, user_context, **filters)
         )
 
     def _submit_wait(

@@ -26,6 +26,11 @@ from .test_serve_subprocess import free_port
 HERE = pathlib.Path(__file__).parent
 ST = pathlib.Path(sys.executable).with_name("st")
 MAX_TIME_S = int(os.environ.get("SAGA_ST_MAX_TIME", "150"))
+# Server-Sent Event streams never end on their own: schemathesis reads a response to its end,
+# so each generated request would hang until its timeout. They are tested in test_events.py.
+# The backup route writes a copy of the store to whatever server folder it is given: fuzzed,
+# it would fill the file system with copies. It is tested in test_backup_route.py.
+EXCLUDED = ("events", "saga_events", "backup")
 
 
 async def test_schemathesis_zero_failures(tmp_path):
@@ -66,6 +71,7 @@ async def test_schemathesis_zero_failures(tmp_path):
         st = await asyncio.create_subprocess_exec(
             str(ST), "--no-color", "--config-file", str(tmp_path / "schemathesis.toml"), "run",
             f"http://127.0.0.1:{port}/openapi.json", "--checks", "all",
+            *(arg for op in EXCLUDED for arg in ("--exclude-operation-id", op)),
             "--max-examples", "25", "--max-time", str(MAX_TIME_S), "--seed", "20261126",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env, cwd=str(tmp_path),
         )
@@ -83,7 +89,7 @@ async def test_schemathesis_zero_failures(tmp_path):
         assert selected and tested and "Stateful" in summary, summary
         # every operation schemathesis selected was tested, and its selection covers the
         # document (it counts one operation fewer than the document lists: 16 of 17 here)
-        assert int(tested.group(1)) == int(selected.group(1)) == int(selected.group(2))
+        assert int(tested.group(1)) == int(selected.group(1)) == int(selected.group(2)) - len(EXCLUDED)
         assert int(selected.group(2)) >= operations - 1
     finally:
         if server.returncode is None:

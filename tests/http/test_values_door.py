@@ -112,7 +112,7 @@ async def test_msgpack_non_string_keys_are_refused(client):
 
 @pytest.mark.parametrize(
     "path",
-    ["/v1/sagas?statuss=COMPLETED", "/v1/sagas?parked=true", "/v1/journeys?x=1", "/v1/journey-templates?a=b",
+    ["/v1/sagas?statuss=COMPLETED", "/v1/sagas?parkd=true", "/v1/journeys?x=1", "/v1/journey-templates?a=b",
      "/v1/sagas/s-1?verbose=1", "/v1/sagas/s-1/history?limit=5&afterseq=3", "/v1/journeys/j-1?versoin=2",
      "/healthz?x=1"],
 )
