@@ -11,9 +11,6 @@ import pytest
 
 from .conftest import design, make_saga
 
-NEEDS_FILTERS = pytest.mark.xfail(
-    strict=False, reason="needs H's list filters (parked, journey_id, user_id, updated_before) on GET /v1/sagas")
-NEEDS_ORDER = pytest.mark.xfail(strict=False, reason="needs H's list order (newest first by updated_at)")
 
 
 def ok(proc: subprocess.CompletedProcess[str]) -> str:
@@ -49,7 +46,6 @@ def test_status_journey_type_and_limit(gateway, fleet) -> None:
     assert len(listed(gateway, "--limit", "2")) == 2
 
 
-@NEEDS_FILTERS
 @pytest.mark.parametrize(("args", "expected"), [
     (("--parked",), {"parked"}),
     (("--status", "FAILED", "--not-parked"), {"compensated"}),
@@ -63,7 +59,6 @@ def test_contract_filters_on_the_gateway(gateway, fleet, args, expected) -> None
     assert listed(gateway, *args) == {fleet["sagas"][k] for k in expected}
 
 
-@NEEDS_ORDER
 def test_list_is_newest_first_by_last_update(gateway, fleet) -> None:
     views = json.loads(ok(gateway.cli("sagas", "list", "--json")))
     stamps = [v["updated_at"] for v in views]

@@ -15,7 +15,6 @@ import pytest
 
 from .conftest import ADMIN, CLI, ORDER, READER, design, make_saga
 
-NEEDS_SSE = pytest.mark.xfail(strict=False, reason="needs H's SSE route GET /v1/events")
 
 
 def ok(proc: subprocess.CompletedProcess[str]) -> str:
@@ -112,7 +111,6 @@ def test_watch_follows_a_saga_until_it_finishes(gateway, journey) -> None:
         assert events[-1]["status"] == "COMPLETED"
 
 
-@NEEDS_SSE
 def test_events_streams_one_json_object_per_line(gateway, journey) -> None:
     proc = subprocess.Popen([*CLI, "events", "--user", "u-events", "--json"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
