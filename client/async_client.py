@@ -231,6 +231,22 @@ class AsyncSagaClient:
         body = {"milestone_id": milestone_id, "reason": reason}
         return await self._request("POST", _saga(saga_id, "/skip-compensation"), body=body)
 
+    # --- operations (admin role) ----------------------------------------------------
+
+    async def backup(self, dest: str, *, timeout_s: float = 3600.0) -> dict[str, Any]:
+        """A consistent compacted copy of the server's store in ``dest``, a folder on the server
+        (absolute; absent or empty), written while it serves: ``{"dest", "bytes", "seconds"}``."""
+        return await self._request("POST", "/v1/admin/backup", body={"dest": dest}, timeout_s=timeout_s)
+
+    async def prune(self, older_than_s: float, *, limit: int = 500, dry_run: bool = False) -> dict[str, Any]:
+        """One bounded round of pruning finished sagas older than ``older_than_s`` (store-wide);
+        ``{"pruned", "records", "more", ...}``: call again while ``more``. ``dry_run``: only
+        ``{"expired": n}``."""
+        body: dict[str, Any] = {"older_than_s": older_than_s, "limit": limit}
+        if dry_run:
+            body = {"older_than_s": older_than_s, "dry_run": True}
+        return await self._request("POST", "/v1/admin/prune", body=body)
+
     async def get_saga_status(self, saga_id: str) -> dict[str, Any]:
         return await self._request("GET", _saga(saga_id))
 

@@ -99,6 +99,8 @@ class SagaClient:
     get_saga_execution_history = _blocking("get_saga_execution_history")
     list_sagas = _blocking("list_sagas")
     wait_for_saga = _blocking("wait_for_saga")
+    backup = _blocking("backup")
+    prune = _blocking("prune")
     iter_sagas = _iterating("iter_sagas")
     events: Callable[..., Iterator[SagaEvent]] = _iterating("events")
     saga_events: Callable[..., Iterator[SagaEvent]] = _iterating("saga_events")

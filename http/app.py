@@ -1,123 +1,71 @@
-"""The aiohttp application: one middleware (observe, authenticate, admit, render errors) + routes."""
+"""The aiohttp application: module-level middlewares, route tables, resources in ``cleanup_ctx``.
+
+``create_app(orch, settings)`` serves an orchestrator the caller owns (tests, a host process).
+``create_app(None, settings, runtime=ctx)`` lets the app own it: ``ctx(app)`` is an async
+context (``cleanup_ctx`` style) that opens the runtime, yields the orchestrator and closes it;
+``saga-journey serve`` passes one that also owns the webhook client session. Either way the
+event feed's subscriptions are opened and closed in ``cleanup_ctx`` after (inside) the runtime.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-import time
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 
 from aiohttp import web
 
-from saga_journey.runtime.errors import SagaError
 from saga_journey.runtime.orchestrator import SagaOrchestrator
 
 from .admission import Admission
-from .auth import Authenticator, repeated_headers
+from .auth import Authenticator
 from .docs import docs_routes
-from .openapi import build_openapi, query_params
-from .problems import Problem, from_problem, from_saga_error, problem_response
-from .routes import Gateway, Handler, set_principal
+from .middlewares import AUTHENTICATOR, MIDDLEWARES, ROUTE_TABLES
+from .openapi import build_openapi
+from .routedef import Handler, Route, RouteTable
+from .routes import GATEWAY, Gateway, routes
 from .settings import GatewaySettings
+
+__all__ = ["GATEWAY", "create_app", "RuntimeContext"]
 
 log = logging.getLogger("saga_journey.http")
 
-GATEWAY = web.AppKey("gateway", Gateway)
-_UNMATCHED = "unmatched"
+RuntimeContext = Callable[[web.Application], AbstractAsyncContextManager[SagaOrchestrator]]
 
 
-def _check_query(request: web.Request, allowed: tuple[str, ...]) -> None:
-    """Unknown query parameters are an error (422), as unknown body fields are: never ignored."""
-    unknown = sorted({k for k in request.query if k not in allowed})
-    if unknown:
-        shown = [k[:64] for k in unknown[:20]]
-        raise Problem(
-            422, "invalid_input",
-            f"unknown query parameters {shown}; allowed here: {list(allowed)}",
-            unknown=shown, allowed=list(allowed),
-        )
+def public_routes(metrics_handler: Handler | None) -> RouteTable:
+    """GET /metrics (when served) and the /docs page: no credential, like /openapi.json."""
+    table = RouteTable()
+    if metrics_handler is not None:
+        table.add(Route("GET", "/metrics", metrics_handler, None, "metrics", head=True))
+    for path, name, handler in docs_routes():
+        table.add(Route("GET", path, handler, None, name, head=True))
+    return table
 
 
 def create_app(
-    orchestrator: SagaOrchestrator,
+    orchestrator: SagaOrchestrator | None,
     settings: GatewaySettings,
     *,
     metrics_handler: Handler | None = None,
     authenticator: Authenticator | None = None,
+    runtime: RuntimeContext | None = None,
+    extra_routes: Sequence[RouteTable] = (),
 ) -> web.Application:
-    """Build the gateway app. ``metrics_handler`` (optional) is mounted, unauthenticated, at GET /metrics."""
+    """Build the gateway app. ``metrics_handler`` (optional) is mounted, unauthenticated, at GET /metrics;
+    ``extra_routes``: more route tables (their roles are honoured like the gateway's own)."""
+    if (orchestrator is None) == (runtime is None):
+        raise ValueError("create_app needs exactly one of an orchestrator or a runtime context")
     auth = authenticator or Authenticator(settings.api_keys, insecure_dev=settings.insecure_dev)
     if not settings.insecure_dev and not settings.api_keys and authenticator is None:
         log.warning("no API keys are configured: every /v1 request will be answered 401")
     admission = Admission(settings.max_in_flight, settings.max_queued_per_saga, settings.retry_after_s)
     gateway = Gateway(orchestrator, settings, admission)
-    routes = gateway.routes()
-    roles: dict[Any, str | None] = {}
-    queries = {r.handler: query_params(r.name) for r in routes}
-    observer = orchestrator.observer
-    retry_after = settings.retry_after_s
-    unauthorized = {"WWW-Authenticate": 'Bearer realm="saga-journey"'}
-
-    async def dispatch(request: web.Request, handler: Handler) -> web.StreamResponse:
-        match = request.match_info
-        exc = match.http_exception
-        if exc is not None:
-            if exc.status == 405:
-                allow = exc.headers.get("Allow", "")
-                return problem_response(
-                    405, "method_not_allowed", f"{request.method} is not allowed here; allowed: {allow}",
-                    headers={"Allow": allow},
-                )
-            return problem_response(404, "not_found", f"no endpoint at {request.path[:200]}")
-        repeated = repeated_headers(request.headers)
-        if repeated:
-            return problem_response(
-                400, "repeated_header",
-                f"header {', '.join(repeated)} must appear at most once in a request",
-            )
-        role = roles.get(match.route.handler)
-        if role is None:
-            _check_query(request, queries.get(match.route.handler, ()))
-            return await handler(request)
-        who = auth.authenticate(request.headers.get("Authorization"))
-        if who is None:
-            return problem_response(
-                401, "unauthorized", "a valid bearer token is required (Authorization: Bearer <token>)",
-                headers=unauthorized,
-            )
-        if not who.can(role):
-            return problem_response(403, "forbidden", f"this credential lacks the {role!r} role")
-        _check_query(request, queries.get(match.route.handler, ()))
-        set_principal(request, who)
-        admission.enter()
-        try:
-            return await handler(request)
-        finally:
-            admission.leave()
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        started = time.perf_counter()
-        resource = request.match_info.route.resource
-        template = resource.canonical if resource is not None else _UNMATCHED
-        status = 500
-        try:
-            resp = await dispatch(request, handler)
-        except Problem as p:
-            resp = from_problem(p)
-        except SagaError as e:
-            resp = from_saga_error(e, retry_after)
-        except web.HTTPException as e:
-            resp = problem_response(e.status, "http_error", e.reason)
-        except Exception:
-            log.exception("unhandled error on %s %s", request.method, template)
-            resp = problem_response(500, "internal_error", "unexpected server error; see the server log")
-        status = resp.status
-        observer.on_http_request(template, status, time.perf_counter() - started)
-        return resp
+    tables = (routes, public_routes(metrics_handler), *extra_routes)
 
     app = web.Application(
-        middlewares=[middleware],
+        middlewares=MIDDLEWARES,
         client_max_size=settings.max_body_bytes,
         # keepalive_timeout: aiohttp closes a connection whose next request's headers are not
         # complete this long after it opened or after its previous response (slow headers).
@@ -132,27 +80,30 @@ def create_app(
         },
     )
     app[GATEWAY] = gateway
-    for r in routes:
-        app.router.add_route(r.method, r.path, r.handler, name=r.name)
-        roles[r.handler] = r.role
-    if metrics_handler is not None:
-        app.router.add_get("/metrics", metrics_handler, name="metrics")
-        roles[metrics_handler] = None
-    for path, name, handler in docs_routes():  # public, like /openapi.json
-        app.router.add_get(path, handler, name=name)
-        roles[handler] = None
-    gateway.openapi_body = json.dumps(build_openapi(routes, metrics=metrics_handler is not None)).encode()
+    app[AUTHENTICATOR] = auth
+    app[ROUTE_TABLES] = tables
+    for table in tables:
+        app.add_routes(table)
+    documented = [r for r in routes.routes]
+    gateway.openapi_body = json.dumps(build_openapi(documented, metrics=metrics_handler is not None)).encode()
+
+    if runtime is not None:
+        async def owned_runtime(app: web.Application) -> AsyncIterator[None]:
+            async with runtime(app) as orch:
+                gateway.bind(orch)
+                yield
+
+        app.cleanup_ctx.append(owned_runtime)
+
+    async def event_feed(_: web.Application) -> AsyncIterator[None]:
+        gateway.tail.start()
+        yield
+        gateway.tail.close()
 
     async def on_shutdown(_: web.Application) -> None:
         gateway.ready = False
         gateway.tail.close()  # event streams end now, so they never hold up the shutdown
 
-    async def event_feed(_: web.Application) -> Any:
-        gateway.tail.start()
-        yield
-        gateway.tail.close()
-
     app.cleanup_ctx.append(event_feed)
-
     app.on_shutdown.append(on_shutdown)
     return app

@@ -8,6 +8,12 @@ subscribes first, then replays, then sends live items whose id is past the last 
 nothing is missed and nothing is sent twice. Each subscriber's queue is bounded; one that falls
 ``queue_size`` items behind is dropped with a final comment and must reconnect with its
 Last-Event-ID (it loses nothing by that).
+
+What resuming guarantees once the store prunes: every event after the Last-Event-ID of every
+saga still stored, exactly once, in commit order. Events of sagas pruned meanwhile are not sent
+(the sagas are gone). The feed itself keeps at most ``feed_retention_entries``; a Last-Event-ID
+older than what it kept is answered ``410 events_pruned`` (and a replay overtaken by the feed
+retention ends with ``event: reset``): the client must list the sagas again, then follow from now.
 """
 
 from __future__ import annotations
@@ -191,6 +197,23 @@ def load_view(orch: SagaOrchestrator, key: str) -> dict[str, Any] | None:
         return None
 
 
+def check_resumable(orch: SagaOrchestrator, after: int) -> None:
+    """A global stream resumed after ``after``: refused (410) once the feed retention removed
+    events past it, so the client knows to list again instead of silently missing events."""
+    floor = orch.store.feed_floor()
+    if after < floor:
+        raise Problem(
+            410, "events_pruned",
+            f"Last-Event-ID {after} is older than the retained event feed (events up to {floor} were "
+            "removed by the feed retention): list the sagas again, then follow the stream from now",
+            floor=floor,
+        )
+
+
+class FeedPruned(Exception):
+    """The feed retention removed entries past a replay's position while it replayed."""
+
+
 def last_event_id(request: web.Request) -> int | None:
     raw = request.headers.get("Last-Event-ID", request.query.get("last_event_id"))
     if raw is None or raw == "":
@@ -217,7 +240,11 @@ async def stream(request: web.Request, tail: FeedTail, sub: Subscriber,
         resp = await _open(request)
         last = start
         while True:  # replay until the store has nothing more after ``last``
-            items, last, more = await asyncio.get_running_loop().run_in_executor(None, replay, last)
+            try:
+                items, last, more = await asyncio.get_running_loop().run_in_executor(None, replay, last)
+            except FeedPruned:
+                await resp.write(b"event: reset\ndata: {\"reason\": \"events_pruned\"}\n\n")
+                return resp
             for item in items:
                 await resp.write(item.frame(item.seq if per_saga else item.position))
             if not more:
@@ -250,6 +277,8 @@ async def stream(request: web.Request, tail: FeedTail, sub: Subscriber,
 def global_replay(orch: SagaOrchestrator, tenant: str, match: Callable[[Item], bool]) -> Callable[[int], tuple[list[Item], int, bool]]:
     def replay(after: int) -> tuple[list[Item], int, bool]:
         rows, scanned = orch.store.feed_scan(after, REPLAY_CHUNK, tenant=tenant)
+        if after < orch.store.feed_floor():  # read after the scan: the scan saw no gap if this passes
+            raise FeedPruned(after)
         items = [Item(p, k, e, load_view(orch, k)) for p, k, e in rows]
         return [i for i in items if match(i)], max(after, scanned), scanned > after
 

@@ -1,4 +1,6 @@
-"""The OpenAPI 3.1 document of the gateway, built from the route table plus the schemas below.
+"""The OpenAPI 3.1 document of the gateway, generated from the route table (paths, roles), the
+request schemas of ``schemas.REQUESTS`` (query parameters, request bodies) and the response
+schemas below.
 
 Written for client generators as much as for validators: every request and response body and
 every nested object or enum is a named component (generators turn anonymous ones into
@@ -9,14 +11,16 @@ carries examples (checked against their schemas by the tests).
 
 from __future__ import annotations
 
+import re
 from typing import Any, Sequence
 
-from saga_journey.runtime.journeys import ID_PATTERN, template_names
 from saga_journey.runtime.model import SAGA_STATES
 
 from .problems import PROBLEM_JSON, PROBLEM_TYPE, TITLES
+from .schemas import ID, NO_PARAMS, REQUESTS, request_components
 
-ID = {"type": "string", "pattern": ID_PATTERN.pattern, "maxLength": 128}
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
 NULLABLE_STR = {"type": ["string", "null"]}
 NULLABLE_NUM = {"type": ["number", "null"]}
 STR_LIST = {"type": "array", "items": {"type": "string"}}
@@ -200,14 +204,21 @@ SCHEMAS: dict[str, Any] = {
         {"saga_id": {"type": "string"}, "events": {"type": "array", "items": _ref("HistoryEvent")}},
     ),
     "Health": _object(["status"], {"status": {"type": "string"}}),
-    "BackupRequest": _object(
-        ["dest"], {"dest": {"type": "string", "minLength": 1, "pattern": "^/", "description": "an absolute folder path on the server; absent or empty"}},
-        closed=True,
-    ),
     "BackupResult": _object(
         ["dest", "bytes", "seconds"],
         {"dest": {"type": "string"}, "bytes": {"type": "integer", "minimum": 0}, "seconds": {"type": "number", "minimum": 0}},
     ),
+    "PruneResult": _object(
+        ["pruned", "records", "more", "dry_run"],
+        {"pruned": {"type": "integer", "minimum": 0, "description": "sagas removed by this call"},
+         "records": {"type": "integer", "minimum": 0, "description": "records deleted"},
+         "more": {"type": "boolean", "description": "expired sagas remain: call again"},
+         "dry_run": {"type": "boolean"},
+         "expired": {"type": "integer", "minimum": 0, "description": "with dry_run: how many are expired"},
+         "by_journey_type": _ref("PrunedCounts")},
+    ),
+    "PrunedCounts": {"type": "object", "additionalProperties": {"type": "integer"},
+                     "description": "journey type -> sagas removed"},
     "OpenApiDocument": _free_object("an OpenAPI 3.1 document"),
     "CustomMilestone": _object(
         ["id"],
@@ -246,28 +257,6 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": _nullable(ID),
         "description": "milestone id -> handler name (null: no compensation)",
     },
-    "DesignRequest": _object(
-        ["journey_type"],
-        {
-            "journey_type": {**ID, "description": f"a template ({', '.join(template_names())}) or a custom type with requirements.milestones"},
-            "requirements": _ref("DesignRequirements"),
-            "compensation_handlers": _ref("DesignHandlerMap"),
-            "journey_id": ID,
-            "allow_unregistered_handlers": {"type": "boolean"},
-        },
-        closed=True,
-    ),
-    "ExecuteRequest": _object(
-        ["journey_id"],
-        {
-            "journey_id": ID,
-            "user_id": {**ID, "description": "the saga's user; default: the credential's user"},
-            "context": _ref("SagaContext"),
-            "saga_id": {**ID, "description": "choose the id (must be new); default: generated"},
-            "journey_version": {"type": "integer", "minimum": 1, "maximum": 10**9},
-        },
-        closed=True,
-    ),
     "StepStatus": {"type": "string", "enum": ["complete", "failed"]},
     "StepResult": _object(
         ["status"],
@@ -280,25 +269,6 @@ SCHEMAS: dict[str, Any] = {
         },
         additionalProperties=True,
         description="the milestone's result; other fields are recorded with it",
-    ),
-    "AdvanceRequest": _object(["step_result"], {"step_result": _ref("StepResult"), "journey_id": ID}, closed=True),
-    "FailRequest": _object(
-        ["error"],
-        {
-            "error": {"type": "string", "minLength": 1},
-            "milestone_id": ID,
-            "result": _ref("FailureResult"),
-        },
-        closed=True,
-    ),
-    "CompensateRequest": _object([], {"reason": {"type": "string", "minLength": 1}}, closed=True),
-    "RetryCompensationRequest": _object(
-        ["reason"], {"reason": {"type": "string", "minLength": 1, "pattern": "\\S"}}, closed=True
-    ),
-    "SkipCompensationRequest": _object(
-        ["milestone_id", "reason"],
-        {"milestone_id": ID, "reason": {"type": "string", "minLength": 1, "pattern": "\\S"}},
-        closed=True,
     ),
 }
 
@@ -388,7 +358,7 @@ _HISTORY = {
 }
 _PROBLEM_CODES = {
     400: "malformed_body", 401: "unauthorized", 403: "forbidden", 404: "not_found", 408: "body_timeout",
-    409: "invalid_transition", 413: "body_too_large", 415: "unsupported_media_type", 422: "invalid_input",
+    409: "invalid_transition", 410: "events_pruned", 413: "body_too_large", 415: "unsupported_media_type", 422: "invalid_input",
     429: "too_many_requests", 500: "corrupt_record", 503: "overloaded",
 }
 _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}}
@@ -400,6 +370,8 @@ _ERROR_TEXT = {
     404: "unknown id, or another tenant's",
     408: "the body did not arrive in time",
     409: "not allowed in the saga's state, conflicting report, or the same Idempotency-Key in flight",
+    410: "Last-Event-ID is older than the retained event feed: events after it were pruned; list the "
+    "sagas again, then follow the stream from now",
     413: "body larger than the configured limit",
     415: "unsupported Content-Type",
     422: "invalid input, missing handler, or Idempotency-Key reused for another request",
@@ -472,20 +444,6 @@ _LIST_ERRORS = (400, 401, 403, 422, 429, 500, 503)
 _WRITE_ERRORS = (400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 500, 503)
 
 
-def _query(name: str, schema: dict[str, Any], description: str, example: Any) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description, "example": example}
-
-
-_TIME = {"type": "string", "minLength": 1, "maxLength": 64, "description": "epoch seconds or ISO 8601 (no zone: UTC)"}
-_FILTERS = [
-    _query("status", _ref("SagaState"), "only sagas in this state", "FAILED"),
-    _query("parked", {"type": "boolean"}, "only parked (true) or unparked (false) sagas", True),
-    _query("journey_type", ID, "only sagas of this journey type", "order_processing"),
-    _query("journey_id", ID, "only sagas of this journey", "orders"),
-    _query("user_id", ID, "only this user's sagas", "alice"),
-    _query("updated_after", _TIME, "updated at or after this time", "2026-01-01T00:00:00Z"),
-    _query("updated_before", _TIME, "updated before this time", "1767225600"),
-]
 _LAST_EVENT_ID = {
     "name": "Last-Event-ID", "in": "header", "required": False,
     "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
@@ -497,12 +455,8 @@ _SSE_EXAMPLE = (
 )
 
 
-def _sse(summary: str, description: str, params: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "tag": "events", "summary": summary, "params": [*params, _LAST_EVENT_ID, _query(
-            "last_event_id", {"type": "string", "pattern": "^[0-9]{1,19}$"}, "as the Last-Event-ID header", "42")],
-        "sse": description, "errors": _READ_ERRORS,
-    }
+def _sse(summary: str, description: str, errors: tuple[int, ...] = _READ_ERRORS) -> dict[str, Any]:
+    return {"tag": "events", "summary": summary, "headers": [_LAST_EVENT_ID], "sse": description, "errors": errors}
 
 
 _OPERATOR_RESULT = "the status after the action (recorded in history with who and why)"
@@ -526,12 +480,6 @@ OPERATIONS: dict[str, dict[str, Any]] = {
     "design_saga_journey": {
         "tag": "journeys",
         "summary": "Design (or re-version) a journey",
-        "body": ("DesignRequest", _examples(
-            template={"journey_type": "order_processing", "journey_id": "orders"},
-            custom={"journey_type": "onboarding", "allow_unregistered_handlers": True, "requirements": {
-                "milestones": ["create_account", {"id": "send_welcome", "timeout_s": 30}],
-                "retry": {"max_attempts": 3}}},
-        )),
         "ok": ("201", "Journey", "the stored journey version", _examples(designed=_JOURNEY)),
         "links": {
             "GetJourney": {"operationId": "get_journey", "parameters": {"journey_id": "$response.body#/journey_id"}},
@@ -551,14 +499,12 @@ OPERATIONS: dict[str, dict[str, Any]] = {
     "get_journey": {
         "tag": "journeys",
         "summary": "Get a journey (latest version, or ?version=)",
-        "params": [_PATH_PARAM["journey_id"], _query("version", {"type": "integer", "minimum": 1, "maximum": 10**9}, "a specific version", 1)],
         "ok": ("200", "Journey", "the journey", _examples(journey=_JOURNEY)),
         "errors": _READ_ERRORS,
     },
     "execute_saga_journey": {
         "tag": "sagas",
         "summary": "Start a saga",
-        "body": ("ExecuteRequest", _examples(start={"journey_id": "orders", "saga_id": "order-1001", "context": {"order_id": "1001"}})),
         "ok": ("201", "SagaStatus", "the new saga's status", _examples(started=_STATUS)),
         "links": _saga_links(),
         "errors": _WRITE_ERRORS,
@@ -566,62 +512,36 @@ OPERATIONS: dict[str, dict[str, Any]] = {
     "list_sagas": {
         "tag": "sagas",
         "summary": "List this tenant's sagas, filtered and paginated",
-        "params": [
-            *_FILTERS,
-            _query("order", _ref("ListOrder"), "by updated_at: newest first (default) or oldest first", "newest"),
-            _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "page size (default 100)", 50),
-            _query("cursor", {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": "^[A-Za-z0-9_-]+$"}, "next_cursor of the previous page", "b3JkZXItMTAwMQ"),
-        ],
         "ok": ("200", "SagaPage", "a page of sagas", _examples(page={"sagas": [_FAILED], "next_cursor": None})),
         "errors": _LIST_ERRORS,
     },
     "get_saga_status": {
         "tag": "sagas",
         "summary": "A saga's committed status; with wait, a long-poll",
-        "params": [
-            _PATH_PARAM["saga_id"],
-            _query("wait", {"type": "number", "minimum": 0, "maximum": 60}, "long-poll: answer once the saga is COMPLETED or FAILED (or its version passes `version`), at the latest after this many seconds, with the status then", 30),
-            _query("version", {"type": "integer", "minimum": 0, "maximum": 10**12}, "with wait: answer as soon as the saga's version is greater than this", 4),
-        ],
         "ok": ("200", "SagaStatus", "status", _examples(running=_ADVANCED, failed=_FAILED, parked=_PARKED)),
         "errors": _READ_ERRORS,
     },
     "get_saga_execution_history": {
         "tag": "sagas",
         "summary": "A saga's history of events",
-        "params": [
-            _PATH_PARAM["saga_id"],
-            _query("after_seq", {"type": "integer", "minimum": 0, "maximum": 10**12}, "only events after this sequence number", 0),
-            _query("limit", {"type": "integer", "minimum": 1, "maximum": 10000}, "at most this many events", 100),
-        ],
         "ok": ("200", "History", "events, oldest first", _examples(history=_HISTORY)),
         "errors": _READ_ERRORS,
     },
     "advance_saga_step": {
         "tag": "sagas",
         "summary": "Report the current milestone's result",
-        "params": [_PATH_PARAM["saga_id"]],
-        "body": ("AdvanceRequest", _examples(
-            complete={"step_result": {"status": "complete", "milestone_id": "create_order"}},
-            failed={"step_result": {"status": "failed", "error": "out of stock"}},
-        )),
         "ok": ("200", "SagaStatus", "the status after the report (replayed: true for a repeat)", _examples(advanced=_ADVANCED)),
         "errors": _WRITE_ERRORS,
     },
     "fail_saga_step": {
         "tag": "sagas",
         "summary": "Fail the current milestone: compensation starts",
-        "params": [_PATH_PARAM["saga_id"]],
-        "body": ("FailRequest", _examples(declined={"error": "card declined", "result": {"decline_code": "insufficient_funds"}})),
         "ok": ("200", "SagaStatus", "the status after the failure", _examples(compensating=_COMPENSATING)),
         "errors": _WRITE_ERRORS,
     },
     "compensate_saga": {
         "tag": "sagas",
         "summary": "Abort an IN_PROGRESS saga: completed milestones are compensated in reverse order",
-        "params": [_PATH_PARAM["saga_id"]],
-        "body": ("CompensateRequest", _examples(abort={"reason": "customer cancelled"})),
-        "body_optional": True,
         "ok": ("200", "SagaStatus", "the status after the abort", _examples(compensating={
             **_COMPENSATING, "failure": {"kind": "aborted", "milestone_id": None, "reason": "customer cancelled",
                                          "at": 1767225603.0, "result": None}, "event": "saga_aborted"})),
@@ -630,34 +550,41 @@ OPERATIONS: dict[str, dict[str, Any]] = {
     "events": _sse(
         "Live events of this tenant's sagas (Server-Sent Events)",
         "text/event-stream; each event's id is an opaque resumable position; without Last-Event-ID the "
-        "stream starts now",
-        [*_FILTERS, _query("saga_id", ID, "only this saga (repeat for several)", "order-1001")],
+        "stream starts now. A Last-Event-ID older than the retained event feed is answered 410 "
+        "(code events_pruned): list the sagas again, then follow from now",
+        (*_READ_ERRORS, 410),
     ),
     "saga_events": _sse(
         "One saga's events (Server-Sent Events), from its first event or after Last-Event-ID",
-        "text/event-stream; each event's id is the history seq", [_PATH_PARAM["saga_id"]],
+        "text/event-stream; each event's id is the history seq",
     ),
     "backup": {
         "tag": "operator",
+        "idempotency_key": False,  # a repeat is refused: the destination is no longer empty
         "summary": "Write a consistent compacted copy of the store to a server-side folder, while serving",
-        "body": ("BackupRequest", _examples(backup={"dest": "/var/backups/saga-journey/2026-01-01"})),
         "ok": ("200", "BackupResult", "the copy is complete", _examples(done={
             "dest": "/var/backups/saga-journey/2026-01-01", "bytes": 1048576, "seconds": 0.42})),
+        "errors": _WRITE_ERRORS,
+    },
+    "prune": {
+        "tag": "operator",
+        "idempotency_key": False,  # a repeat is harmless: it prunes what is expired then
+        "summary": "Remove finished sagas older than older_than_s (one bounded round; store-wide, like backup)",
+        "ok": ("200", "PruneResult", "what this round removed; call again while more is true", _examples(
+            pruned={"pruned": 500, "records": 6500, "more": True, "dry_run": False,
+                    "by_journey_type": {"order_processing": 500}},
+            counted={"expired": 1200, "pruned": 0, "records": 0, "more": True, "dry_run": True})),
         "errors": _WRITE_ERRORS,
     },
     "retry_compensation": {
         "tag": "operator",
         "summary": "Resume a parked rollback at the compensation that failed, with a fresh budget",
-        "params": [_PATH_PARAM["saga_id"]],
-        "body": ("RetryCompensationRequest", _examples(retry={"reason": "payment gateway is back"})),
         "ok": ("200", "SagaStatus", _OPERATOR_RESULT, _examples(retried={**_COMPENSATING, "event": "compensation_retried"})),
         "errors": _WRITE_ERRORS,
     },
     "skip_compensation": {
         "tag": "operator",
         "summary": "Record the failed compensation as done by hand, then continue the rollback",
-        "params": [_PATH_PARAM["saga_id"]],
-        "body": ("SkipCompensationRequest", _examples(skip={"milestone_id": "process_payment", "reason": "refunded by hand, ticket 4711"})),
         "ok": ("200", "SagaStatus", _OPERATOR_RESULT, _examples(skipped={
             **_COMPENSATING, "compensated_milestones": ["process_payment"], "manually_compensated": ["process_payment"],
             "pending_compensations": ["create_order"], "event": "compensation_skipped"})),
@@ -671,12 +598,6 @@ _TAGS = [
     {"name": "events", "description": "live events as Server-Sent Events, resumable with Last-Event-ID"},
     {"name": "service", "description": "health, readiness, this document, metrics"},
 ]
-
-
-def query_params(operation: str) -> tuple[str, ...]:
-    """The query parameters the operation documents; the gateway refuses any other (422)."""
-    spec = OPERATIONS.get(operation, {})
-    return tuple(sorted(p["name"] for p in spec.get("params", ()) if p["in"] == "query"))
 
 
 def _operation(r: Any) -> dict[str, Any]:
@@ -695,16 +616,19 @@ def _operation(r: Any) -> dict[str, Any]:
     }
     for status in spec["errors"]:
         op["responses"][str(status)] = _error(status)
-    params = list(spec.get("params", []))
-    if r.method == "POST":
+    request = REQUESTS.get(r.name, NO_PARAMS)
+    params = [_PATH_PARAM[name] for name in _PLACEHOLDER.findall(r.path)]
+    params += [p.doc() for p in request.query]
+    params += spec.get("headers", [])
+    if r.method == "POST" and spec.get("idempotency_key", True):
         params.append(_IDEMPOTENCY)
     if params:
         op["parameters"] = params
-    if "body" in spec:
-        body, body_examples = spec["body"]
+    if request.body is not None:
         op["requestBody"] = {
-            "required": not spec.get("body_optional", False),
-            "content": {"application/json": {"schema": _ref(body), "examples": body_examples}},
+            "required": not request.body.optional,
+            "content": {"application/json": {"schema": _ref(request.body.component),
+                                              "examples": dict(request.body.examples)}},
             "description": "JSON, or msgpack with Content-Type: application/msgpack",
         }
     if r.role is None:
@@ -751,7 +675,7 @@ def build_openapi(routes: Sequence[Any], *, metrics: bool = False) -> dict[str, 
         "tags": _TAGS,
         "paths": paths,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **request_components()},
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "description": "an API key from the config file"}},
         },
     }

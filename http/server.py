@@ -13,7 +13,9 @@ import logging
 import signal
 import socket
 import sys
-from typing import Any, Callable, Sequence, TextIO
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Callable, Sequence, TextIO
 
 import aiohttp
 from aiohttp import web
@@ -24,11 +26,11 @@ from saga_journey.runtime.logs import LoggingObserver
 from saga_journey.runtime.observer import Observers
 from saga_journey.runtime.orchestrator import SagaOrchestrator
 
-from .access_log import ACCESS_LOG, AccessLogger
-from .devmode import template_noop_handlers
 from saga_journey.runtime.errors import SagaError
 
-from .app import create_app
+from .access_log import ACCESS_LOG, AccessLogger
+from .app import GATEWAY, RuntimeContext, create_app
+from .devmode import template_noop_handlers
 from .auth import Authenticator
 from .settings import ServeConfig, load_config
 from .webhooks import build_webhooks
@@ -41,6 +43,31 @@ INSECURE_BANNER = """
 !!  Every request acts as tenant 'default' with all roles. Local trials only. !!
 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
 """
+
+
+def runtime_context(data_dir: str, config: ServeConfig, metric_obs: SagaMetrics | None) -> RuntimeContext:
+    """The app's runtime, opened and closed in ``cleanup_ctx``: the webhook client session, then
+    the orchestrator on the app's loop (its handlers exist before it opens, so compensations
+    owed from a previous run find them during recovery); closed in the reverse order."""
+    settings = config.gateway
+
+    @asynccontextmanager
+    async def runtime(_: web.Application) -> AsyncIterator[SagaOrchestrator]:
+        loop = asyncio.get_running_loop()
+        async with aiohttp.ClientSession() as session:
+            handlers = build_webhooks(settings.webhooks, session, loop)
+            if settings.insecure_dev:
+                handlers = {**template_noop_handlers(handlers), **handlers}
+            observer = Observers(*[o for o in (metric_obs, LoggingObserver()) if o is not None])
+            orch = SagaOrchestrator.open(data_dir, config=config.runtime, handlers=handlers, observer=observer)
+            try:
+                if metric_obs is not None:
+                    metric_obs.attach(orch)
+                yield orch
+            finally:
+                await loop.run_in_executor(None, orch.close)  # commits what is pending, closes LMDB
+
+    return runtime
 
 
 async def serve(
@@ -65,37 +92,29 @@ async def serve(
     settings = config.gateway
     if settings.insecure_dev:
         print(INSECURE_BANNER, file=sys.stderr, flush=True)
-    session = aiohttp.ClientSession()
-    orch = None
-    runner = None
+    metric_obs = SagaMetrics(CollectorRegistry()) if metrics else None
+    handler = metrics_handler(metric_obs.registry) if metric_obs is not None else None
+    auth = Authenticator(settings.api_keys, insecure_dev=settings.insecure_dev)
+    app = create_app(None, settings, metrics_handler=handler, authenticator=auth,
+                     runtime=runtime_context(data_dir, config, metric_obs))
+    runner = web.AppRunner(
+        app, access_log=ACCESS_LOG if access_log else None, access_log_class=AccessLogger,
+        shutdown_timeout=settings.shutdown_timeout_s, handle_signals=False,
+    )
     try:
-        handlers = build_webhooks(settings.webhooks, session, loop)
-        if settings.insecure_dev:
-            handlers = {**template_noop_handlers(handlers), **handlers}
-        metric_obs = SagaMetrics(CollectorRegistry()) if metrics else None
-        observer = Observers(*[o for o in (metric_obs, LoggingObserver()) if o is not None])
-        # Opened on this loop: the saga actors run on the gateway's own loop (no thread hop).
-        orch = SagaOrchestrator.open(data_dir, config=config.runtime, handlers=handlers, observer=observer)
-        handler = None
-        if metric_obs is not None:
-            metric_obs.attach(orch)
-            handler = metrics_handler(metric_obs.registry)
-        auth = Authenticator(settings.api_keys, insecure_dev=settings.insecure_dev)
-        app = create_app(orch, settings, metrics_handler=handler, authenticator=auth)
-        runner = web.AppRunner(
-            app, access_log=ACCESS_LOG if access_log else None, access_log_class=AccessLogger,
-            shutdown_timeout=settings.shutdown_timeout_s, handle_signals=False,
-        )
-        await runner.setup()
+        await runner.setup()  # runs the app's start-up: the runtime opens here
+    except BaseException:
+        await app.cleanup()  # closes whatever of the runtime did open
+        raise
+    try:
         sites = [web.SockSite(runner, sock, backlog=1024) for sock in sockets] or [
             web.TCPSite(runner, host, port, backlog=1024)
         ]
         for site in sites:
             await site.start()
-        bound = port
-        server = getattr(sites[0], "_server", None)
-        if server is not None and server.sockets:
-            bound = server.sockets[0].getsockname()[1]
+        addresses = runner.addresses
+        bound = addresses[0][1] if addresses else port
+        orch = app[GATEWAY].orch
         print(
             f"saga-journey gateway listening on http://{host}:{bound} (data {data_dir}, "
             f"{len(settings.api_keys)} API keys, {len(settings.webhooks)} webhook handlers, "
@@ -113,11 +132,9 @@ async def serve(
         await stop.wait()
         print("saga-journey gateway stopping", file=out, flush=True)
     finally:
-        if runner is not None:
-            await runner.cleanup()  # stops listening, waits for in-flight requests
-        if orch is not None:
-            await loop.run_in_executor(None, orch.close)
-        await session.close()
+        # stops listening, waits for in-flight requests, then the app's cleanup closes the
+        # event feed, the orchestrator and the webhook session
+        await runner.cleanup()
     print("saga-journey gateway stopped", file=out, flush=True)
 
 

@@ -29,7 +29,7 @@ from saga_journey.persistence.layout import FORMAT_VERSION, Databases, stored_fo
 from saga_journey.persistence import recent
 from saga_journey.persistence.keys import local_id
 from saga_journey.persistence.records import decode_record, encode_record
-from saga_journey.persistence.retention import Retention, RetentionDbs, expired_count
+from saga_journey.persistence.retention import FeedRetention, Retention, RetentionDbs, expired_count
 from saga_journey.persistence.store import (
     CommitCallback, JourneyWrite, PruneResult, PruneWrite, SagaWrite, Write,
 )
@@ -245,6 +245,7 @@ class LmdbStore:
             self._meta = self._env.open_db(b"meta")
             self._open_watch_dbs()
             self._open_recent_dbs()
+            self._feed_retention = FeedRetention(self._feed, self._history, self._meta)
         except BaseException as exc:  # e.g. a folder of a newer format: leave it closed, unlocked
             self._env.close()
             self._release_folder_lock()
@@ -555,6 +556,7 @@ class LmdbStore:
                             self._apply_saga(txn, op)
                         elif isinstance(op, PruneWrite):
                             self._retention.prune(txn, op)
+                            self._feed_retention.prune(txn, op)
                         else:
                             self._apply_journey(txn, op)
                 crashpoints.hit(crashpoints.MID_BATCH)
@@ -946,6 +948,14 @@ class LmdbStore:
                 "quarantined_records": len(self._quarantine),
                 "queue_depth": len(self._pending),
             }
+
+    def feed_floor(self) -> int:
+        with self._read() as txn:
+            return self._feed_retention.floor(txn)
+
+    def feed_pending(self, keep: int) -> bool:
+        with self._read() as txn:
+            return self._feed_retention.pending(txn, keep)
 
     def count_expired(self, now: float, retention_s: float | None, limit: int | None = None) -> int:
         with self._read() as txn:

@@ -21,6 +21,7 @@ from typing import Any
 
 import lmdb
 
+from saga_journey.persistence.recent import feed_names as recent_names
 from saga_journey.persistence.records import decode_record
 from saga_journey.persistence.store import PruneResult, PruneWrite
 from saga_journey.runtime.errors import CorruptRecordError
@@ -204,10 +205,94 @@ class Retention:
         return n
 
 
+# ---- the commit feed --------------------------------------------------------------------
+
+FEED_FLOOR = b"feed_floor"  # meta: the highest feed position removed by the feed retention
+FEED_SWEEP = b"feed_sweep"  # meta: sweep position (8) + dirty flag (1)
+
+
+class FeedRetention:
+    """Keeps the commit feed (``persistence.recent``) bounded, inside a ``PruneWrite``'s txn.
+
+    Two rules, each bounded by ``op.feed_budget`` entries per round:
+
+    - *retention*: beyond ``op.feed_keep`` entries the oldest are removed, and the highest
+      position removed is recorded as the feed's *floor*. A stream resuming after an id below
+      the floor may have missed events: the gateway answers it 410 (re-list, then follow).
+    - *sweep*: entries naming a history record that is gone (its saga was pruned) are removed.
+      A pass walks the feed from its start, continuing where the previous round stopped; a
+      round that prunes sagas marks the feed dirty, so a new pass follows the current one.
+      This removes only what no reader would send (readers skip such entries already), so it
+      does not move the floor.
+    """
+
+    def __init__(self, feed: Any, history: Any, meta: Any) -> None:
+        self.feed, self.history, self.meta = feed, history, meta
+
+    def floor(self, txn: lmdb.Transaction) -> int:
+        raw = txn.get(FEED_FLOOR, db=self.meta)
+        return int.from_bytes(raw, "big") if raw else 0
+
+    def _sweep_state(self, txn: lmdb.Transaction) -> tuple[int, bool]:
+        raw = txn.get(FEED_SWEEP, db=self.meta)
+        return (int.from_bytes(raw[:8], "big"), bool(raw[8])) if raw else (0, False)
+
+    def pending(self, txn: lmdb.Transaction, keep: int) -> bool:
+        """Whether a round would find feed work (entries beyond ``keep``, or a sweep owed)."""
+        pos, dirty = self._sweep_state(txn)
+        return bool(pos or dirty) or (keep > 0 and txn.stat(self.feed)["entries"] > keep)
+
+    def prune(self, txn: lmdb.Transaction, op: PruneWrite) -> None:
+        result = op.result
+        pos, dirty = self._sweep_state(txn)
+        dirty = dirty or bool(result.pruned)
+        budget = op.feed_budget
+        if budget <= 0:
+            if dirty:
+                txn.put(FEED_SWEEP, pos.to_bytes(8, "big") + b"\1", db=self.meta)
+            return
+        excess = txn.stat(self.feed)["entries"] - op.feed_keep if op.feed_keep > 0 else 0
+        if excess > 0:
+            cursor = txn.cursor(db=self.feed)
+            floor, n = None, min(excess, budget)
+            found = cursor.first()
+            while found and n:
+                floor = cursor.key()
+                cursor.delete()
+                result.feed_removed += 1
+                n -= 1
+                found = bool(cursor.key())
+            if floor is not None:
+                txn.put(FEED_FLOOR, floor, db=self.meta)
+            budget -= min(excess, budget)
+            result.feed_more = excess > op.feed_budget
+        if pos == 0 and dirty and budget > 0:  # a new pass starts; prunes from now mark it dirty again
+            dirty = False
+            pos = -1
+        if pos != 0 and budget > 0:
+            cursor = txn.cursor(db=self.feed)
+            found = cursor.set_range((max(pos, 0) + 1).to_bytes(8, "big"))
+            while found and budget:
+                budget -= 1
+                pos = int.from_bytes(cursor.key(), "big")
+                value = cursor.value()
+                if recent_names(value, txn.get(value[:-4], db=self.history)):
+                    found = cursor.next()
+                else:
+                    cursor.delete()
+                    result.feed_removed += 1
+                    found = bool(cursor.key())
+            if not found:
+                pos = 0  # the pass is complete
+        pos = max(pos, 0)
+        txn.put(FEED_SWEEP, pos.to_bytes(8, "big") + (b"\1" if dirty else b"\0"), db=self.meta)
+        result.feed_more = result.feed_more or bool(pos) or dirty
+
+
 def expired_count(
     txn: lmdb.Transaction, dbs: RetentionDbs, now: float, retention_s: float | None, limit: int | None
 ) -> int:
     return len(Retention(dbs, lambda *a: None, lambda *a: None).expired(txn, now, retention_s, limit)[0])
 
 
-__all__ = ["Retention", "RetentionDbs", "prunable", "finished_key", "expired_count"]
+__all__ = ["Retention", "RetentionDbs", "FeedRetention", "prunable", "finished_key", "expired_count"]

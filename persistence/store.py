@@ -35,6 +35,8 @@ class PruneResult:
     pruned: dict[str, int] = field(default_factory=dict)  # journey type -> sagas removed
     records: int = 0  # records deleted (snapshots, history, index entries, idempotency)
     more: bool = False  # the round stopped at its limit: more sagas are already expired
+    feed_removed: int = 0  # commit-feed entries removed (of pruned sagas, or past feed_keep)
+    feed_more: bool = False  # the feed has more work for the next round
 
     @property
     def sagas(self) -> int:
@@ -54,6 +56,8 @@ class PruneWrite:
     retention_s: float | None
     limit: int
     result: PruneResult = field(default_factory=PruneResult)
+    feed_keep: int = 0  # keep at most this many commit-feed entries (0: every entry)
+    feed_budget: int = 0  # feed entries one round may look at (0: no feed work)
 
 
 Write = SagaWrite | JourneyWrite | PruneWrite
@@ -145,6 +149,15 @@ class SagaStore(Protocol):
     def quarantined(self) -> list[dict[str, str]]: ...
 
     def backup(self, dest_dir: str, *, compact: bool = True) -> None: ...
+
+    def feed_floor(self) -> int:
+        """The highest feed position removed by the feed retention (0: none): a stream resuming
+        after an id below it may have missed events."""
+        ...
+
+    def feed_pending(self, keep: int) -> bool:
+        """Whether a ``PruneWrite`` with ``feed_keep=keep`` would find commit-feed work."""
+        ...
 
     def count_expired(self, now: float, retention_s: float | None, limit: int | None = None) -> int:
         """How many finished sagas ``PruneWrite(now, retention_s)`` rounds would remove (at most ``limit``)."""

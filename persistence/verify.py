@@ -14,7 +14,7 @@ import os
 import struct
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import lmdb
 
@@ -53,7 +53,10 @@ def store_exists(path: str) -> bool:
     return os.path.isfile(os.path.join(path, "data.mdb"))
 
 
-def verify(path: str) -> VerifyReport:
+Progress = Callable[[int, int], None]  # (records done, records in all) as the walk goes
+
+
+def verify(path: str, progress: Progress | None = None) -> VerifyReport:
     if not store_exists(path):
         raise StorageError(f"{path} holds no LMDB store (no data.mdb)")
     fd = os.open(os.path.join(path, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
@@ -64,14 +67,14 @@ def verify(path: str) -> VerifyReport:
             raise StorageError(f"{path} is open in another process; stop it first") from None
         env = lmdb.open(path, readonly=True, max_dbs=16, lock=False, subdir=True)
         try:
-            return _walk(env)
+            return _walk(env, progress or (lambda done, total: None))
         finally:
             env.close()
     finally:
         os.close(fd)
 
 
-def _walk(env: lmdb.Environment) -> VerifyReport:
+def _walk(env: lmdb.Environment, progress: Progress) -> VerifyReport:
     rep = VerifyReport()
     dbs = {name: env.open_db(name.encode(), create=False) for name in _DBS}
     with env.begin(buffers=False) as txn:
@@ -79,14 +82,22 @@ def _walk(env: lmdb.Environment) -> VerifyReport:
     dbs.update({name: env.open_db(name.encode(), create=False) for name in present})
     with env.begin(buffers=False) as txn:
         version = _stored_format(env, txn)
+        to_decode = ("journeys", "sagas", "history", "idem")
+        total = sum(txn.stat(db)["entries"] for db in dbs.values())
+        total += sum(txn.stat(dbs[name])["entries"] for name in to_decode)
         raw: dict[str, dict[bytes, bytes]] = {}
         for name, db in dbs.items():
             raw[name] = dict(txn.cursor(db=db))
             rep.records += len(raw[name])
+            progress(rep.records, total)
     decoded: dict[str, dict[bytes, Any]] = {}
-    for name in ("journeys", "sagas", "history", "idem"):
+    done = rep.records
+    for name in to_decode:
         out = decoded[name] = {}
         for key, value in raw[name].items():
+            done += 1
+            if not done % 1000:
+                progress(done, total)
             where = f"{name}/{key.decode(errors='replace').replace(chr(0), '/')}"
             try:
                 out[key] = decode_record(value, where=where)
@@ -103,6 +114,7 @@ def _walk(env: lmdb.Environment) -> VerifyReport:
         _check_retention(rep, raw, decoded)
     _check_recent(rep, raw.get("recent", {}), decoded["sagas"])
     _check_feed(rep, raw.get("feed", {}), raw["history"], raw["sagas"])
+    progress(total, total)
     return rep
 
 

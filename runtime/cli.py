@@ -13,7 +13,14 @@ from collections.abc import Sequence
 
 from .errors import InvalidInputError, SagaError
 from .migrate import add_parser as add_migrate_parser
-from .ops_cli import add_prune_parser, add_serve_options, apply_serve_options, run_prune
+from .ops_cli import (
+    add_backup_parser,
+    add_prune_parser,
+    add_serve_options,
+    apply_serve_options,
+    run_backup,
+    run_prune,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,9 +29,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the seed's enterprise migration with a failure")
     demo.add_argument("--data-dir", default="./data", help="LMDB data folder, created if absent (default ./data)")
     demo.add_argument("--fail-at", default="transform_data", help="milestone that fails")
-    backup = sub.add_parser("backup", help="write a compacted copy of the store to a folder")
-    backup.add_argument("--data-dir", default="./data")
-    backup.add_argument("dest", help="destination folder (must be empty or absent)")
     serve = sub.add_parser("serve", help="run the HTTP gateway")
     serve.add_argument("--data-dir", default="./data", help="LMDB data folder (default ./data)")
     serve.add_argument("--create", action="store_true", help="create the store if the data folder holds none")
@@ -51,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     quarantine.add_argument("--data-dir", default="./data")
     add_migrate_parser(sub)
     add_prune_parser(sub)
+    add_backup_parser(sub)
     # Parsed by click (runtime/cli_sagas.py); listed here so that --help shows them.
     for name, text in (("sagas", "list, show, watch, abort, retry, skip sagas (see sagas --help)"),
                        ("journeys", "list and show journeys"), ("events", "follow transitions live")):
@@ -122,16 +127,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _backup(args: argparse.Namespace) -> int:
-    from saga_journey.persistence.lmdb_store import LmdbStore
-
-    _require_store(args.data_dir)
-    store = LmdbStore(args.data_dir)
-    try:
-        store.backup(args.dest, compact=True)
-    finally:
-        store.close()
-    print(f"backup of {args.data_dir} written to {args.dest}")
-    return 0
+    return run_backup(args, _require_store)
 
 
 def _check_loop(choice: str) -> bool | None:
@@ -199,8 +195,13 @@ def _hash_key(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from saga_journey.persistence.verify import verify
 
+    from .cli_progress import bar
+
     _require_store(args.data_dir)
-    report = verify(args.data_dir)
+    quiet = args.command == "quarantine" or args.json
+    with bar(as_json=quiet) as progress:
+        task = progress.add_task("verifying", total=None)
+        report = verify(args.data_dir, lambda done, total: progress.update(task, completed=done, total=total))
     if args.command == "quarantine":
         for item in report.corrupt:
             print(f"{item['where']}\t{item['reason']}")

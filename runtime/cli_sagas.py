@@ -435,17 +435,10 @@ def _failed(client: Any, name: str, saga_id: str, milestone: str | None) -> dict
 
 def _run_bulk(client: Any, action: Action, selected: list[dict[str, Any]], reason: str,
               milestone: str | None, as_json: bool, err: Any) -> int:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
+    from .cli_progress import bar
 
     failed = 0
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err) as progress:
+    with bar(as_json=as_json, console=err) as progress:
         task = progress.add_task(action.verb.split()[0], total=len(selected))
         for view in selected:
             try:

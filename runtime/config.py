@@ -51,3 +51,10 @@ class RuntimeConfig:
     prune_batch: int = 500
     """Most sagas one pruning round removes (one write transaction); a full round is followed
     at once by another, so a backlog drains in bounded steps between other writes."""
+    feed_retention_entries: int = 1_000_000
+    """The commit feed behind ``GET /v1/events`` keeps at most this many entries (0: all); the
+    oldest go first, in pruning rounds. A stream resuming from an id older than what is kept
+    is answered 410 (list again, then follow). Entries of pruned sagas go in any case."""
+    feed_sweep_batch: int = 5000
+    """Most commit-feed entries one pruning round looks at (removing those past the retention
+    and those of pruned sagas)."""

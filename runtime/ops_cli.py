@@ -9,6 +9,7 @@ progress bar.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -56,52 +57,170 @@ def apply_serve_options(args: argparse.Namespace) -> float | None:
     return retention
 
 
+def _remote_options(parser: argparse.ArgumentParser, what: str) -> None:
+    # SUPPRESS: a value given before the command (saga-journey --url U prune ...) is kept
+    parser.add_argument("--url", default=argparse.SUPPRESS,
+                        help=f"{what} through this running gateway (admin role) instead of a local --data-dir")
+    parser.add_argument("--token", default=argparse.SUPPRESS, help="API key for --url (env SAGA_JOURNEY_TOKEN)")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object (no progress bar)")
+
+
 def add_prune_parser(sub: argparse._SubParsersAction) -> None:
     prune = sub.add_parser(
-        "prune", help="remove finished sagas older than a duration (offline: stop the server first)",
+        "prune", help="remove finished sagas older than a duration (local folder, or --url online)",
         description="Remove COMPLETED sagas and FAILED sagas whose compensation succeeded, finished "
                     "longer ago than --older-than (a journey's own requirements.retention_s wins "
-                    "for its sagas). Parked sagas are never removed.",
+                    "for its sagas). Parked sagas are never removed. Locally it takes the folder "
+                    "lock (stop the server first); with --url a running gateway does it, in bounded "
+                    "rounds between its other writes (store-wide: every tenant's sagas).",
     )
     prune.add_argument("--older-than", required=True, help="e.g. 30d, 12h, 90m or seconds")
     prune.add_argument("--data-dir", default=_env("DATA_DIR", "./data"), help="LMDB data folder (default ./data)")
     prune.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     prune.add_argument("--batch", type=int, default=500, help="sagas per write transaction (default 500)")
+    _remote_options(prune, "prune")
+
+
+def add_backup_parser(sub: argparse._SubParsersAction) -> None:
+    backup = sub.add_parser(
+        "backup", help="write a compacted copy of the store to a folder (local, or --url online)",
+        description="Write a consistent, compacted copy of the store into DEST (absent or empty). "
+                    "Locally DEST is a folder here (stop the server, or use --url); with --url the "
+                    "running gateway writes it while serving, and DEST is an absolute folder on "
+                    "the server.",
+    )
+    backup.add_argument("--data-dir", default=_env("DATA_DIR", "./data"), help="LMDB data folder (default ./data)")
+    backup.add_argument("dest", help="destination folder (must be empty or absent)")
+    _remote_options(backup, "back up")
+
+
+def _client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from saga_journey.client import SagaClient
+
+    token = getattr(args, "token", None) or os.environ.get("SAGA_JOURNEY_TOKEN", "")
+    return SagaClient(args.url, token)
+
+
+def _confirm(total: int, where: str, yes: bool) -> bool:
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise InvalidInputError(f"{total} saga(s) would be removed; pass --yes to confirm")
+    answer = input(f"remove {total} finished saga(s) from {where}? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _report(args: argparse.Namespace, text: str, **values: object) -> None:
+    if args.json:
+        print(json.dumps(values))
+    else:
+        print(text)
 
 
 def run_prune(args: argparse.Namespace, require_store) -> int:  # type: ignore[no-untyped-def]
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from .cli_progress import bar
+
+    older = parse_duration(args.older_than, "--older-than")
+    if args.batch < 1 or args.batch > 10000:
+        raise InvalidInputError("--batch must be from 1 to 10000")
+    remote = getattr(args, "url", None)
+    if remote:
+        client = _client(args)
+        where = remote
+        count = lambda: client.prune(older, dry_run=True)["expired"]  # noqa: E731
+        round_ = lambda: client.prune(older, limit=args.batch)  # noqa: E731
+        close = client.close
+    else:
+        from saga_journey.persistence.lmdb_store import LmdbStore
+
+        from .config import RuntimeConfig
+        from .observer import RuntimeObserver
+        from .retention import prune_round
+
+        require_store(args.data_dir)
+        store = LmdbStore(args.data_dir)
+        where, now = args.data_dir, time.time()
+        count = lambda: store.count_expired(now, older)  # noqa: E731
+
+        def round_() -> dict:
+            r = prune_round(store, RuntimeObserver(), RuntimeConfig(), now, older, args.batch)
+            return {"pruned": r.sagas, "records": r.records, "more": r.more}
+
+        close = store.close
+    try:
+        total = count()
+        if not total:
+            _report(args, f"nothing to prune in {where} (no finished saga older than {args.older_than})",
+                    pruned=0, records=0, where=where)
+            return 0
+        if not _confirm(total, where, args.yes):
+            print("nothing removed")
+            return 1
+        pruned = records = 0
+        with bar(as_json=args.json) as progress:
+            task = progress.add_task("pruning", total=total)
+            more = True
+            while more:
+                result = round_()
+                pruned, records, more = pruned + result["pruned"], records + result["records"], result["more"]
+                progress.update(task, completed=min(pruned, total), total=max(total, pruned))
+                if not result["pruned"]:
+                    break  # nothing removable any more (e.g. repaired meanwhile)
+        _report(args, f"pruned {pruned} saga(s), {records} records, from {where}",
+                pruned=pruned, records=records, where=where)
+        return 0
+    finally:
+        close()
+
+
+def run_backup(args: argparse.Namespace, require_store) -> int:  # type: ignore[no-untyped-def]
+    """Local: the copy runs on a thread and the bar follows the bytes written (the total is the
+    source's size, an upper bound of the compacted copy). Remote: a spinner until it answers."""
+    from .cli_progress import bar, byte_bar
+
+    if getattr(args, "url", None):
+        client = _client(args)
+        try:
+            with bar(as_json=args.json, total_known=False) as progress:
+                progress.add_task(f"backup by {args.url}", total=None)
+                result = client.backup(args.dest)
+        finally:
+            client.close()
+        _report(args, f"backup written by {args.url} to {result['dest']} on the server "
+                      f"({result['bytes']} bytes, {result['seconds']:.2f}s)", **result)
+        return 0
+    import threading
 
     from saga_journey.persistence.lmdb_store import LmdbStore
 
-    older = parse_duration(args.older_than, "--older-than")
-    if args.batch < 1:
-        raise InvalidInputError("--batch must be >= 1")
     require_store(args.data_dir)
     store = LmdbStore(args.data_dir)
+    failure: list[BaseException] = []
+    started = time.perf_counter()
     try:
-        now = time.time()
-        total = store.count_expired(now, older)
-        if not total:
-            print(f"nothing to prune in {args.data_dir} (no finished saga older than {args.older_than})")
-            return 0
-        if not args.yes:
-            if not sys.stdin.isatty():
-                raise InvalidInputError(f"{total} saga(s) would be removed; pass --yes to confirm")
-            answer = input(f"remove {total} finished saga(s) from {args.data_dir}? [y/N] ")
-            if answer.strip().lower() not in ("y", "yes"):
-                print("nothing removed")
-                return 1
-        pruned = records = 0
-        columns = (TextColumn("pruning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, transient=False, disable=not sys.stderr.isatty()) as bar:
-            task = bar.add_task("prune", total=total)
-            more = True
-            while more:
-                result = store.prune(now, older, args.batch)
-                pruned, records, more = pruned + result.sagas, records + result.records, result.more
-                bar.update(task, completed=pruned)
-        print(f"pruned {pruned} saga(s), {records} records, from {args.data_dir}")
-        return 0
+        total = os.path.getsize(os.path.join(args.data_dir, "data.mdb"))
+
+        def copy() -> None:
+            try:
+                store.backup(args.dest, compact=True)
+            except BaseException as exc:  # re-raised on the main thread
+                failure.append(exc)
+
+        worker = threading.Thread(target=copy, name="saga-journey-backup")
+        target = os.path.join(args.dest, "data.mdb")
+        with byte_bar(as_json=args.json) as progress:
+            task = progress.add_task("backup", total=total)
+            worker.start()
+            while worker.is_alive():
+                worker.join(0.1)
+                if os.path.exists(target):
+                    progress.update(task, completed=min(os.path.getsize(target), total))
+            progress.update(task, completed=total)
     finally:
         store.close()
+    if failure:
+        raise failure[0]
+    size = sum(os.path.getsize(os.path.join(args.dest, n)) for n in os.listdir(args.dest))
+    _report(args, f"backup of {args.data_dir} written to {args.dest}", dest=args.dest, bytes=size,
+            seconds=round(time.perf_counter() - started, 6))
+    return 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from saga_journey.persistence.store import PruneWrite, SagaStore
+from saga_journey.persistence.store import PruneResult, PruneWrite, SagaStore
 
 from .clock import Clock
 from .config import RuntimeConfig
@@ -60,13 +60,15 @@ class Pruner:
         """Look for expired sagas; prune one bounded batch through the writer if there are any."""
         now = self._clock.now()
         retention = self._config.retention_s
+        keep = max(0, self._config.feed_retention_entries)
         try:
-            if not self._store.count_expired(now, retention, limit=1):
+            if not self._store.count_expired(now, retention, limit=1) and not self._store.feed_pending(keep):
                 self.idle.set()
                 self._finish(more=False)
                 return
             self.idle.clear()
-            op = PruneWrite(now, retention, max(1, self._config.prune_batch))
+            op = PruneWrite(now, retention, max(1, self._config.prune_batch), feed_keep=keep,
+                            feed_budget=max(1, self._config.feed_sweep_batch))
             self._store.submit([op], lambda error: self._committed(op, error))
         except Exception as exc:  # e.g. the store closed under us: try again later
             log.warning("retention round failed: %s", exc, extra={"error": str(exc)})
@@ -87,8 +89,27 @@ class Pruner:
             )
         # Straight on after a round that removed something: the next one finds the rest, or
         # nothing (then the pruner is idle until the next interval).
-        self._finish(more=bool(result.pruned) or result.more)
+        if result.feed_removed:
+            log.debug("removed %d commit-feed entries", result.feed_removed, extra={"feed_removed": result.feed_removed})
+        self._finish(more=bool(result.pruned) or result.more or result.feed_more)
 
     def _finish(self, *, more: bool) -> None:
         self.rounds += 1
         self._schedule(0.0 if more else self.interval)
+
+
+def prune_round(store: SagaStore, observer: RuntimeObserver, config: RuntimeConfig, now: float,
+                older_than_s: float, limit: int) -> PruneResult:
+    """One bounded round of pruning by hand (``saga-journey prune``, ``POST /v1/admin/prune``),
+    through the store's single writer, counted in the same metrics as the background rounds.
+    It also does a round of commit-feed work (``config.feed_*``)."""
+    op = PruneWrite(now, older_than_s, max(1, limit), feed_keep=max(0, config.feed_retention_entries),
+                    feed_budget=max(1, config.feed_sweep_batch))
+    store.write([op])  # blocks until committed: call it off the event loop
+    result = op.result
+    if result.pruned:
+        observer.on_sagas_pruned(dict(result.pruned))
+        log.info("pruned %d finished saga(s) by request (%d records)%s", result.sagas, result.records,
+                 "; more are expired" if result.more else "",
+                 extra={"pruned": result.sagas, "records": result.records, "more": result.more})
+    return result
