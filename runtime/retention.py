@@ -91,7 +91,10 @@ class Pruner:
         # nothing (then the pruner is idle until the next interval).
         if result.feed_removed:
             log.debug("removed %d commit-feed entries", result.feed_removed, extra={"feed_removed": result.feed_removed})
-        self._finish(more=bool(result.pruned) or result.more or result.feed_more)
+        more = bool(result.pruned or result.feed_removed) or result.more or result.feed_more
+        if not more:
+            self.idle.set()  # a round that found nothing to do (e.g. a feed pass that was owed)
+        self._finish(more=more)
 
     def _finish(self, *, more: bool) -> None:
         self.rounds += 1

@@ -246,6 +246,9 @@ class _NothingExpired:
     def count_expired(self, now, retention_s, limit=None) -> int:
         return 0
 
+    def feed_pending(self, keep) -> bool:
+        return False
+
 
 @pytest.mark.parametrize("interval", [0.0, -5.0, float("nan")])
 def test_a_degenerate_prune_interval_does_not_spin(interval) -> None:
