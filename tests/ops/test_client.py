@@ -230,3 +230,50 @@ def test_list_sagas_sends_the_contract_filters_to_the_gateway(own_gateway) -> No
         assert [v["saga_id"] for v in c.list_sagas(journey_id=journey_id, order="newest")["sagas"]] == \
             [done["saga_id"], parked["saga_id"]]
         assert c.list_sagas(updated_before=parked["started_at"])["sagas"] == []
+
+
+async def _next(stream: AsyncIterator) -> object:
+    return await asyncio.wait_for(stream.__anext__(), 60)  # a guard against a hang, not a timing check
+
+
+async def _advance(c: AsyncSagaClient, sid: str, milestone: str) -> None:
+    await c.advance_saga_step(sid, step_result={"status": "complete", "milestone_id": milestone})
+
+
+async def test_events_resumed_after_a_clean_disconnect_arrive_exactly_once_in_order(gateway, journey) -> None:
+    """The real client closes its stream between two events, the saga moves on while it is
+    away, and a new stream with Last-Event-ID gets every event after it: none lost, none twice."""
+    async with AsyncSagaClient(gateway.url, "tok-ops-admin") as c:
+        sid = (await c.execute_saga_journey(journey["journey_id"], "u-resume"))["saga_id"]
+        await _advance(c, sid, ORDER[0][0])
+        first = c.events(saga_ids=[sid], last_event_id="0", reconnect=False)
+        got = [await _next(first), await _next(first)]  # replayed: saga_started, milestone_completed
+        await _advance(c, sid, ORDER[1][0])
+        got.append(await _next(first))  # live
+        await first.aclose()  # a clean disconnect, between two events
+        await _advance(c, sid, ORDER[2][0])  # while no stream is open
+        await _advance(c, sid, ORDER[3][0])
+        second = c.events(saga_ids=[sid], last_event_id=got[-1].id, reconnect=False)
+        got += [await _next(second), await _next(second)]  # replayed after the Last-Event-ID
+        third_party = (await c.execute_saga_journey(journey["journey_id"], "u-resume"))["saga_id"]
+        await _advance(c, third_party, ORDER[0][0])  # other sagas' events are not this stream's
+        await second.aclose()
+    assert [e.data["seq"] for e in got] == [1, 2, 3, 4, 5]
+    assert {e.data["saga_id"] for e in got} == {sid}
+    ids = [int(e.id) for e in got]
+    assert ids == sorted(ids) and len(set(ids)) == 5
+    assert [e.type for e in got] == ["saga_started"] + ["milestone_completed"] * 4
+    assert got[-1].data["status"] == "COMPLETED"
+
+
+def test_saga_events_resume_with_the_sync_client(gateway, journey) -> None:
+    with gateway.client() as c:
+        sid = make_saga(c, journey["journey_id"], "u-resume-sync", "in_progress")["saga_id"]
+        stream = c.saga_events(sid, reconnect=False)
+        seen = [next(stream), next(stream)]
+        stream.close()  # disconnect
+        c.advance_saga_step(sid, step_result={"status": "complete", "milestone_id": ORDER[1][0]})
+        resumed = c.saga_events(sid, last_event_id=seen[-1].id, reconnect=False)
+        seen.append(next(resumed))
+        resumed.close()
+    assert [int(e.id) for e in seen] == [1, 2, 3] and [e.data["seq"] for e in seen] == [1, 2, 3]
