@@ -106,7 +106,10 @@ def _confirm(total: int, where: str, yes: bool) -> bool:
         return True
     if not sys.stdin.isatty():
         raise InvalidInputError(f"{total} saga(s) would be removed; pass --yes to confirm")
-    answer = input(f"remove {total} finished saga(s) from {where}? [y/N] ")
+    try:
+        answer = input(f"remove {total} finished saga(s) from {where}? [y/N] ")
+    except EOFError:  # no answer: nothing is removed
+        return False
     return answer.strip().lower() in ("y", "yes")
 
 

@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from saga_journey.client import AsyncSagaClient
 from saga_journey.http.app import create_app
 from saga_journey.metrics import SagaMetrics
 from saga_journey.runtime import ManualClock, SagaOrchestrator
 from saga_journey.runtime.config import RuntimeConfig
+from saga_journey.runtime.errors import SagaError
 from saga_journey.runtime.journeys import TEMPLATES
 
 from .conftest import auth, settings
@@ -113,3 +115,10 @@ async def test_a_last_event_id_below_the_feed_floor_is_answered_410(env):
             ids.append(int(line[4:]))
     r.close()
     assert ids == [5, 6, 7, 8, 9, 10]
+    # the Python client raises the 410 as a typed error (it does not retry it)
+    async with AsyncSagaClient(str(client.make_url("")).rstrip("/"), "acme-admin", retries=0) as c:
+        with pytest.raises(SagaError) as caught:
+            async for _ in c.events(last_event_id="3"):
+                pass
+    assert caught.value.details["http_status"] == 410
+    assert caught.value.details["problem_code"] == "events_pruned" and caught.value.details["floor"] == 4
