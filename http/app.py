@@ -27,7 +27,7 @@ from .routedef import Handler, Route, RouteTable
 from .routes import GATEWAY, Gateway, routes
 from .settings import GatewaySettings
 
-__all__ = ["GATEWAY", "create_app", "RuntimeContext"]
+__all__ = ["GATEWAY", "RuntimeContext", "create_app"]
 
 log = logging.getLogger("saga_journey.http")
 

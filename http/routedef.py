@@ -13,9 +13,9 @@ and the key of its request schema in ``schemas.REQUESTS``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Awaitable, Callable, overload
+from typing import overload
 
 from aiohttp import web
 

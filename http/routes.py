@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -27,7 +28,7 @@ from .routedef import Handler, RouteTable
 from .schemas import FILTER_NAMES, parse_body, spec_of
 from .settings import GatewaySettings
 
-__all__ = ["GATEWAY", "Gateway", "Handler", "routes", "principal", "set_principal", "query", "set_query"]
+__all__ = ["GATEWAY", "Gateway", "Handler", "principal", "query", "routes", "set_principal", "set_query"]
 
 _PRINCIPAL_KEY = web.RequestKey("principal", Principal)
 _QUERY_KEY = web.RequestKey("query", dict)

@@ -12,8 +12,9 @@ value (a known journey, a policy's bounds) is the orchestrator's check, which an
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from aiohttp import web
 

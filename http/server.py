@@ -13,25 +13,24 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Callable, Sequence, TextIO
+from typing import TextIO
 
 import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from saga_journey.metrics import SagaMetrics, metrics_handler
+from saga_journey.runtime.errors import SagaError
 from saga_journey.runtime.logs import LoggingObserver
 from saga_journey.runtime.observer import Observers
 from saga_journey.runtime.orchestrator import SagaOrchestrator
 
-from saga_journey.runtime.errors import SagaError
-
 from .access_log import ACCESS_LOG, AccessLogger
 from .app import GATEWAY, RuntimeContext, create_app
-from .devmode import template_noop_handlers
 from .auth import Authenticator
+from .devmode import template_noop_handlers
 from .settings import ServeConfig, load_config
 from .webhooks import build_webhooks
 

@@ -295,4 +295,4 @@ def expired_count(
     return len(Retention(dbs, lambda *a: None, lambda *a: None).expired(txn, now, retention_s, limit)[0])
 
 
-__all__ = ["Retention", "RetentionDbs", "FeedRetention", "prunable", "finished_key", "expired_count"]
+__all__ = ["FeedRetention", "Retention", "RetentionDbs", "expired_count", "finished_key", "prunable"]

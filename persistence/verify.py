@@ -13,14 +13,15 @@ import fcntl
 import os
 import struct
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import lmdb
 
+from saga_journey.persistence import recent
 from saga_journey.persistence.keys import scoped_key
 from saga_journey.persistence.layout import FORMAT_KEY, FORMAT_VERSION
-from saga_journey.persistence import recent
 from saga_journey.persistence.records import decode_record, encode_record
 from saga_journey.runtime.errors import CorruptRecordError, StorageError
 

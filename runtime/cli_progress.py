@@ -32,7 +32,13 @@ def bar(*, as_json: bool = False, total_known: bool = True, console: Any = None)
 def byte_bar(*, as_json: bool = False) -> Any:
     """A bar counting bytes (backup)."""
     from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     out = Console(stderr=True)
     return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),

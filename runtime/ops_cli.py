@@ -130,8 +130,8 @@ def run_prune(args: argparse.Namespace, require_store) -> int:  # type: ignore[n
     if remote:
         client = _client(args)
         where = remote
-        count = lambda: client.prune(older, dry_run=True)["expired"]  # noqa: E731
-        round_ = lambda: client.prune(older, limit=args.batch)  # noqa: E731
+        count = lambda: client.prune(older, dry_run=True)["expired"]
+        round_ = lambda: client.prune(older, limit=args.batch)
         close = client.close
     else:
         from saga_journey.persistence.lmdb_store import LmdbStore
@@ -143,7 +143,7 @@ def run_prune(args: argparse.Namespace, require_store) -> int:  # type: ignore[n
         require_store(args.data_dir)
         store = LmdbStore(args.data_dir)
         where, now = args.data_dir, time.time()
-        count = lambda: store.count_expired(now, older)  # noqa: E731
+        count = lambda: store.count_expired(now, older)
 
         def round_() -> dict:
             r = prune_round(store, RuntimeObserver(), RuntimeConfig(), now, older, args.batch)
@@ -206,7 +206,7 @@ def run_backup(args: argparse.Namespace, require_store) -> int:  # type: ignore[
         def copy() -> None:
             try:
                 store.backup(args.dest, compact=True)
-            except BaseException as exc:  # re-raised on the main thread
+            except BaseException as exc:  # noqa: BLE001  (re-raised on the main thread)
                 failure.append(exc)
 
         worker = threading.Thread(target=copy, name="saga-journey-backup")

@@ -4,15 +4,19 @@ resuming from below the floor is told (410) rather than silently missing events.
 
 from __future__ import annotations
 
-from typing import Any
-
-import lmdb
-
 from saga_journey.persistence.keys import scoped_key
 from saga_journey.persistence.verify import verify
 from saga_journey.runtime import ManualClock
 
-from tests.test_retention import HOUR, UC, complete, design, ids, open_orch, prune_rounds
+from tests.test_retention import (
+    HOUR,
+    UC,
+    complete,
+    design,
+    ids,
+    open_orch,
+    prune_rounds,
+)
 
 
 def feed_rows(orch) -> list[tuple[int, bytes]]:
@@ -45,7 +49,7 @@ def test_pruned_sagas_leave_no_feed_entries_and_live_ones_keep_all(tmp_path) -> 
         rows = feed_rows(orch)
         assert len(rows) == history_count(orch, kept) < before
         named = {bytes(v[:-4]) for _, v in rows}
-        assert all(k.startswith(b"acme/new-") or k.startswith(b"acme/running") for k in named)
+        assert all(k.startswith((b"acme/new-", b"acme/running")) for k in named)
         assert orch.store.feed_floor() == 0  # the sweep removes only dead entries: no floor
         assert not orch.store.feed_pending(orch.config.feed_retention_entries)
         # the stream of what is left replays exactly the live sagas' history

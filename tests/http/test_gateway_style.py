@@ -8,7 +8,8 @@ import ast
 import inspect
 import pathlib
 
-from saga_journey.http import middlewares, routes as routes_module
+from saga_journey.http import middlewares
+from saga_journey.http import routes as routes_module
 from saga_journey.http.openapi import OPERATIONS
 from saga_journey.http.routes import routes
 from saga_journey.http.schemas import REQUESTS

@@ -95,7 +95,7 @@ async def test_prune_removes_exactly_the_expired_sagas_in_bounded_rounds(env):
 
 
 async def test_a_last_event_id_below_the_feed_floor_is_answered_410(env):
-    client, orch, clock, _ = env
+    client, orch, _, _ = env
     await _complete(client, "a")  # 5 history entries
     await _complete(client, "b")  # 10 in all; the feed keeps 6
     assert orch.store.feed_end() == 10

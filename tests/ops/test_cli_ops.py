@@ -76,7 +76,7 @@ def test_local_backup_and_verify_print_results_without_bars_off_a_tty(tmp_path) 
     from .conftest import CLI
 
     _old_store(tmp_path / "data")
-    run = lambda *a: subprocess.run([*CLI, *a], capture_output=True, text=True, timeout=120)  # noqa: E731
+    run = lambda *a: subprocess.run([*CLI, *a], check=False, capture_output=True, text=True, timeout=120)
     done = run("backup", "--data-dir", str(tmp_path / "data"), str(tmp_path / "copy"), "--json")
     assert done.returncode == 0 and done.stderr == "", done.stderr
     assert json.loads(done.stdout)["bytes"] > 0
@@ -98,7 +98,7 @@ def test_progress_bars_are_drawn_on_a_terminal(tmp_path) -> None:
                        ("backup", ["backup", "--data-dir", str(tmp_path / "data"), str(tmp_path / "copy")]),
                        ("prune", ["prune", "--data-dir", str(tmp_path / "data"), "--older-than", "30d", "--yes"])):
         master, slave = pty.openpty()
-        proc = subprocess.run([*CLI, *args], stdout=subprocess.PIPE, stderr=slave, text=True, timeout=120,
+        proc = subprocess.run([*CLI, *args], check=False, stdout=subprocess.PIPE, stderr=slave, text=True, timeout=120,
                               env={**os.environ, "COLUMNS": "120", "TERM": "xterm"})
         os.close(slave)
         chunks = []
