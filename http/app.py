@@ -84,8 +84,7 @@ def create_app(
     app[ROUTE_TABLES] = tables
     for table in tables:
         app.add_routes(table)
-    documented = [r for r in routes.routes]
-    gateway.openapi_body = json.dumps(build_openapi(documented, metrics=metrics_handler is not None)).encode()
+    gateway.openapi_body = json.dumps(build_openapi(routes.routes, metrics=metrics_handler is not None)).encode()
 
     if runtime is not None:
         async def owned_runtime(app: web.Application) -> AsyncIterator[None]:

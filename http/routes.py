@@ -233,12 +233,12 @@ async def all_events(request: web.Request) -> web.StreamResponse:
     match = events.Filter(status=q["status"], journey_type=q["journey_type"],
                           saga_ids=frozenset(q["saga_id"]), **_filters(q)).matches
     start = events.last_event_id(request)
+    if start is not None:
+        events.check_resumable(gw.orch, start)  # 410 before anything is subscribed
     sub = events.Subscriber(events.scope_of(tenant), match, gw.tail.queue_size)
     gw.tail.subscribe(sub)  # before reading the start: nothing committed after it is missed
     if start is None:
         start = gw.orch.store.feed_end()
-    else:
-        events.check_resumable(gw.orch, start)
     replay = events.global_replay(gw.orch, tenant, match)
     return await events.stream(request, gw.tail, sub, replay, start, per_saga=False)
 

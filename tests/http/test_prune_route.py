@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from saga_journey.client import AsyncSagaClient
-from saga_journey.http.app import create_app
+from saga_journey.http.app import GATEWAY, create_app
 from saga_journey.metrics import SagaMetrics
 from saga_journey.runtime import ManualClock, SagaOrchestrator
 from saga_journey.runtime.config import RuntimeConfig
@@ -105,6 +105,7 @@ async def test_a_last_event_id_below_the_feed_floor_is_answered_410(env):
     r = await client.get("/v1/events", headers={**ADMIN, "Last-Event-ID": "3"})
     problem = await r.json()
     assert r.status == 410 and problem["code"] == "events_pruned" and problem["floor"] == 4
+    assert not client.app[GATEWAY].tail.subscribers  # refused before subscribing: nothing left behind
     # from the floor on, everything still kept is replayed, exactly once, in order
     r = await client.get("/v1/events", headers={**ADMIN, "Last-Event-ID": "4"})
     assert r.status == 200
