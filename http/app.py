@@ -19,6 +19,7 @@ from .openapi import build_openapi, query_params
 from .problems import Problem, from_problem, from_saga_error, problem_response
 from .routes import Gateway, Handler, set_principal
 from .settings import GatewaySettings
+from .ui_routes import ConsoleApi, static_routes
 
 log = logging.getLogger("saga_journey.http")
 
@@ -51,7 +52,7 @@ def create_app(
         log.warning("no API keys are configured: every /v1 request will be answered 401")
     admission = Admission(settings.max_in_flight, settings.max_queued_per_saga, settings.retry_after_s)
     gateway = Gateway(orchestrator, settings, admission)
-    routes = gateway.routes()
+    routes = gateway.routes() + ConsoleApi(gateway).routes()  # the console's reads: http/ui_routes.py
     roles: dict[Any, str | None] = {}
     queries = {r.handler: query_params(r.name) for r in routes}
     observer = orchestrator.observer
@@ -138,7 +139,7 @@ def create_app(
     if metrics_handler is not None:
         app.router.add_get("/metrics", metrics_handler, name="metrics")
         roles[metrics_handler] = None
-    for path, name, handler in docs_routes():  # public, like /openapi.json
+    for path, name, handler in docs_routes() + static_routes():  # public, like /openapi.json
         app.router.add_get(path, handler, name=name)
         roles[handler] = None
     gateway.openapi_body = json.dumps(build_openapi(routes, metrics=metrics_handler is not None)).encode()

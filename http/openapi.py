@@ -15,6 +15,7 @@ from saga_journey.runtime.journeys import ID_PATTERN, template_names
 from saga_journey.runtime.model import SAGA_STATES
 
 from .problems import PROBLEM_JSON, PROBLEM_TYPE, TITLES
+from .ui_routes import UI_OPERATIONS, UI_SCHEMAS
 
 ID = {"type": "string", "pattern": ID_PATTERN.pattern, "maxLength": 128}
 NULLABLE_STR = {"type": ["string", "null"]}
@@ -300,6 +301,7 @@ SCHEMAS: dict[str, Any] = {
         {"milestone_id": ID, "reason": {"type": "string", "minLength": 1, "pattern": "\\S"}},
         closed=True,
     ),
+    **UI_SCHEMAS,  # the console's routes (http/ui_routes.py)
 }
 
 # --- examples (tests/http/test_openapi_document.py validates each against its schema) ---------
@@ -663,6 +665,7 @@ OPERATIONS: dict[str, dict[str, Any]] = {
             "pending_compensations": ["create_order"], "event": "compensation_skipped"})),
         "errors": _WRITE_ERRORS,
     },
+    **UI_OPERATIONS,
 }
 _TAGS = [
     {"name": "journeys", "description": "design and read journey definitions"},
