@@ -152,6 +152,7 @@ def _ref(name: str) -> dict[str, str]:
 _NUM_OR_NULL = {"anyOf": [{"type": "number", "minimum": 0}, {"type": "null"}]}
 _COUNT = {"type": "integer", "minimum": 0}
 UI_SCHEMAS: dict[str, Any] = {
+    "Role": {"type": "string", "enum": ["read", "write", "admin"]},
     "ConsoleActions": {
         "type": "object", "required": list(ACTIONS),
         "properties": {a: {"type": "boolean"} for a in ACTIONS},
@@ -161,7 +162,7 @@ UI_SCHEMAS: dict[str, Any] = {
         "type": "object", "required": ["tenant_id", "user_id", "roles", "can"],
         "properties": {
             "tenant_id": {"type": "string"}, "user_id": {"type": "string"},
-            "roles": {"type": "array", "items": {"type": "string", "enum": ["read", "write", "admin"]}},
+            "roles": {"type": "array", "items": _ref("Role")},
             "can": _ref("ConsoleActions"),
         },
     },

@@ -6,7 +6,7 @@
 import { api, follow } from "./api.js";
 import { age, badge, h, put, route, time } from "./dom.js";
 import { liveIndicator } from "./live.js";
-import { describe, laneOf, renderTimeline } from "./timeline.js";
+import { describe, laneOf, Timeline } from "./timeline.js";
 
 function card(v) {
   const rows = [
@@ -97,17 +97,21 @@ function actions(v, me, sagaPath, announce, message) {
   return out;
 }
 
-function historyTable(entries) {
-  return h("table", { id: "history-table" },
+function historyRow(e) {
+  const d = describe(e);
+  return h("tr", { class: "tone-" + d.tone, dataset: { seq: e.seq, kind: e.type } },
+    h("td", { class: "num" }, String(e.seq)), h("td", { class: "mono" }, time(e.at, true)), h("td", {}, laneOf(e)),
+    h("td", {}, h("span", { "aria-hidden": "true" }, d.icon + " "), e.type), h("td", { class: "mono" }, e.milestone_id || ""),
+    h("td", { class: "what" }, d.text), h("td", {}, e.status_after));
+}
+
+function historyTable() {
+  const body = h("tbody");
+  const table = h("table", { id: "history-table" },
     h("caption", { class: "sr-only" }, "history, oldest first"),
     h("thead", {}, h("tr", {}, ["#", "Time (UTC)", "Lane", "Event", "Milestone", "What happened", "Status after"].map((t) => h("th", { scope: "col" }, t)))),
-    h("tbody", {}, entries.map((e) => {
-      const d = describe(e);
-      return h("tr", { class: "tone-" + d.tone, dataset: { seq: e.seq, kind: e.type } },
-        h("td", { class: "num" }, String(e.seq)), h("td", { class: "mono" }, time(e.at, true)), h("td", {}, laneOf(e)),
-        h("td", {}, h("span", { "aria-hidden": "true" }, d.icon + " "), e.type), h("td", { class: "mono" }, e.milestone_id || ""),
-        h("td", { class: "what" }, d.text), h("td", {}, e.status_after));
-    })));
+    body);
+  return { table, body };
 }
 
 function pretty(value) {
@@ -117,15 +121,17 @@ function pretty(value) {
 function results(entries, v) {
   const out = [];
   for (const e of entries) {
-    if ((e.type === "milestone_completed" || e.type === "milestone_attempt_failed") && e.result && Object.keys(e.result).length) {
+    const data = e.result ? Object.keys(e.result).filter((k) => k !== "status" && k !== "milestone_id") : [];
+    if ((e.type === "milestone_completed" || e.type === "milestone_attempt_failed") && data.length) {
       out.push(h("h3", { class: "mono" }, `#${e.seq} ${e.milestone_id}`), h("pre", { class: "result", dataset: { seq: e.seq } }, pretty(e.result)));
     }
   }
   if (v.failure && v.failure.result) out.push(h("h3", {}, `failure at ${v.failure.milestone_id || "-"}`), h("pre", { class: "result" }, pretty(v.failure.result)));
-  return out.length ? out : [h("p", { class: "muted" }, "No step result was reported with data.")];
+  return out.length ? out : [h("p", { class: "muted" }, "No milestone reported data beyond its status.")];
 }
 
 export function render(main, ctx, sagaId) {
+  const opened = performance.now();
   const sagaPath = "/v1/sagas/" + encodeURIComponent(sagaId);
   const live = liveIndicator();
   const cardBox = h("div", { class: "card" }, h("p", { class: "muted" }, "Loading…"));
@@ -152,6 +158,10 @@ export function render(main, ctx, sagaId) {
   let frame = null;
   let drawnContext = false;
   let actionsKey = null;
+  let timeline = null;
+  let history = null;
+  let order = 0; // bumped when an entry arrives out of order: the drawing starts anew
+  let drawnOrder = 0;
 
   function draw() {
     frame = null;
@@ -165,14 +175,24 @@ export function render(main, ctx, sagaId) {
     if (!drawnContext) { contextBox.textContent = pretty(view.context || {}); drawnContext = true; }
     const atEnd = scroller.scrollLeft + scroller.clientWidth >= scroller.scrollWidth - 4;
     const t0 = performance.now();
-    const svg = renderTimeline(entries);
-    put(scroller, svg);
-    svg.getBoundingClientRect(); // layout now: the time below includes it
+    if (!timeline || timeline.count > entries.length || drawnOrder !== order) {  // first draw, or out of order: anew
+      timeline = new Timeline();
+      history = historyTable();
+      drawnOrder = order;
+      put(scroller, timeline.svg);
+      put(historyBox, history.table);
+    }
+    const fresh = entries.slice(timeline.count);
+    timeline.append(fresh);
+    history.body.append(...fresh.map(historyRow));
+    timeline.svg.getBoundingClientRect(); // layout now: the time below includes it
     scroller.dataset.renderMs = (performance.now() - t0).toFixed(2);
-    scroller.dataset.entries = String(entries.length);
+    scroller.dataset.entries = String(timeline.count);
     requestAnimationFrame(() => { scroller.dataset.paintMs = (performance.now() - t0).toFixed(2); });
     if (atEnd) scroller.scrollLeft = scroller.scrollWidth;
-    put(historyBox, historyTable(entries));
+    if (!scroller.dataset.completeMs && timeline.count >= view.version) { // every transition drawn
+      scroller.dataset.completeMs = (performance.now() - opened).toFixed(1);
+    }
     put(resultsBox, results(entries, view));
   }
   const schedule = () => { if (frame === null) frame = requestAnimationFrame(draw); };
@@ -189,7 +209,10 @@ export function render(main, ctx, sagaId) {
         if (!seen.has(entry.seq)) {
           seen.add(entry.seq);
           entries.push(entry);
-          if (entries.length > 1 && entries[entries.length - 2].seq > entry.seq) entries.sort((a, b) => a.seq - b.seq);
+          if (entries.length > 1 && entries[entries.length - 2].seq > entry.seq) {
+            entries.sort((a, b) => a.seq - b.seq);
+            order += 1;
+          }
         }
         schedule();
       },

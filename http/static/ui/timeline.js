@@ -73,12 +73,15 @@ function mark(e, i) {
   const lines = [d.word, e.milestone_id || "", time(e.at, true)];
   if (e.type === "compensation_retried" || e.type === "compensation_skipped" || e.type === "saga_aborted") lines.push(e.reason);
   else if (e.error || e.reason) lines.push(e.error || e.reason);
+  // One <text> per mark (its lines are <tspan>s): far fewer text layouts than one element per line.
+  const shown = lines.filter((t) => t !== "");
   return s("g", { class: `mark tone-${d.tone} lane-${lane}`, dataset: { seq: e.seq, kind: e.type, lane, milestone: e.milestone_id || "" } },
     s("title", {}, `#${e.seq} ${time(e.at)} ${d.text} → ${e.status_after}`),
     s("circle", { cx: x, cy: y, r: 13 }),
-    s("text", { x, y: y + 5, class: "glyph", "text-anchor": "middle" }, d.icon),
-    lines.filter((t) => t !== "").map((t, k) =>
-      s("text", { x, y: y + 32 + k * 14, class: k === 0 ? "word" : "detail", "text-anchor": "middle" }, clip(t, 20))),
+    s("text", { "text-anchor": "middle" },
+      s("tspan", { x, y: y + 5, class: "glyph" }, d.icon),
+      shown.map((t, k) => s("tspan", { x, y: y + 32 + k * 14, class: k === 0 ? "word" : "detail" }, clip(t, 20))),
+      s("tspan", { x, y: HEIGHT - 8, class: "seq" }, `#${e.seq}`)),
   );
 }
 
@@ -95,32 +98,57 @@ function backoffLine(e, i) {
     s("text", { x: (x1 + x2) / 2, y: y - 5, "text-anchor": "middle", class: "detail" }, `wait ${w.toFixed(2)}s`));
 }
 
+/**
+ * A timeline that grows: ``append(entries)`` adds their columns at the right (a live saga's
+ * new entries, or a long history in chunks) without redrawing what is there.
+ */
+export class Timeline {
+  constructor() {
+    this.count = 0;
+    this.compensations = 0;
+    this.svg = s("svg", { class: "timeline", height: HEIGHT, role: "img" });
+    this.bands = [
+      s("rect", { class: "lane-band", x: 0, y: LANE_Y.forward - 38, height: 100 }),
+      s("rect", { class: "lane-band comp", x: 0, y: LANE_Y.compensation - 38, height: 100 }),
+    ];
+    this.axes = [
+      s("line", { class: "lane-axis", x1: X0, y1: LANE_Y.forward, y2: LANE_Y.forward }),
+      s("line", { class: "lane-axis", x1: X0, y1: LANE_Y.compensation, y2: LANE_Y.compensation }),
+    ];
+    this.marks = s("g", { class: "marks" });
+    this.svg.append(...this.bands,
+      s("text", { class: "lane-name", x: 8, y: LANE_Y.forward + 4 }, "Forward"),
+      s("text", { class: "lane-name", x: 8, y: LANE_Y.compensation + 4 }, "Compensation"),
+      ...this.axes, this.marks);
+    this.resize();
+  }
+
+  resize() {
+    const width = X0 + Math.max(1, this.count) * CW + 16;
+    for (const el of [this.svg, ...this.bands]) el.setAttribute("width", width);
+    for (const el of this.axes) el.setAttribute("x2", width);
+    this.svg.setAttribute("viewBox", `0 0 ${width} ${HEIGHT}`);
+    this.svg.setAttribute("aria-label", `timeline: ${this.count - this.compensations} forward event(s), ` +
+      `${this.compensations} compensation event(s); the history table below lists them all`);
+    this.svg.dataset.entries = String(this.count);
+  }
+
+  append(entries) {
+    const frag = document.createDocumentFragment();
+    for (const e of entries) {
+      const i = this.count++;
+      if (laneOf(e) === "compensation") this.compensations++;
+      const back = backoffLine(e, i);
+      if (back) frag.append(back);
+      frag.append(mark(e, i));
+    }
+    this.marks.append(frag);
+    this.resize();
+    return this;
+  }
+}
+
 /** The timeline of ``entries`` (history entries, oldest first) as an <svg>. */
 export function renderTimeline(entries) {
-  const started = performance.now();
-  const width = X0 + Math.max(1, entries.length) * CW + 16;
-  const compensations = entries.filter((e) => laneOf(e) === "compensation").length;
-  const svg = s("svg", {
-    class: "timeline", width, height: HEIGHT, viewBox: `0 0 ${width} ${HEIGHT}`, role: "img",
-    "aria-label": `timeline: ${entries.length - compensations} forward event(s), ${compensations} compensation event(s); the history table below lists them all`,
-  });
-  svg.append(
-    s("rect", { class: "lane-band", x: 0, y: LANE_Y.forward - 38, width, height: 100 }),
-    s("rect", { class: "lane-band comp", x: 0, y: LANE_Y.compensation - 38, width, height: 100 }),
-    s("text", { class: "lane-name", x: 8, y: LANE_Y.forward + 4 }, "Forward"),
-    s("text", { class: "lane-name", x: 8, y: LANE_Y.compensation + 4 }, "Compensation"),
-    s("line", { class: "lane-axis", x1: X0, y1: LANE_Y.forward, x2: width, y2: LANE_Y.forward }),
-    s("line", { class: "lane-axis", x1: X0, y1: LANE_Y.compensation, x2: width, y2: LANE_Y.compensation }),
-  );
-  const marks = s("g", { class: "marks" });
-  entries.forEach((e, i) => {
-    const back = backoffLine(e, i);
-    if (back) marks.append(back);
-    marks.append(mark(e, i));
-    marks.append(s("text", { class: "seq", x: X0 + i * CW + CW / 2, y: HEIGHT - 8, "text-anchor": "middle" }, `#${e.seq}`));
-  });
-  svg.append(marks);
-  svg.dataset.entries = String(entries.length);
-  svg.dataset.buildMs = (performance.now() - started).toFixed(2);
-  return svg;
+  return new Timeline().append(entries).svg;
 }
