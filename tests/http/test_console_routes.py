@@ -163,3 +163,14 @@ async def test_openapi_documents_the_console_routes(client):
     assert {"WhoAmI", "ConsoleStats", "RollbackFigures", "StateCounts"} <= set(doc["components"]["schemas"])
     assert not any(p.startswith("/ui") for p in doc["paths"])  # the page is not part of the API
 
+
+
+def test_serve_refuses_a_grafana_url_that_is_not_http(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "saga_journey.runtime.cli", "serve", "--grafana-url", "javascript:alert(1)",
+                           "--create", "--data-dir", str(tmp_path / "data"), "--port", "0"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "expected an absolute http:// or https:// URL" in proc.stderr
+    assert not (tmp_path / "data").exists()  # refused before anything was created

@@ -19,7 +19,7 @@ function card(v) {
   ];
   if (v.failure) rows.push(["failure", `${v.failure.kind} at ${v.failure.milestone_id || "-"}: ${v.failure.reason}`]);
   if (v.compensation_status !== "none") {
-    rows.push(["compensation", `${v.compensation_status}, ${v.compensation_attempts} attempt(s)`]);
+    rows.push(["compensation", v.compensation_attempts ? `${v.compensation_status}, ${v.compensation_attempts} attempt(s) of the current step` : v.compensation_status]);
     rows.push(["compensated", (v.compensated_milestones || []).join(", ") || "-"]);
     rows.push(["pending", (v.pending_compensations || []).join(", ") || "-"]);
   }
@@ -148,9 +148,9 @@ export function render(main, ctx, sagaId) {
     h("section", { "aria-labelledby": "tl" }, h("h2", { id: "tl" }, "Timeline"),
       h("p", { class: "legend muted" }, "✓ done · ! attempt failed · ✗ failed · ◷ timed out · ↶ undone · ‖ parked · ↻ retried · ↷ skipped by hand · dashed: backoff wait"),
       scroller),
-    h("section", { "aria-labelledby": "hist" }, h("h2", { id: "hist" }, "History"), historyBox),
+    h("section", { "aria-labelledby": "hist", class: "deferred" }, h("h2", { id: "hist" }, "History"), historyBox),
     h("section", { "aria-labelledby": "ctx" }, h("h2", { id: "ctx" }, "Context"), contextBox),
-    h("section", { "aria-labelledby": "res" }, h("h2", { id: "res" }, "Step results"), resultsBox));
+    h("section", { "aria-labelledby": "res", class: "deferred" }, h("h2", { id: "res" }, "Step results"), resultsBox));
 
   let view = null;
   const entries = [];
