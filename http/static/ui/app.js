@@ -81,6 +81,9 @@ function show() {
   cleanup = mod.render(main, ctx, arg, params) || null;
 }
 
-window.addEventListener("hashchange", show);
+window.addEventListener("hashchange", () => {
+  show();
+  main.focus({ preventScroll: true }); // a screen reader starts reading the new page
+});
 window.addEventListener("sj-unauthorized", () => { if (ctx.me) { auth.clear(); ctx.me = null; signIn("Your key is no longer accepted: sign in again."); } });
 start();

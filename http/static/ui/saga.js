@@ -45,7 +45,12 @@ function askReason(title, help, act) {
   error.textContent = "";
   ok.disabled = false;
   const opener = document.activeElement;
-  const done = () => { form.onsubmit = null; document.getElementById("reason-cancel").onclick = null; if (opener && opener.focus) opener.focus(); };
+  const done = () => {
+    form.onsubmit = null;
+    dialog.oncancel = null;
+    document.getElementById("reason-cancel").onclick = null;
+    if (opener && opener.isConnected && opener.focus) opener.focus();
+  };
   form.onsubmit = async (ev) => {
     ev.preventDefault();
     const reason = text.value.trim();
@@ -61,7 +66,7 @@ function askReason(title, help, act) {
     }
   };
   document.getElementById("reason-cancel").onclick = () => { dialog.close(); done(); };
-  dialog.addEventListener("cancel", done, { once: true });
+  dialog.oncancel = done; // Escape
   dialog.showModal();
   text.focus();
 }

@@ -46,11 +46,15 @@ export function render(main, ctx, _arg, params) {
     h("div", {}, select("f-age", "Age", AGES, filters.age)));
   form.addEventListener("submit", (ev) => ev.preventDefault());
   form.addEventListener("change", () => {
-    const next = {
+    Object.assign(filters, {
       status: form.querySelector("#f-status").value, parked: form.querySelector("#f-parked").value,
       journey_type: form.querySelector("#f-journey-type").value, age: form.querySelector("#f-age").value,
-    };
-    location.hash = route("sagas", next);  // a new route: the page is drawn again with these filters
+    });
+    cursors.length = 1;
+    pageIndex = 0;
+    // The filters go into the address (linkable) without a navigation: focus stays on the field.
+    history.replaceState(null, "", route("sagas", filters));
+    loadPage();
   });
   put(main, h("div", { class: "page-head" }, h("h1", {}, "Sagas"), live.el), counts, form, table, pager);
 
@@ -68,7 +72,9 @@ export function render(main, ctx, _arg, params) {
     h("a", { href: route("sagas", { parked: "true" }), class: "count parked", dataset: { status: "parked" } }, `‖ parked ${st.parked}`));
   }
 
+  let generation = 0; // a page asked for later wins over one still on its way
   async function loadPage() {
+    const mine = ++generation;
     const now = Date.now() / 1000;
     const q = { limit: PAGE, ...ageFilter(filters.age, now) };
     for (const k of ["status", "parked", "journey_type"]) if (filters[k]) q[k] = filters[k];
@@ -77,9 +83,10 @@ export function render(main, ctx, _arg, params) {
     try {
       page = await api("/v1/sagas?" + new URLSearchParams(q));
     } catch (err) {
-      put(table, h("p", { class: "error" }, err.message));
+      if (mine === generation) put(table, h("p", { class: "error" }, err.message));
       return;
     }
+    if (mine !== generation) return;
     cursors[pageIndex + 1] = page.next_cursor;
     const rows = page.sagas.map((v) => h("tr", { dataset: { sagaId: v.saga_id, status: v.status, parked: String(!!v.parked) } },
       h("td", {}, sagaLink(v.saga_id)), h("td", {}, v.journey_type), h("td", {}, badge(v)),
