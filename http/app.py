@@ -26,6 +26,7 @@ from .openapi import build_openapi
 from .routedef import Handler, Route, RouteTable
 from .routes import GATEWAY, Gateway, routes
 from .settings import GatewaySettings
+from .ui_routes import console_routes, static_routes
 
 __all__ = ["GATEWAY", "RuntimeContext", "create_app"]
 
@@ -39,7 +40,7 @@ def public_routes(metrics_handler: Handler | None) -> RouteTable:
     table = RouteTable()
     if metrics_handler is not None:
         table.add(Route("GET", "/metrics", metrics_handler, None, "metrics", head=True))
-    for path, name, handler in docs_routes():
+    for path, name, handler in docs_routes() + static_routes():  # /docs and the console at /ui/
         table.add(Route("GET", path, handler, None, name, head=True))
     return table
 
@@ -62,7 +63,7 @@ def create_app(
         log.warning("no API keys are configured: every /v1 request will be answered 401")
     admission = Admission(settings.max_in_flight, settings.max_queued_per_saga, settings.retry_after_s)
     gateway = Gateway(orchestrator, settings, admission)
-    tables = (routes, public_routes(metrics_handler), *extra_routes)
+    tables = (routes, console_routes, public_routes(metrics_handler), *extra_routes)
 
     app = web.Application(
         middlewares=MIDDLEWARES,
@@ -84,7 +85,7 @@ def create_app(
     app[ROUTE_TABLES] = tables
     for table in tables:
         app.add_routes(table)
-    gateway.openapi_body = json.dumps(build_openapi(routes.routes, metrics=metrics_handler is not None)).encode()
+    gateway.openapi_body = json.dumps(build_openapi(routes.routes + console_routes.routes, metrics=metrics_handler is not None)).encode()
 
     if runtime is not None:
         async def owned_runtime(app: web.Application) -> AsyncIterator[None]:

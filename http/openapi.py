@@ -20,6 +20,7 @@ from .problems import PROBLEM_JSON, PROBLEM_TYPE, TITLES
 from .schemas import ID, NO_PARAMS, REQUESTS, request_components
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
+from .ui_routes import UI_OPERATIONS, UI_SCHEMAS
 
 NULLABLE_STR = {"type": ["string", "null"]}
 NULLABLE_NUM = {"type": ["number", "null"]}
@@ -270,6 +271,7 @@ SCHEMAS: dict[str, Any] = {
         additionalProperties=True,
         description="the milestone's result; other fields are recorded with it",
     ),
+    **UI_SCHEMAS,  # the console's routes (http/ui_routes.py)
 }
 
 # --- examples (tests/http/test_openapi_document.py validates each against its schema) ---------
@@ -590,6 +592,7 @@ OPERATIONS: dict[str, dict[str, Any]] = {
             "pending_compensations": ["create_order"], "event": "compensation_skipped"})),
         "errors": _WRITE_ERRORS,
     },
+    **UI_OPERATIONS,
 }
 _TAGS = [
     {"name": "journeys", "description": "design and read journey definitions"},

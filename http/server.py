@@ -140,7 +140,8 @@ async def serve(
 def _log_started(orch: SagaOrchestrator, host: str, port: int, *, metrics: bool) -> None:
     """The start-up line: where everything is served, and how many sagas wait for an operator."""
     base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
-    endpoints = {"api": f"{base}/v1", "docs": f"{base}/docs", "openapi": f"{base}/openapi.json"}
+    endpoints = {"api": f"{base}/v1", "console": f"{base}/ui/", "docs": f"{base}/docs",
+                 "openapi": f"{base}/openapi.json"}
     if metrics:
         endpoints["metrics"] = f"{base}/metrics"
     parked = sum(orch.store.count_compensation_failed().values())

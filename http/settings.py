@@ -66,6 +66,15 @@ class GatewaySettings:
     insecure_dev: bool = False
     api_keys: tuple[ApiKey, ...] = ()
     webhooks: tuple[WebhookSpec, ...] = ()
+    grafana_url: str | None = None
+    """The Grafana dashboard the console's overview links to (``serve --grafana-url``)."""
+
+
+def check_grafana_url(url: str) -> str:
+    """An absolute http(s) URL (the console renders it as a link: no other scheme gets through)."""
+    if not re.fullmatch(r"https?://[^\s\x00-\x1f]{1,2000}", url):
+        raise InvalidInputError(f"--grafana-url {url[:80]!r}: expected an absolute http:// or https:// URL")
+    return url
 
 
 @dataclass(frozen=True, slots=True)

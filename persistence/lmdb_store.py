@@ -35,7 +35,7 @@ from saga_journey.persistence.store import (
 )
 from saga_journey.runtime import crashpoints
 from saga_journey.runtime.errors import CorruptRecordError, InvalidInputError, StorageError
-from saga_journey.runtime.model import COMP_FAILED, COMPENSATING, FAILED, IN_PROGRESS
+from saga_journey.runtime.model import COMP_FAILED, COMPENSATING, FAILED, IN_PROGRESS, SAGA_STATES
 
 log = logging.getLogger("saga_journey.persistence")
 
@@ -855,6 +855,11 @@ class LmdbStore:
                 except CorruptRecordError:
                     continue  # quarantined: one bad record must not hide every other saga
         return sagas, cursor
+
+    def tenant_counts(self, tenant_id: str) -> tuple[dict[str, int], int]:
+        """({status: sagas}, parked sagas) of one tenant, from the list index."""
+        with self._read() as txn:
+            return recent.tenant_counts(txn, self._recent, tenant_id, SAGA_STATES)
 
     def feed_end(self) -> int:
         """The global position of the last committed history entry (0: none)."""

@@ -171,6 +171,30 @@ def _walk(txn: lmdb.Transaction, db: Any, backwards: bool, lo: bytes, hi: bytes,
             found = cursor.next()
 
 
+def tenant_counts(txn: lmdb.Transaction, db: Any, tenant: str, statuses: tuple[str, ...]) -> tuple[dict[str, int], int]:
+    """({status: sagas}, parked sagas) of one tenant, counted from its per-status entries.
+
+    One key walk per status (values are decoded only for FAILED, to count the parked ones):
+    the cost grows with the tenant's sagas, so callers run it off the event loop."""
+    counts: dict[str, int] = {}
+    parked = 0
+    cursor = txn.cursor(db=db)
+    for status in statuses:
+        prefix = STATUS + tenant.encode() + _SEP + status.encode() + _SEP
+        n = 0
+        found = cursor.set_range(prefix)
+        while found:
+            key = cursor.key()
+            if not key.startswith(prefix):
+                break
+            n += 1
+            if status == "FAILED" and decode_record(cursor.value(), where="recent")[3]:
+                parked += 1
+            found = cursor.next()
+        counts[status] = n
+    return counts, parked
+
+
 # ---- feed --------------------------------------------------------------------------------
 
 def feed_end(txn: lmdb.Transaction, db: Any) -> int:

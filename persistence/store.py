@@ -107,6 +107,10 @@ class SagaStore(Protocol):
         """Snapshots matching ``query`` (``recent.Query``) by updated_at, and the next cursor."""
         ...
 
+    def tenant_counts(self, tenant_id: str) -> tuple[dict[str, int], int]:
+        """({status: sagas}, parked sagas) of one tenant (a walk of its index entries)."""
+        ...
+
     def feed_end(self) -> int:
         """Global position of the last committed history entry (0: none)."""
         ...

@@ -157,6 +157,13 @@ def _serve(args: argparse.Namespace) -> int:
         import dataclasses
 
         config = dataclasses.replace(config, runtime=dataclasses.replace(config.runtime, retention_s=retention))
+    if args.grafana_url:
+        import dataclasses
+
+        from saga_journey.http.settings import check_grafana_url
+
+        gateway = dataclasses.replace(config.gateway, grafana_url=check_grafana_url(args.grafana_url))
+        config = dataclasses.replace(config, gateway=gateway)
     if not args.create:
         _require_store(args.data_dir, create_flag="--create")
     sockets = bind_listeners(args.host, port)

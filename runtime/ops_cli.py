@@ -46,6 +46,8 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--retention", default=_env("RETENTION", None),
                        help="prune finished sagas this long after they finish, e.g. 30d "
                             "(default: the config's runtime.retention_s, else keep)")
+    serve.add_argument("--grafana-url", default=None,
+                       help="the Grafana dashboard the console (/ui/) links to (default: no link)")
 
 
 def apply_serve_options(args: argparse.Namespace) -> float | None:

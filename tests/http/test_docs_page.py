@@ -14,7 +14,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from saga_journey.http import docs
+from saga_journey.http import docs, ui_routes
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 FILES = {"/docs": "index.html", "/docs/app.js": "app.js", "/docs/style.css": "style.css"}
@@ -83,6 +83,8 @@ def test_wheel_ships_the_docs_assets(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for asset in docs.ASSETS:
         assert f"saga_journey/http/static/docs/{asset}" in names
+    for asset in ui_routes.assets():  # the console at /ui/
+        assert f"saga_journey/http/static/ui/{asset}" in names
     assert "saga_journey/http/docs.py" in names and "saga_journey/http/__init__.py" not in names
 
 

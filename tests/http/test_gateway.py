@@ -8,6 +8,7 @@ import json
 import msgpack
 
 from saga_journey.http.docs import docs_routes
+from saga_journey.http.ui_routes import static_routes
 from saga_journey.http.problems import PROBLEM_JSON
 
 from .conftest import auth
@@ -289,7 +290,8 @@ async def test_openapi_lists_every_route(client):
     doc = await (await client.get("/openapi.json")).json()
     assert doc["openapi"].startswith("3.1")
     ops = {(m.upper(), p) for p, item in doc["paths"].items() for m in item}
-    pages = {path for path, _, _ in docs_routes()}  # the /docs page and its assets: not API operations
+    # the /docs page, the /ui/ console and their assets: not API operations
+    pages = {path for path, _, _ in docs_routes() + static_routes()}
     for route in client.app.router.routes():
         info = route.resource.get_info()
         path = info.get("path") or info.get("formatter")

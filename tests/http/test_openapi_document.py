@@ -15,7 +15,7 @@ OPERATION_IDS = {
     "healthz", "readyz", "openapi", "journey_templates", "design_saga_journey", "list_journeys", "get_journey",
     "execute_saga_journey", "list_sagas", "get_saga_status", "get_saga_execution_history", "advance_saga_step",
     "fail_saga_step", "compensate_saga", "retry_compensation", "skip_compensation",
-    "events", "saga_events", "backup", "prune",
+    "events", "saga_events", "backup", "prune", "whoami", "console_stats",
 }
 
 

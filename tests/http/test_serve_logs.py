@@ -76,8 +76,8 @@ def test_start_up_line_and_access_log_as_json(tmp_path) -> None:
     assert all({"ts", "level", "logger", "msg"} <= set(r) for r in records)
     start = next(r for r in records if r["msg"].startswith(READY))
     base = f"http://127.0.0.1:{port}"
-    assert (start["api"], start["docs"], start["openapi"], start["metrics"]) == (
-        f"{base}/v1", f"{base}/docs", f"{base}/openapi.json", f"{base}/metrics")
+    assert (start["api"], start["console"], start["docs"], start["openapi"], start["metrics"]) == (
+        f"{base}/v1", f"{base}/ui/", f"{base}/docs", f"{base}/openapi.json", f"{base}/metrics")
     assert start["parked"] == 1 and "1 saga(s) parked waiting for an operator" in start["msg"]
     access = [r for r in records if r["logger"] == "saga_journey.access"]
     assert any(r["path"] == "/healthz" and r["status"] == 200 and r["method"] == "GET" for r in access), access
