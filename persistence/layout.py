@@ -17,6 +17,7 @@ from typing import Any, Callable
 import lmdb
 
 from saga_journey.persistence.keys import SCOPE_SEP, scoped_key
+from saga_journey.persistence.lmdb_keys import SEP as _SEP, SEQ_LEN as _SEQ_LEN, VERSION_LEN as _VERSION_LEN
 from saga_journey.persistence.records import decode_record, encode_record
 from saga_journey.runtime.errors import CorruptRecordError, StorageError
 
@@ -24,9 +25,6 @@ log = logging.getLogger("saga_journey.persistence")
 
 FORMAT_VERSION = 3
 FORMAT_KEY = b"format_version"
-_SEP = b"\0"
-_VERSION_LEN = 10  # journey keys end with \0 + the version as 10 digits
-_SEQ_LEN = 8  # history keys end with \0 + the sequence number as 8 bytes
 
 
 @dataclass(frozen=True, slots=True)

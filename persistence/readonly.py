@@ -16,7 +16,8 @@ import lmdb
 from saga_journey.runtime.errors import StorageError
 
 from .layout import FORMAT_KEY, FORMAT_VERSION
-from .lmdb_store import LmdbStore, _Gate
+from .lmdb_env import Gate
+from .lmdb_store import LmdbStore
 from .records import decode_record
 from .verify import store_exists
 
@@ -31,7 +32,7 @@ class ReadOnlyStore(LmdbStore):
         self._path = os.fspath(path)
         if not store_exists(self._path):
             raise StorageError(f"{self._path} holds no saga-journey store (no data.mdb)")
-        self._gate = _Gate()
+        self._gate = Gate()
         self._env_closed = False
         self._closed = True  # nothing is ever queued
         self._stats_lock = threading.Lock()

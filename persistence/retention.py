@@ -21,12 +21,12 @@ from typing import Any
 
 import lmdb
 
+from saga_journey.persistence.lmdb_keys import SEP as _SEP, hist_prefix
 from saga_journey.persistence.records import decode_record
 from saga_journey.persistence.store import PruneResult, PruneWrite
 from saga_journey.runtime.errors import CorruptRecordError
 from saga_journey.runtime.model import COMP_FAILED, COMPLETED, FAILED
 
-_SEP = b"\0"
 OWN, GLOBAL = b"e", b"g"
 _MICROS = 8
 
@@ -167,7 +167,7 @@ class Retention:
         if not prunable(status, snap.get("compensation_status")):
             return  # the index disagreed with the snapshot: keep the saga
         txn.delete(sid, db=d.sagas)
-        result.records += 1 + self._delete_prefix(txn, d.history, sid + _SEP)
+        result.records += 1 + self._delete_prefix(txn, d.history, hist_prefix(sid))
         for ikey in self._idem_keys(txn, sid):
             result.records += int(txn.delete(ikey, db=d.idem))
         result.records += self._delete_prefix(txn, d.idem_of, sid + _SEP)

@@ -1,0 +1,281 @@
+"""Reads of the LMDB store: short read-only transactions on the caller's thread.
+
+Mixed into ``LmdbStore`` and ``ReadOnlyStore``. Every record that fails to decode is
+quarantined (remembered, and counted in ``stats``) and skipped by the listings.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import lmdb
+
+from saga_journey.persistence import recent
+from saga_journey.persistence.keys import scoped_key
+from saga_journey.persistence.lmdb_keys import (
+    ACTIVE, SEP, SEQ_LEN, VERSION_LEN, decode_cursor, encode_cursor, hist_key, journey_key, journey_prefix, since_prefix,
+    split_hist_key, split_journey_key,
+)
+from saga_journey.persistence.records import decode_record
+from saga_journey.runtime.errors import CorruptRecordError, InvalidInputError, StorageError
+
+log = logging.getLogger("saga_journey.persistence")
+
+
+class LmdbReads:
+    """Queries over the environment's databases."""
+
+    @staticmethod
+    def _latest_journey_key(cursor: lmdb.Cursor, prefix: bytes) -> bytes | None:
+        found = cursor.prev() if cursor.set_range(prefix + b"\xff") else cursor.last()
+        if found and cursor.key().startswith(prefix):
+            return cursor.key()
+        return None
+
+    # ---- reading -----------------------------------------------------------------------
+
+    def _decode(self, raw: bytes, where: str) -> Any:
+        """decode_record, remembering (quarantining) every record that fails it."""
+        try:
+            return decode_record(raw, where=where)
+        except CorruptRecordError as exc:
+            self.quarantine(where, exc.message)
+            raise
+
+    def quarantine(self, where: str, reason: str) -> None:
+        with self._stats_lock:
+            if where not in self._quarantine:
+                log.error("quarantined corrupt record %s: %s", where, reason)
+            self._quarantine[where] = reason
+
+    def quarantined(self) -> list[dict[str, str]]:
+        """Records found corrupt by reads of this process (``saga-journey quarantine`` lists
+        every corrupt record in a folder)."""
+        with self._stats_lock:
+            return [{"where": w, "reason": r} for w, r in sorted(self._quarantine.items())]
+
+    @contextmanager
+    def _read(self) -> Iterator[lmdb.Transaction]:
+        with self._gate.shared():
+            if self._env_closed:
+                raise StorageError(f"store at {self._path} is closed")
+            try:
+                with self._env.begin(buffers=False) as txn:
+                    yield txn
+            except lmdb.Error as exc:
+                raise StorageError(f"read from {self._path} failed: {exc}") from exc
+
+    def load_saga(self, saga_id: str) -> dict | None:
+        """``saga_id`` is the internal key (``layout.scoped_key``), as for every read by id."""
+        with self._read() as txn:
+            raw = txn.get(saga_id.encode(), db=self._sagas)
+            return None if raw is None else self._decode(raw, f"sagas/{saga_id}")
+
+    def load_history(
+        self, saga_id: str, *, after_seq: int = 0, limit: int | None = None
+    ) -> list[dict]:
+        if after_seq < 0 or (limit is not None and limit < 0):
+            raise InvalidInputError("after_seq and limit must be >= 0")
+        prefix = saga_id.encode() + SEP
+        out: list[dict] = []
+        with self._read() as txn:
+            cursor = txn.cursor(db=self._history)
+            found = cursor.set_range(hist_key(saga_id.encode(), after_seq + 1))
+            while found and (limit is None or len(out) < limit):
+                key = cursor.key()
+                if not key.startswith(prefix) or len(key) != len(prefix) + SEQ_LEN:
+                    break
+                seq = split_hist_key(key)[1]
+                out.append(self._decode(cursor.value(), f"history/{saga_id}/{seq}"))
+                found = cursor.next()
+        return out
+
+    def load_journey(self, journey_id: str, version: int | None = None) -> dict | None:
+        prefix = journey_prefix(journey_id)
+        with self._read() as txn:
+            if version is None:
+                key = self._latest_journey_key(txn.cursor(db=self._journeys), prefix)
+                if key is None:
+                    return None
+            else:
+                key = journey_key(prefix, version)
+            raw = txn.get(key, db=self._journeys)
+            if raw is None:
+                return None
+            return self._decode(raw, f"journeys/{journey_id}/v{split_journey_key(key)[1]}")
+
+    def list_journeys(self, tenant_id: str) -> list[dict]:
+        out: list[dict] = []
+        scope = scoped_key(tenant_id, "").encode()
+        with self._read() as txn:
+            latest: list[bytes] = []
+            prev_prefix = None
+            cursor = txn.cursor(db=self._journeys)
+            found = cursor.set_range(scope)
+            while found and cursor.key().startswith(scope):
+                key = cursor.key()
+                found = cursor.next()
+                prefix = key[:-VERSION_LEN]
+                if prefix == prev_prefix:
+                    latest[-1] = key
+                else:
+                    latest.append(key)
+                    prev_prefix = prefix
+            for key in latest:
+                jid, version = split_journey_key(key)
+                where = f"journeys/{jid.decode()}/v{version}"
+                try:
+                    journey = self._decode(txn.get(key, db=self._journeys), where)
+                except CorruptRecordError:
+                    continue  # quarantined; listed by `saga-journey quarantine`
+                if journey.get("tenant_id") == tenant_id:
+                    out.append(journey)
+        return out
+
+    def list_sagas(
+        self,
+        tenant_id: str,
+        *,
+        status: str | None = None,
+        journey_type: str | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> tuple[list[dict], str | None]:
+        if limit < 1:
+            raise InvalidInputError(f"limit must be >= 1, got {limit}")
+        prefix = tenant_id.encode() + SEP
+        if status is not None:
+            prefix += status.encode() + SEP
+        start = prefix
+        if after is not None:
+            start = decode_cursor(after)
+            if not start.startswith(prefix):
+                raise InvalidInputError("list cursor does not belong to this query")
+        wanted = None if journey_type is None else journey_type.encode()
+        keys: list[bytes] = []
+        more = False
+        with self._read() as txn:
+            cursor = txn.cursor(db=self._idx)
+            found = cursor.set_range(start)
+            if found and after is not None and cursor.key() == start:
+                found = cursor.next()
+            while found:
+                key = cursor.key()
+                if not key.startswith(prefix):
+                    break
+                if wanted is None or cursor.value() == wanted:
+                    if len(keys) == limit:
+                        more = True
+                        break
+                    keys.append(key)
+                found = cursor.next()
+            sagas = []
+            for key in keys:
+                saga_id = scoped_key(tenant_id, key.rsplit(SEP, 1)[1].decode())
+                raw = txn.get(saga_id.encode(), db=self._sagas)
+                if raw is None:
+                    raise CorruptRecordError(f"idx entry for sagas/{saga_id} has no snapshot")
+                try:
+                    sagas.append(self._decode(raw, f"sagas/{saga_id}"))
+                except CorruptRecordError:
+                    continue  # quarantined: one bad record must not hide every other saga
+        return sagas, (encode_cursor(keys[-1]) if more else None)
+
+    def find_sagas(self, query: recent.Query, *, limit: int = 100,
+                   after: str | None = None) -> tuple[list[dict], str | None]:
+        """A page of snapshots by ``updated_at`` (``query.order``), filtered from the index."""
+        if limit < 1:
+            raise InvalidInputError(f"limit must be >= 1, got {limit}")
+        with self._read() as txn:
+            ids, cursor = recent.scan(txn, self._recent, query, limit, after)
+            sagas = []
+            for local in ids:
+                key = scoped_key(query.tenant, local)
+                raw = txn.get(key.encode(), db=self._sagas)
+                if raw is None:
+                    raise CorruptRecordError(f"recent entry for sagas/{key} has no snapshot")
+                try:
+                    sagas.append(self._decode(raw, f"sagas/{key}"))
+                except CorruptRecordError:
+                    continue  # quarantined: one bad record must not hide every other saga
+        return sagas, cursor
+
+    def feed_end(self) -> int:
+        """The global position of the last committed history entry (0: none)."""
+        with self._read() as txn:
+            return recent.feed_end(txn, self._feed)
+
+    def feed_scan(self, position: int, limit: int = 1000, *,
+                  tenant: str | None = None) -> tuple[list[tuple[int, str, dict]], int]:
+        """Committed history entries among the ``limit`` feed positions after ``position``:
+        ([(position, scoped saga key, entry)], last position looked at); with ``tenant``, only
+        that tenant's entries are returned (the others are still counted as looked at)."""
+        scope = None if tenant is None else scoped_key(tenant, "")
+        out: list[tuple[int, str, dict]] = []
+        last = position
+        with self._read() as txn:
+            for pos, value in recent.feed_after(txn, self._feed, position, limit):
+                last = pos
+                hkey = value[:-4]
+                sid, seq = split_hist_key(hkey)
+                key = sid.decode()
+                if scope is not None and not key.startswith(scope):
+                    continue
+                raw = txn.get(hkey, db=self._history)
+                if not recent.feed_names(value, raw):
+                    continue  # pruned since (and perhaps the id used again)
+                out.append((pos, key, self._decode(raw, f"history/{key}/{seq}")))
+        return out, last
+
+    def sagas_with_work_owed(self) -> list[str]:
+        """Sagas to activate at once on recovery (an empty owed value: work is due now)."""
+        with self._read() as txn:
+            return [k.decode() for k, v in txn.cursor(db=self._owed) if not v]
+
+    def pending_wakeups(self) -> list[tuple[str, float]]:
+        with self._read() as txn:
+            return [
+                (k.decode(), struct.unpack(">d", v)[0])
+                for k, v in txn.cursor(db=self._owed)
+                if len(v) == 8
+            ]
+
+    def count_by_status(self) -> dict[tuple[str, str], int]:
+        out: dict[tuple[str, str], int] = {}
+        with self._read() as txn:
+            for key, value in txn.cursor(db=self._counts):
+                journey_type, status = key.decode().split("\0")
+                out[(journey_type, status)] = int.from_bytes(value, "big")
+        return out
+
+    def oldest_active(self) -> dict[str, float]:
+        """For IN_PROGRESS and COMPENSATING: when the longest-waiting saga entered that status.
+
+        One cursor seek per status (the ``since`` index is ordered by entry time).
+        """
+        out: dict[str, float] = {}
+        with self._read() as txn:
+            cursor = txn.cursor(db=self._since)
+            for status in ACTIVE:
+                prefix = since_prefix(status)
+                if cursor.set_range(prefix) and cursor.key().startswith(prefix):
+                    micros = cursor.key()[len(prefix) : len(prefix) + 8]
+                    out[status] = int.from_bytes(micros, "big") / 1_000_000
+        return out
+
+    def count_compensation_failed(self) -> dict[str, int]:
+        """FAILED sagas whose compensation failed (they need an operator), by journey type."""
+        with self._read() as txn:
+            return {
+                k.decode(): int.from_bytes(v, "big")
+                for k, v in txn.cursor(db=self._comp_failed_n)
+            }
+
+    def get_idempotency(self, key: str) -> dict | None:
+        with self._read() as txn:
+            raw = txn.get(key.encode(), db=self._idem)
+            return None if raw is None else self._decode(raw, f"idem/{key}")
+
