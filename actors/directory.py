@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, Callable
 
 import pykka
 
@@ -42,8 +42,9 @@ EAGER_PASSIVATION_INTERVAL_S = 0.1
 
 
 class Directory:
-    def __init__(self, services: Services) -> None:
-        self._svc = services
+    def __init__(self, make_services: Callable[[Directory], Services]) -> None:
+        """``make_services(directory)``: what the actors share, this directory among it."""
+        self._svc = make_services(self)
         self._shards: list[tuple[threading.Lock, dict[str, pykka.ActorRef[Any]]]] = [
             (threading.Lock(), {}) for _ in range(SHARDS)
         ]
@@ -55,7 +56,10 @@ class Directory:
         self._waiters_lock = threading.Lock()
         self._last_eager = 0.0
         self._reaper = None
-        services.directory = self
+
+    @property
+    def services(self) -> Services:
+        return self._svc
 
     def _shard(self, saga_id: str) -> tuple[threading.Lock, dict[str, pykka.ActorRef[Any]]]:
         return self._shards[hash(saga_id) % SHARDS]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -15,7 +14,7 @@ from saga_journey.runtime.orchestrator import SagaOrchestrator
 from .admission import Admission
 from .auth import Authenticator, repeated_headers
 from .docs import docs_routes
-from .openapi import build_openapi, query_params
+from .openapi import query_params
 from .problems import Problem, from_problem, from_saga_error, problem_response
 from .routes import Gateway, Handler, set_principal
 from .settings import GatewaySettings
@@ -50,7 +49,7 @@ def create_app(
     if not settings.insecure_dev and not settings.api_keys and authenticator is None:
         log.warning("no API keys are configured: every /v1 request will be answered 401")
     admission = Admission(settings.max_in_flight, settings.max_queued_per_saga, settings.retry_after_s)
-    gateway = Gateway(orchestrator, settings, admission)
+    gateway = Gateway(orchestrator, settings, admission, metrics=metrics_handler is not None)
     routes = gateway.routes()
     roles: dict[Any, str | None] = {}
     queries = {r.handler: query_params(r.name) for r in routes}
@@ -141,7 +140,6 @@ def create_app(
     for path, name, handler in docs_routes():  # public, like /openapi.json
         app.router.add_get(path, handler, name=name)
         roles[handler] = None
-    gateway.openapi_body = json.dumps(build_openapi(routes, metrics=metrics_handler is not None)).encode()
 
     async def on_shutdown(_: web.Application) -> None:
         gateway.ready = False

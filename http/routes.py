@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import time
@@ -20,6 +21,7 @@ from . import events
 from .admission import Admission
 from .auth import Principal
 from .codec import fields, read_body, render
+from .openapi import build_openapi
 from .problems import Problem
 from .settings import GatewaySettings
 
@@ -152,13 +154,17 @@ def _typed(body: dict[str, Any], name: str, kind: type | tuple[type, ...], what:
 class Gateway:
     """The endpoints, bound to one orchestrator."""
 
-    def __init__(self, orchestrator: SagaOrchestrator, settings: GatewaySettings, admission: Admission) -> None:
+    def __init__(
+        self, orchestrator: SagaOrchestrator, settings: GatewaySettings, admission: Admission,
+        *, metrics: bool = False,
+    ) -> None:
+        """``metrics``: GET /metrics is mounted too (the OpenAPI document lists it)."""
         self.orch = orchestrator
         self.settings = settings
         self.admission = admission
         self.ready = True
-        self.openapi_body: bytes = b""
         self.tail = events.FeedTail(orchestrator)
+        self.openapi_body = json.dumps(build_openapi(self.routes(), metrics=metrics)).encode()
 
     async def _body(self, request: web.Request) -> Any:
         return await read_body(request, self.settings.max_body_bytes, self.settings.body_timeout_s)

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import logging
 import struct
+import threading
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import lmdb
 
 from saga_journey.persistence import recent
 from saga_journey.persistence.keys import scoped_key
+from saga_journey.persistence.lmdb_env import Gate
 from saga_journey.persistence.lmdb_keys import (
     ACTIVE, SEP, SEQ_LEN, VERSION_LEN, decode_cursor, encode_cursor, hist_key, journey_key, journey_prefix, since_prefix,
     split_hist_key, split_journey_key,
@@ -25,8 +27,48 @@ from saga_journey.runtime.errors import CorruptRecordError, InvalidInputError, S
 log = logging.getLogger("saga_journey.persistence")
 
 
-class LmdbReads:
-    """Queries over the environment's databases."""
+class LmdbReader:
+    """Queries over an open environment's databases: the base of ``LmdbStore`` (the writer)
+    and ``ReadOnlyStore`` (reads beside a running writer)."""
+
+    _journeys: Any
+    _sagas: Any
+    _history: Any
+    _idx: Any
+    _owed: Any
+    _counts: Any
+    _idem: Any
+    _meta: Any
+    _since: Any
+    _comp_failed: Any
+    _comp_failed_n: Any
+    _recent: Any
+    _feed: Any
+
+    def __init__(self, path: str) -> None:
+        """The environment is opened by the subclass (``_attach``), how it needs it."""
+        self._path = path
+        self._gate = Gate()
+        self._env_closed = False
+        self._stats_lock = threading.Lock()
+        self._quarantine: dict[str, str] = {}  # where -> why; records that failed to decode
+
+    def _attach(self, env: Any) -> None:
+        self._env = env
+
+    def _open_dbs(self, names: Iterable[str], *, create: bool) -> None:
+        """Open the named databases as ``self._<name>`` (``lmdb_keys`` lists them)."""
+        for name in names:
+            setattr(self, f"_{name}", self._env.open_db(name.encode(), create=create))
+
+    def _close_env(self) -> bool:
+        """Close the environment once readers are out; False if it was already closed."""
+        with self._gate.exclusive():
+            if self._env_closed:
+                return False
+            self._env_closed = True
+            self._env.close()
+            return True
 
     @staticmethod
     def _latest_journey_key(cursor: lmdb.Cursor, prefix: bytes) -> bytes | None:

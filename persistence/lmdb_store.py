@@ -1,4 +1,4 @@
-"""LMDB implementation of SagaStore: one environment, one writer thread, group commit.
+"""LMDB implementation of the store ports (``ports.Store``): one environment, one writer thread, group commit.
 
 This module opens the environment and its databases (upgrading older folders) and closes it;
 the rest lives beside it, one job each: ``lmdb_env`` (folder lock, read/resize gate),
@@ -27,11 +27,13 @@ from saga_journey.persistence.keys import local_id
 from saga_journey.persistence.layout import FORMAT_VERSION, Databases, stored_format, upgrade
 from saga_journey.persistence.lmdb_admin import LmdbAdmin
 from saga_journey.persistence.lmdb_env import (
-    DEFAULT_MAP_SIZE, LOCK_FILE, MAX_MAP_SIZE, Gate, release_folder_lock, take_folder_lock,
+    DEFAULT_MAP_SIZE, LOCK_FILE, MAX_DBS, MAX_MAP_SIZE, MAX_READERS, release_folder_lock, take_folder_lock,
 )
+from saga_journey.persistence.lmdb_keys import CORE_DBS
 from saga_journey.persistence.lmdb_ops import LmdbOps
-from saga_journey.persistence.lmdb_reads import LmdbReads
-from saga_journey.persistence.lmdb_writer import GroupCommitWriter, Handoff, Outcome, Request, run_outcomes
+from saga_journey.persistence.lmdb_reads import LmdbReader
+from saga_journey.persistence.lmdb_writer import GroupCommitWriter
+from saga_journey.persistence.store import Handoff, Outcome, run_outcomes
 from saga_journey.persistence.records import decode_record
 from saga_journey.persistence.retention import Retention, RetentionDbs
 from saga_journey.runtime.errors import CorruptRecordError, StorageError
@@ -39,7 +41,9 @@ from saga_journey.runtime.errors import CorruptRecordError, StorageError
 log = logging.getLogger("saga_journey.persistence")
 
 
-class LmdbStore(GroupCommitWriter, LmdbOps, LmdbReads, LmdbAdmin):
+class LmdbStore(GroupCommitWriter, LmdbOps, LmdbAdmin, LmdbReader):
+    """The store of one data folder, for the one process that writes it (it holds the folder lock)."""
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -57,29 +61,15 @@ class LmdbStore(GroupCommitWriter, LmdbOps, LmdbReads, LmdbAdmin):
         """
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
-        self._path = os.fspath(path)
-        self._group_commit = group_commit
-        self._max_batch = max_batch
-        self._on_commit = on_commit
-        self._gate = Gate()
-        self._handoff = handoff
-        self._cond = threading.Condition(threading.Lock())
-        self._pending: list[Request] = []
-        self._writer_idle = False
-        self._closed = False
-        self._env_closed = False
-        self._stats_lock = threading.Lock()
-        self._commits = self._batches = self._last_batch = self._max_batch_seen = 0
-        self._map_grows = 0
-        self._quarantine: dict[str, str] = {}  # where -> why; records that failed to decode
-
+        super().__init__(os.fspath(path))
+        self._init_writer(group_commit=group_commit, max_batch=max_batch, on_commit=on_commit, handoff=handoff)
         os.makedirs(self._path, exist_ok=True)
         self._lock_fd = take_folder_lock(self._path)
         try:
-            self._env = lmdb.open(
-                self._path, map_size=map_size, max_dbs=16, max_readers=2048,
+            self._attach(lmdb.open(
+                self._path, map_size=map_size, max_dbs=MAX_DBS, max_readers=MAX_READERS,
                 sync=True, metasync=True, writemap=False, lock=True,
-            )
+            ))
         except lmdb.Error as exc:
             release_folder_lock(self._lock_fd)
             raise StorageError(f"cannot open LMDB environment in {self._path}: {exc}") from exc
@@ -88,14 +78,7 @@ class LmdbStore(GroupCommitWriter, LmdbOps, LmdbReads, LmdbAdmin):
             if stale:
                 log.info("cleared %d stale LMDB reader slot(s) in %s", stale, self._path)
             self._max_key = self._env.max_key_size()
-            self._journeys = self._env.open_db(b"journeys")
-            self._sagas = self._env.open_db(b"sagas")
-            self._history = self._env.open_db(b"history")
-            self._idx = self._env.open_db(b"idx")
-            self._owed = self._env.open_db(b"owed")
-            self._counts = self._env.open_db(b"counts")
-            self._idem = self._env.open_db(b"idem")
-            self._meta = self._env.open_db(b"meta")
+            self._open_dbs(CORE_DBS, create=True)
             self._open_watch_dbs()
             self._open_recent_dbs()
         except BaseException as exc:  # e.g. a folder of a newer format: leave it closed, unlocked
@@ -202,11 +185,7 @@ class LmdbStore(GroupCommitWriter, LmdbOps, LmdbReads, LmdbAdmin):
             self._closed = True  # the writer commits what is queued, then stops
             self._cond.notify()
         self._writer.join()
-        with self._gate.exclusive():
-            if self._env_closed:
-                return
-            self._env_closed = True
-            self._env.close()
+        if self._close_env():
             release_folder_lock(self._lock_fd)
 
     def __enter__(self) -> LmdbStore:
@@ -214,7 +193,6 @@ class LmdbStore(GroupCommitWriter, LmdbOps, LmdbReads, LmdbAdmin):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
 
 
 def _close_before_thread_join(store: LmdbStore) -> None:

@@ -19,15 +19,13 @@ import lmdb
 
 from saga_journey.persistence.lmdb_env import MAX_MAP_SIZE
 from saga_journey.persistence.lmdb_ops import Op, SagaOp
-from saga_journey.persistence.store import CommitCallback, PruneWrite, Write
+from saga_journey.persistence.store import (
+    CommitCallback, Handoff, Outcome, PruneWrite, Write, run_callback, run_outcomes,
+)
 from saga_journey.runtime import crashpoints
 from saga_journey.runtime.errors import StorageError
 
 log = logging.getLogger("saga_journey.persistence")
-
-Outcome = tuple[CommitCallback, "StorageError | None"]
-Handoff = Callable[[list[Outcome]], None]
-
 
 @dataclass(slots=True)
 class Request:
@@ -46,21 +44,24 @@ def as_storage_error(exc: BaseException) -> StorageError:
 
 
 
-def _run_callback(callback: CommitCallback, error: StorageError | None) -> None:
-    try:
-        callback(error)
-    except Exception:
-        log.exception("commit callback raised; ignored")
-
-
-def run_outcomes(outcomes: list[Outcome]) -> None:
-    """Run handed-back commit callbacks in order (the runtime calls it on its loop)."""
-    for callback, error in outcomes:
-        _run_callback(callback, error)
-
 
 class GroupCommitWriter:
     """Submit/write and the writer thread's loop (mixed into ``LmdbStore``)."""
+
+    def _init_writer(
+        self, *, group_commit: bool, max_batch: int, on_commit: Callable[[int, float], None] | None,
+        handoff: Handoff | None,
+    ) -> None:
+        self._group_commit = group_commit
+        self._max_batch = max_batch
+        self._on_commit = on_commit
+        self._handoff = handoff
+        self._cond = threading.Condition(threading.Lock())
+        self._pending: list[Request] = []
+        self._writer_idle = False
+        self._closed = False
+        self._commits = self._batches = self._last_batch = self._max_batch_seen = 0
+        self._map_grows = 0
 
     def submit(self, writes: Sequence[Write], callback: CommitCallback) -> None:
         if self._closed:
@@ -160,7 +161,7 @@ class GroupCommitWriter:
         handed: list[Outcome] = []
         for request, error in outcomes:
             if request.inline or self._handoff is None:
-                _run_callback(request.callback, error)
+                run_callback(request.callback, error)
             else:
                 handed.append((request.callback, error))
         if handed:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from saga_journey.persistence.store import SagaStore
+from saga_journey.persistence.ports import Store
 
 from .config import RuntimeConfig
 from .errors import RuntimeClosedError
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 class ApiBase:
     config: RuntimeConfig
-    store: SagaStore
+    store: Store
     journeys: JourneyCatalog
     _closed: bool
     _directory: Directory

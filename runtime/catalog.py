@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from saga_journey.persistence.keys import local_id, scoped_key
-from saga_journey.persistence.store import JourneyWrite, SagaStore
+from saga_journey.persistence.ports import RuntimeStore
+from saga_journey.persistence.store import JourneyWrite
 
 from .clock import Clock
 from .errors import HandlerMissingError, NotFoundError
@@ -24,7 +25,7 @@ from .model import Journey
 
 
 class JourneyCatalog:
-    def __init__(self, store: SagaStore, handlers: HandlerRegistry, clock: Clock) -> None:
+    def __init__(self, store: RuntimeStore, handlers: HandlerRegistry, clock: Clock) -> None:
         self.store = store
         self.handlers = handlers
         self.clock = clock

@@ -156,7 +156,7 @@ def warn_missing_handlers(orch: SagaOrchestrator) -> dict[str, list[str]]:
             snap = orch.store.load_saga(key)
             if not snap or not snap.get("pending_compensations"):
                 continue
-            journey = orch._load_journey(
+            journey = orch.journeys.load(
                 scoped_key(snap["tenant_id"], snap["journey_id"]), int(snap["journey_version"])
             )
             for milestone in snap["pending_compensations"]:

@@ -15,30 +15,50 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from saga_journey.actors.directory import Directory
 from saga_journey.actors.loop_actor import RuntimeLoop
 from saga_journey.actors.services import Services
-from saga_journey.persistence.store import SagaStore
+from saga_journey.persistence.ports import Store
 
 from .catalog import JourneyCatalog
-from .clock import Clock, SystemClock
+from .clock import Clock
 from .codec import status_view
 from .commands import CommandApi, new_saga_id
 from .config import RuntimeConfig
 from .handlers import Handler, HandlerRegistry
 from .idempotency import IdempotencyGuard
-from .logs import warn_missing_handlers
-from .events import Tee, TransitionHub
-from .model import Journey
+from .events import TransitionHub
 from .observer import RuntimeObserver
 from .queries import QueryApi
 from .requests import Requests
 from .retention import Pruner
 from .timers import TimerService
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuntimeParts:
+    """Everything a ``SagaOrchestrator`` is made of, built by ``compose.assemble``."""
+
+    config: RuntimeConfig
+    clock: Clock
+    observer: RuntimeObserver
+    transitions: TransitionHub
+    store: Store
+    handlers: HandlerRegistry
+    journeys: JourneyCatalog
+    pruner: Pruner
+    idempotency: IdempotencyGuard
+    requests: Requests
+    timers: TimerService
+    runtime: RuntimeLoop
+    pool: ThreadPoolExecutor
+    services: Services
+    directory: Directory
 
 
 class SagaOrchestrator(CommandApi, QueryApi):
@@ -49,92 +69,55 @@ class SagaOrchestrator(CommandApi, QueryApi):
     (sync or async) or call ``close()``.
     """
 
-    def __init__(
-        self,
-        store: SagaStore,
-        *,
-        config: RuntimeConfig | None = None,
-        clock: Clock | None = None,
-        observer: RuntimeObserver | None = None,
-        runtime: RuntimeLoop | None = None,
-    ) -> None:
-        """``runtime``: the loop to run actors on; default: the running loop, else a new loop thread."""
-        self.config = config or RuntimeConfig()
-        self.clock = clock or SystemClock()
-        self.observer = observer or RuntimeObserver()
-        self.transitions = TransitionHub()  # committed transitions, for event streams
-        self.store = store
-        self.handlers = HandlerRegistry()
-        self.journeys = JourneyCatalog(store, self.handlers, self.clock)
-        self._idem = IdempotencyGuard(store.get_idempotency)
+    def __init__(self, parts: RuntimeParts) -> None:
+        """Built by the composition root (``compose.construct_runtime``; ``open`` calls it)."""
+        self.config = parts.config
+        self.clock = parts.clock
+        self.observer = parts.observer
+        self.transitions = parts.transitions  # committed transitions, for event streams
+        self.store = parts.store
+        self.handlers = parts.handlers
+        self.journeys = parts.journeys
+        self.pruner = parts.pruner
+        self._idem = parts.idempotency
+        self._requests = parts.requests
+        self._timers = parts.timers
+        self._runtime = parts.runtime
+        self._pool = parts.pool
+        self._svc = parts.services
+        self._directory = parts.directory
         self._closed = False
-        self._timers = TimerService(self.clock)
-        self._runtime = runtime or RuntimeLoop.current_or_new()
-        self._requests = Requests(self.config, self.observer, self._runtime.on_loop)
-        self._pool = ThreadPoolExecutor(
-            max_workers=max(1, self.config.max_handler_threads), thread_name_prefix="saga-journey-handler"
-        )
-        self._svc = Services(
-            store=store,
-            handlers=self.handlers,
-            runtime=self._runtime,
-            pool=self._pool,
-            clock=self.clock,
-            timers=self._timers,
-            observer=Tee(self.observer, self.transitions),
-            config=self.config,
-            load_journey=self.journeys.load,
-        )
-        self._svc.abandoned.limit = self.config.max_abandoned_handler_threads
-        self._svc.abandoned.max_threads = self.config.max_handler_threads
-        self._directory = Directory(self._svc)
-        self._directory.start_reaper()
         self.recovered = 0
-        self.pruner = Pruner(store, self._timers, self.clock, self.config, self.observer)
-        self.pruner.start()
 
     @classmethod
     def open(
         cls,
-        data_dir: str,
+        data_dir: str | None = None,
         *,
+        store: str | None = None,
         config: RuntimeConfig | None = None,
         clock: Clock | None = None,
         observer: RuntimeObserver | None = None,
         handlers: Mapping[str, Handler] | None = None,
     ) -> SagaOrchestrator:
-        """Open (or create) the store in ``data_dir`` and resume every saga with work owed.
+        """Open (or create) the store in ``data_dir`` (or at the store URL ``store``, e.g.
+        ``lmdb:./data``) and resume every saga with work owed.
 
         Pass ``handlers`` to register compensation handlers before recovery starts, so that
         compensations owed from a previous run find their handler at once.
         """
-        from saga_journey.persistence.lmdb_store import LmdbStore, run_outcomes  # late: import cycle
+        from .compose import construct_runtime, store_url  # the composition root builds this class
 
-        config = config or RuntimeConfig()
-        observer = observer or RuntimeObserver()
-        runtime = RuntimeLoop.current_or_new()
-        loop = runtime.loop
-        try:
-            store = LmdbStore(
-                data_dir,
-                map_size=config.map_size,
-                group_commit=config.group_commit,
-                max_batch=config.max_batch,
-                on_commit=observer.on_commit,
-                # each committed batch goes back to the loop in one call
-                handoff=lambda outcomes: loop.call_soon_threadsafe(run_outcomes, outcomes),
-            )
-        except BaseException:
-            runtime.close()
-            raise
-        orch = cls(store, config=config, clock=clock, observer=observer, runtime=runtime)
-        for name, fn in (handlers or {}).items():
-            orch.register_compensation_handler(name, fn)
-        orch.recovered = orch._directory.recover()
-        warn_missing_handlers(orch)
-        if config.tune_gc:
-            tune_gc()
-        return orch
+        return construct_runtime(
+            config or RuntimeConfig(), store_url=store_url(data_dir, store), clock=clock,
+            observer=observer, handlers=handlers,
+        )
+
+    def start(self) -> None:
+        """Start the background work (passivation reaper, pruner) and resume owed work."""
+        self._directory.start_reaper()
+        self.pruner.start()
+        self.recovered = self.resume()
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -205,9 +188,6 @@ class SagaOrchestrator(CommandApi, QueryApi):
     def in_flight(self) -> int:
         return self._requests.in_flight()
 
-    def _load_journey(self, journey_key: str, version: int) -> Journey:
-        """A journey version by its internal key (``scoped_key(tenant, journey_id)``)."""
-        return self.journeys.load(journey_key, version)
 
 
 GC_GEN0_THRESHOLD = 20_000
@@ -221,4 +201,4 @@ def tune_gc() -> None:
     gc.set_threshold(max(gen0, GC_GEN0_THRESHOLD), max(gen1, 20), max(gen2, 20))
 
 
-__all__ = ["SagaOrchestrator", "new_saga_id", "status_view", "tune_gc"]
+__all__ = ["RuntimeParts", "SagaOrchestrator", "new_saga_id", "status_view", "tune_gc"]
