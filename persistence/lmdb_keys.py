@@ -18,11 +18,9 @@ Databases and their keys (``sid`` is ``keys.scoped_key(tenant, saga_id)`` as byt
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
-from saga_journey.runtime.errors import InvalidInputError, StorageError
+from saga_journey.runtime.errors import StorageError
 from saga_journey.runtime.model import COMPENSATING, IN_PROGRESS
 
 SEP = b"\0"
@@ -95,13 +93,3 @@ def name(value: Any, what: str) -> str:
         raise StorageError(f"{what} must be a non-empty string without NUL, got {value!r}")
     return value
 
-
-def encode_cursor(key: bytes) -> str:
-    return base64.urlsafe_b64encode(key).rstrip(b"=").decode("ascii")
-
-
-def decode_cursor(cursor: str) -> bytes:
-    try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise InvalidInputError(f"invalid list cursor {cursor!r}") from exc

@@ -18,7 +18,7 @@ from saga_journey.persistence import recent
 from saga_journey.persistence.keys import scoped_key
 from saga_journey.persistence.lmdb_env import Gate
 from saga_journey.persistence.lmdb_keys import (
-    ACTIVE, SEP, SEQ_LEN, VERSION_LEN, decode_cursor, encode_cursor, hist_key, journey_key, journey_prefix, since_prefix,
+    ACTIVE, SEP, SEQ_LEN, VERSION_LEN, hist_key, journey_key, journey_prefix, since_prefix,
     split_hist_key, split_journey_key,
 )
 from saga_journey.persistence.records import decode_record
@@ -176,55 +176,6 @@ class LmdbReader:
                 if journey.get("tenant_id") == tenant_id:
                     out.append(journey)
         return out
-
-    def list_sagas(
-        self,
-        tenant_id: str,
-        *,
-        status: str | None = None,
-        journey_type: str | None = None,
-        limit: int = 100,
-        after: str | None = None,
-    ) -> tuple[list[dict], str | None]:
-        if limit < 1:
-            raise InvalidInputError(f"limit must be >= 1, got {limit}")
-        prefix = tenant_id.encode() + SEP
-        if status is not None:
-            prefix += status.encode() + SEP
-        start = prefix
-        if after is not None:
-            start = decode_cursor(after)
-            if not start.startswith(prefix):
-                raise InvalidInputError("list cursor does not belong to this query")
-        wanted = None if journey_type is None else journey_type.encode()
-        keys: list[bytes] = []
-        more = False
-        with self._read() as txn:
-            cursor = txn.cursor(db=self._idx)
-            found = cursor.set_range(start)
-            if found and after is not None and cursor.key() == start:
-                found = cursor.next()
-            while found:
-                key = cursor.key()
-                if not key.startswith(prefix):
-                    break
-                if wanted is None or cursor.value() == wanted:
-                    if len(keys) == limit:
-                        more = True
-                        break
-                    keys.append(key)
-                found = cursor.next()
-            sagas = []
-            for key in keys:
-                saga_id = scoped_key(tenant_id, key.rsplit(SEP, 1)[1].decode())
-                raw = txn.get(saga_id.encode(), db=self._sagas)
-                if raw is None:
-                    raise CorruptRecordError(f"idx entry for sagas/{saga_id} has no snapshot")
-                try:
-                    sagas.append(self._decode(raw, f"sagas/{saga_id}"))
-                except CorruptRecordError:
-                    continue  # quarantined: one bad record must not hide every other saga
-        return sagas, (encode_cursor(keys[-1]) if more else None)
 
     def find_sagas(self, query: recent.Query, *, limit: int = 100,
                    after: str | None = None) -> tuple[list[dict], str | None]:

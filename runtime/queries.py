@@ -11,6 +11,7 @@ from typing import Any
 
 from saga_journey.actors.directory import view_of
 from saga_journey.persistence.keys import scoped_key
+from saga_journey.persistence.ports import Queries
 from saga_journey.persistence.recent import ORDERS, Query
 
 from .api_base import ApiBase
@@ -19,6 +20,21 @@ from .inputs import UserContext
 from .isotime import entry_with_iso
 from .journeys import check_id, template_definitions
 from .model import SAGA_STATES
+
+def find_views(
+    store: Queries, query: Query, limit: int, after: str | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of status views for ``query`` and the next cursor: the one listing the gateway,
+    the embedded API and the CLI's local ``--data-dir`` reads all share."""
+    snaps, next_cursor = store.find_sagas(query, limit=limit, after=after)
+    views = []
+    for snap in snaps:
+        try:
+            views.append(view_of(snap, store))
+        except CorruptRecordError:
+            continue  # quarantined; one bad record must not hide the others
+    return views, next_cursor
+
 
 class QueryApi(ApiBase):
     """The reads of ``SagaOrchestrator`` (a mixin: its parts are built by the composition root)."""
@@ -118,13 +134,7 @@ class QueryApi(ApiBase):
             raise InvalidInputError("limit must be an integer from 1 to 1000")
         query = Query(tenant, status, parked, journey_type, journey_id, user_id,
                       updated_after, updated_before, order)
-        snaps, next_cursor = self.store.find_sagas(query, limit=limit, after=cursor)
-        views = []
-        for snap in snaps:
-            try:
-                views.append(view_of(snap, self.store))
-            except CorruptRecordError:
-                continue  # quarantined; one bad record must not hide the others
+        views, next_cursor = find_views(self.store, query, limit, cursor)
         return {"sagas": views, "next_cursor": next_cursor}
 
     async def list_sagas(
