@@ -20,6 +20,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from saga_journey.metrics import SagaMetrics, metrics_handler
+from saga_journey.persistence.factory import backend_for
 from saga_journey.runtime.logs import LoggingObserver
 from saga_journey.runtime.observer import Observers
 from saga_journey.runtime.orchestrator import SagaOrchestrator
@@ -44,7 +45,7 @@ INSECURE_BANNER = """
 
 
 async def serve(
-    data_dir: str,
+    store_url: str,
     host: str,
     port: int,
     config: ServeConfig,
@@ -60,7 +61,7 @@ async def serve(
     On SIGHUP the API keys are read again from ``config_path`` (connections stay open).
 
     ``sockets``: already bound listeners (``listeners.bind_listeners``) to serve on instead of
-    binding ``host``:``port`` here."""
+    binding ``host``:``port`` here. ``store_url``: ``lmdb:./data`` (``persistence.factory``)."""
     loop = asyncio.get_running_loop()
     settings = config.gateway
     if settings.insecure_dev:
@@ -75,7 +76,7 @@ async def serve(
         metric_obs = SagaMetrics(CollectorRegistry()) if metrics else None
         observer = Observers(*[o for o in (metric_obs, LoggingObserver()) if o is not None])
         # Opened on this loop: the saga actors run on the gateway's own loop (no thread hop).
-        orch = SagaOrchestrator.open(data_dir, config=config.runtime, handlers=handlers, observer=observer)
+        orch = SagaOrchestrator.open(store=store_url, config=config.runtime, handlers=handlers, observer=observer)
         handler = None
         if metric_obs is not None:
             metric_obs.attach(orch)
@@ -97,7 +98,7 @@ async def serve(
         if server is not None and server.sockets:
             bound = server.sockets[0].getsockname()[1]
         print(
-            f"saga-journey gateway listening on http://{host}:{bound} (data {data_dir}, "
+            f"saga-journey gateway listening on http://{host}:{bound} (data {backend_for(store_url).describe()}, "
             f"{len(settings.api_keys)} API keys, {len(settings.webhooks)} webhook handlers, "
             f"{orch.recovered} sagas resumed)",
             file=out,
@@ -153,7 +154,7 @@ def reload_keys(auth: Authenticator, path: str | None, insecure_dev: bool, out: 
 
 
 def run(
-    data_dir: str,
+    store_url: str,
     host: str,
     port: int,
     config: ServeConfig,
@@ -171,8 +172,8 @@ def run(
             if use_uvloop:
                 raise
         else:
-            uvloop.run(serve(data_dir, host, port, config, sockets=sockets, access_log=access_log,
+            uvloop.run(serve(store_url, host, port, config, sockets=sockets, access_log=access_log,
                              config_path=config_path))
             return
-    asyncio.run(serve(data_dir, host, port, config, sockets=sockets, access_log=access_log,
+    asyncio.run(serve(store_url, host, port, config, sockets=sockets, access_log=access_log,
                       config_path=config_path))

@@ -13,10 +13,14 @@ import os
 import re
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from .errors import InvalidInputError
 from .journeys import RETENTION_BOUNDS, check_number
 from .logs import FORMATS, LEVELS
+
+if TYPE_CHECKING:
+    from saga_journey.persistence.ports import StoreBackend
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdwy]?)\s*$")
@@ -64,31 +68,30 @@ def add_prune_parser(sub: argparse._SubParsersAction) -> None:
                     "for its sagas). Parked sagas are never removed.",
     )
     prune.add_argument("--older-than", required=True, help="e.g. 30d, 12h, 90m or seconds")
-    prune.add_argument("--data-dir", default=_env("DATA_DIR", "./data"), help="LMDB data folder (default ./data)")
+    prune.add_argument("--data-dir", default=_env("DATA_DIR", None), help="LMDB data folder (default ./data)")
+    prune.add_argument("--store", default=None, metavar="URL",
+                       help="the store as a URL instead of --data-dir: lmdb:PATH or lmdb:///abs/path")
     prune.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     prune.add_argument("--batch", type=int, default=500, help="sagas per write transaction (default 500)")
 
 
-def run_prune(args: argparse.Namespace, require_store) -> int:  # type: ignore[no-untyped-def]
+def run_prune(args: argparse.Namespace, backend: StoreBackend, shown: str) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from saga_journey.persistence.lmdb_store import LmdbStore
 
     older = parse_duration(args.older_than, "--older-than")
     if args.batch < 1:
         raise InvalidInputError("--batch must be >= 1")
-    require_store(args.data_dir)
-    store = LmdbStore(args.data_dir)
+    store = backend.open()
     try:
         now = time.time()
         total = store.count_expired(now, older)
         if not total:
-            print(f"nothing to prune in {args.data_dir} (no finished saga older than {args.older_than})")
+            print(f"nothing to prune in {shown} (no finished saga older than {args.older_than})")
             return 0
         if not args.yes:
             if not sys.stdin.isatty():
                 raise InvalidInputError(f"{total} saga(s) would be removed; pass --yes to confirm")
-            answer = input(f"remove {total} finished saga(s) from {args.data_dir}? [y/N] ")
+            answer = input(f"remove {total} finished saga(s) from {shown}? [y/N] ")
             if answer.strip().lower() not in ("y", "yes"):
                 print("nothing removed")
                 return 1
@@ -101,7 +104,7 @@ def run_prune(args: argparse.Namespace, require_store) -> int:  # type: ignore[n
                 result = store.prune(now, older, args.batch)
                 pruned, records, more = pruned + result.sagas, records + result.records, result.more
                 bar.update(task, completed=pruned)
-        print(f"pruned {pruned} saga(s), {records} records, from {args.data_dir}")
+        print(f"pruned {pruned} saga(s), {records} records, from {shown}")
         return 0
     finally:
         store.close()
