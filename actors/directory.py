@@ -31,6 +31,7 @@ from saga_journey.runtime.errors import (
 from saga_journey.runtime.model import Journey, SagaState
 from saga_journey.runtime.timers import TimerHandle
 
+from .loop_actor import LoopInbox
 from .messages import Passivate, RunOwed
 from .saga_actor import SagaActor
 from .services import Services
@@ -55,7 +56,7 @@ class Directory:
         self._waiters: dict[str, list[tuple[int | None, Future[dict[str, Any]]]]] = {}
         self._waiters_lock = threading.Lock()
         self._last_eager = 0.0
-        self._reaper = None
+        self._reaper: TimerHandle | None = None
 
     @property
     def services(self) -> Services:
@@ -257,14 +258,15 @@ class Directory:
             with lock:
                 refs = list(live.values())
             for ref in refs:
-                n = ref.actor_inbox.qsize()
+                inbox = ref.actor_inbox
+                n = inbox.qsize() if isinstance(inbox, LoopInbox) else 0  # every live actor's is
                 total += n
                 if n > deepest:
                     deepest = n
         return total, deepest
 
     def stop_all(self, timeout: float = 10.0, *, wait: bool = True) -> None:
-        refs = []
+        refs: list[pykka.ActorRef[Any]] = []
         for lock, live in self._shards:
             with lock:
                 refs.extend(live.values())

@@ -111,7 +111,7 @@ class RuntimeLoop:
         ok, value = out[0]
         if not ok:
             raise value
-        return value  # type: ignore[no-any-return]
+        return value
 
     def close(self) -> None:
         """Stop and close the loop if this object started it; an attached loop is the host's."""
@@ -223,7 +223,7 @@ class LoopFuture(pykka.Future[T]):
     def __await__(self) -> Generator[Any, None, T]:
         if self._get_hook is not None:  # a derived future: compute it off the loop
             loop = asyncio.get_running_loop()
-            return (yield from loop.run_in_executor(None, self.get).__await__())  # type: ignore[no-any-return]
+            return (yield from loop.run_in_executor(None, self.get).__await__())
         if not self._done:
             loop = asyncio.get_running_loop()
             waiter = loop.create_future()
@@ -237,7 +237,7 @@ class LoopFuture(pykka.Future[T]):
 
             self.add_done_callback(wake)
             yield from waiter.__await__()
-        return self._outcome()  # type: ignore[no-any-return]
+        return self._outcome()
 
 
 def _resolve_waiter(waiter: asyncio.Future[Any]) -> None:

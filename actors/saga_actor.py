@@ -447,7 +447,10 @@ class SagaActor(LoopActor):
                 slot=self._slot,
             )
             self._compensator = (effect.milestone_id, actor)
-        self._compensator[1].send_now(RunAttempt(effect.attempt))
+        else:
+            assert self._compensator is not None  # reused: this milestone's compensator is live
+            actor = self._compensator[1]
+        actor.send_now(RunAttempt(effect.attempt))
         timeout = effect.retry.handler_timeout_s
         if timeout is None:
             timeout = self._svc.config.handler_timeout_s

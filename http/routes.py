@@ -311,7 +311,7 @@ class Gateway:
         events = await self.orch.get_saga_execution_history(
             saga_id,
             principal(request).user_context(),
-            after_seq=_query_int(request, "after_seq", 0, 0, 10**12),
+            after_seq=_query_int(request, "after_seq", 0, 0, 10**12) or 0,
             limit=_query_int(request, "limit", None, 1, 10000),
         )
         return render(request, {"saga_id": saga_id, "events": events})

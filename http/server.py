@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from saga_journey.metrics import SagaMetrics, metrics_handler
 from saga_journey.persistence.factory import backend_for
+from saga_journey.runtime.handlers import Handler
 from saga_journey.runtime.logs import LoggingObserver
 from saga_journey.runtime.observer import Observers
 from saga_journey.runtime.orchestrator import SagaOrchestrator
@@ -70,7 +71,7 @@ async def serve(
     orch = None
     runner = None
     try:
-        handlers = build_webhooks(settings.webhooks, session, loop)
+        handlers: dict[str, Handler] = dict(build_webhooks(settings.webhooks, session, loop))
         if settings.insecure_dev:
             handlers = {**template_noop_handlers(handlers), **handlers}
         metric_obs = SagaMetrics(CollectorRegistry()) if metrics else None
@@ -88,7 +89,7 @@ async def serve(
             shutdown_timeout=settings.shutdown_timeout_s, handle_signals=False,
         )
         await runner.setup()
-        sites = [web.SockSite(runner, sock, backlog=1024) for sock in sockets] or [
+        sites: list[web.BaseSite] = [web.SockSite(runner, sock, backlog=1024) for sock in sockets] or [
             web.TCPSite(runner, host, port, backlog=1024)
         ]
         for site in sites:

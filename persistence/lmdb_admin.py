@@ -1,6 +1,6 @@
 """Admin operations of the LMDB store: statistics, pruning rounds and online backup.
 
-Mixed into ``LmdbStore``.
+A layer of ``LmdbStore`` (over its writer).
 """
 
 from __future__ import annotations
@@ -9,12 +9,13 @@ import os
 
 import lmdb
 
+from saga_journey.persistence.lmdb_writer import GroupCommitWriter
 from saga_journey.persistence.retention import expired_count
 from saga_journey.persistence.store import PruneResult, PruneWrite
 from saga_journey.runtime.errors import StorageError
 
 
-class LmdbAdmin:
+class LmdbAdmin(GroupCommitWriter):
     """``stats``, ``count_expired``, ``prune`` and ``backup``."""
 
     def stats(self) -> dict:

@@ -6,9 +6,16 @@ import fcntl
 import os
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from saga_journey.runtime.errors import StorageError
+
+if TYPE_CHECKING:
+    import lmdb
+
+    # Every transaction here is begun with buffers=False (the default): values are bytes.
+    Txn = lmdb.Transaction[bytes]
+    Cur = lmdb.Cursor[bytes]
 
 DEFAULT_MAP_SIZE = 64 * 1024 * 1024
 MAX_MAP_SIZE = 1 << 40  # growth stops here: past it something is writing without bound

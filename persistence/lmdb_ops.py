@@ -1,26 +1,29 @@
 """Turning writes into LMDB operations: encode each record once on the caller's thread
 (``prepare``), then apply the encoded operations inside the writer's transaction (``apply``).
 
-Mixed into ``LmdbStore``; keys come from ``lmdb_keys``, records from ``records``.
+A layer of ``LmdbStore``; keys come from ``lmdb_keys``, records from ``records``.
 """
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Any
-
-import lmdb
+from typing import TYPE_CHECKING, Any
 
 from saga_journey.persistence import recent
 from saga_journey.persistence.keys import scoped_key
 from saga_journey.persistence.lmdb_keys import (
     ACTIVE, count_key, hist_key, idx_key, journey_key, journey_prefix, name, since_key,
 )
+from saga_journey.persistence.lmdb_reads import LmdbReader
 from saga_journey.persistence.records import encode_record
+from saga_journey.persistence.retention import Retention
 from saga_journey.persistence.store import JourneyWrite, PruneWrite, SagaWrite, Write
 from saga_journey.runtime.errors import StorageError
 from saga_journey.runtime.model import COMP_FAILED, FAILED
+
+if TYPE_CHECKING:
+    from saga_journey.persistence.lmdb_env import Txn
 
 
 @dataclass(slots=True)
@@ -63,8 +66,12 @@ def encode(payload: Any, where: str) -> bytes:
 
 
 
-class LmdbOps:
-    """Prepare and apply saga, journey and prune writes (mixed into ``LmdbStore``)."""
+class LmdbOps(LmdbReader):
+    """Prepare and apply saga, journey and prune writes (a layer of ``LmdbStore``)."""
+
+    _max_key: int  # LMDB's key size limit, read when the environment opens
+    _retention: Retention
+    _feed_next: int  # the feed position of the next history entry
 
     def _check_key(self, key: bytes, where: str) -> bytes:
         if len(key) > self._max_key:
@@ -137,7 +144,7 @@ class LmdbOps:
             idem = (self._check_key(ikey.encode(), f"idem/{ikey}"), encode(response, f"idem/{ikey}"))
         return JourneyOp(journey_id, version, tenant_id, prefix, key, record, idem)
 
-    def _apply_saga(self, txn: lmdb.Transaction, op: SagaOp) -> None:
+    def _apply_saga(self, txn: Txn, op: SagaOp) -> None:
         # No checking reads: one writer per folder and one actor per saga make prev_status and
         # the history sequence right by construction; ``verify`` checks every index offline.
         # What is checked costs no read: a new saga never overwrites a stored one, a history
@@ -181,7 +188,7 @@ class LmdbOps:
             self._retention.track_idempotency(txn, sid, op.idem[0])
 
     def _watch(
-        self, txn: lmdb.Transaction, sid: bytes, journey_type: str, prev: str | None, status: Any,
+        self, txn: Txn, sid: bytes, journey_type: str, prev: str | None, status: Any,
         snapshot: dict,
     ) -> None:
         """Maintain the ``since`` and ``comp_failed`` indexes for one saga write."""
@@ -204,7 +211,7 @@ class LmdbOps:
                 self._add_count(txn, stored.decode(), "", -1, db=self._comp_failed_n)
 
     def _add_count(
-        self, txn: lmdb.Transaction, journey_type: str, status: str, delta: int, *, db: Any = None
+        self, txn: Txn, journey_type: str, status: str, delta: int, *, db: Any = None
     ) -> None:
         db = self._counts if db is None else db
         key = count_key(journey_type, status) if status else journey_type.encode()
@@ -217,7 +224,7 @@ class LmdbOps:
         else:
             txn.delete(key, db=db)
 
-    def _apply_journey(self, txn: lmdb.Transaction, op: JourneyOp) -> None:
+    def _apply_journey(self, txn: Txn, op: JourneyOp) -> None:
         where = f"journeys/{op.journey_id}/v{op.version}"
         if txn.get(op.key, db=self._journeys) is not None:
             raise StorageError(f"{where}: version already exists; versions are immutable")

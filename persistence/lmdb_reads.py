@@ -1,6 +1,6 @@
 """Reads of the LMDB store: short read-only transactions on the caller's thread.
 
-Mixed into ``LmdbStore`` and ``ReadOnlyStore``. Every record that fails to decode is
+The base of ``LmdbStore`` and ``ReadOnlyStore``. Every record that fails to decode is
 quarantined (remembered, and counted in ``stats``) and skipped by the listings.
 """
 
@@ -10,7 +10,7 @@ import logging
 import struct
 import threading
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import lmdb
 
@@ -23,6 +23,9 @@ from saga_journey.persistence.lmdb_keys import (
 )
 from saga_journey.persistence.records import decode_record
 from saga_journey.runtime.errors import CorruptRecordError, InvalidInputError, StorageError
+
+if TYPE_CHECKING:
+    from saga_journey.persistence.lmdb_env import Txn, Cur
 
 log = logging.getLogger("saga_journey.persistence")
 
@@ -71,7 +74,7 @@ class LmdbReader:
             return True
 
     @staticmethod
-    def _latest_journey_key(cursor: lmdb.Cursor, prefix: bytes) -> bytes | None:
+    def _latest_journey_key(cursor: Cur, prefix: bytes) -> bytes | None:
         found = cursor.prev() if cursor.set_range(prefix + b"\xff") else cursor.last()
         if found and cursor.key().startswith(prefix):
             return cursor.key()
@@ -100,7 +103,7 @@ class LmdbReader:
             return [{"where": w, "reason": r} for w, r in sorted(self._quarantine.items())]
 
     @contextmanager
-    def _read(self) -> Iterator[lmdb.Transaction]:
+    def _read(self) -> Iterator[Txn]:
         with self._gate.shared():
             if self._env_closed:
                 raise StorageError(f"store at {self._path} is closed")
@@ -169,8 +172,11 @@ class LmdbReader:
             for key in latest:
                 jid, version = split_journey_key(key)
                 where = f"journeys/{jid.decode()}/v{version}"
+                raw = txn.get(key, db=self._journeys)
+                if raw is None:
+                    continue  # listed by the cursor of this same transaction: never happens
                 try:
-                    journey = self._decode(txn.get(key, db=self._journeys), where)
+                    journey = self._decode(raw, where)
                 except CorruptRecordError:
                     continue  # quarantined; listed by `saga-journey quarantine`
                 if journey.get("tenant_id") == tenant_id:
@@ -218,7 +224,7 @@ class LmdbReader:
                 if scope is not None and not key.startswith(scope):
                     continue
                 raw = txn.get(hkey, db=self._history)
-                if not recent.feed_names(value, raw):
+                if raw is None or not recent.feed_names(value, raw):
                     continue  # pruned since (and perhaps the id used again)
                 out.append((pos, key, self._decode(raw, f"history/{key}/{seq}")))
         return out, last

@@ -30,9 +30,6 @@ from saga_journey.persistence.lmdb_env import (
     DEFAULT_MAP_SIZE, LOCK_FILE, MAX_DBS, MAX_MAP_SIZE, MAX_READERS, release_folder_lock, take_folder_lock,
 )
 from saga_journey.persistence.lmdb_keys import CORE_DBS
-from saga_journey.persistence.lmdb_ops import LmdbOps
-from saga_journey.persistence.lmdb_reads import LmdbReader
-from saga_journey.persistence.lmdb_writer import GroupCommitWriter
 from saga_journey.persistence.store import Handoff, Outcome, run_outcomes
 from saga_journey.persistence.records import decode_record
 from saga_journey.persistence.retention import Retention, RetentionDbs
@@ -41,7 +38,7 @@ from saga_journey.runtime.errors import CorruptRecordError, StorageError
 log = logging.getLogger("saga_journey.persistence")
 
 
-class LmdbStore(GroupCommitWriter, LmdbOps, LmdbAdmin, LmdbReader):
+class LmdbStore(LmdbAdmin):
     """The store of one data folder, for the one process that writes it (it holds the folder lock)."""
 
     def __init__(

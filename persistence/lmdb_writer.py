@@ -4,7 +4,7 @@ Callers submit writes (encoded on their own thread); the writer takes everything
 (the whole list, in one lock hold, up to ``max_batch``) into one write transaction (one fsync).
 The callbacks of a committed batch are then handed back in ONE call to ``handoff`` (the runtime
 passes one ``call_soon_threadsafe`` onto its loop), not one per request; without a handoff they
-run on the writer thread. Mixed into ``LmdbStore``.
+run on the writer thread. A layer of ``LmdbStore``.
 """
 
 from __future__ import annotations
@@ -13,17 +13,20 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import lmdb
 
 from saga_journey.persistence.lmdb_env import MAX_MAP_SIZE
-from saga_journey.persistence.lmdb_ops import Op, SagaOp
+from saga_journey.persistence.lmdb_ops import LmdbOps, Op, SagaOp
 from saga_journey.persistence.store import (
     CommitCallback, Handoff, Outcome, PruneWrite, Write, run_callback, run_outcomes,
 )
 from saga_journey.runtime import crashpoints
 from saga_journey.runtime.errors import StorageError
+
+if TYPE_CHECKING:
+    from saga_journey.persistence.lmdb_env import Txn
 
 log = logging.getLogger("saga_journey.persistence")
 
@@ -45,8 +48,10 @@ def as_storage_error(exc: BaseException) -> StorageError:
 
 
 
-class GroupCommitWriter:
-    """Submit/write and the writer thread's loop (mixed into ``LmdbStore``)."""
+class GroupCommitWriter(LmdbOps):
+    """Submit/write and the writer thread's loop (a layer of ``LmdbStore``)."""
+
+    _writer: threading.Thread
 
     def _init_writer(
         self, *, group_commit: bool, max_batch: int, on_commit: Callable[[int, float], None] | None,
@@ -210,7 +215,7 @@ class GroupCommitWriter:
                     log.exception("on_commit hook raised; ignored")
             return
 
-    def _grow(self, txn: lmdb.Transaction) -> None:
+    def _grow(self, txn: Txn) -> None:
         with self._gate.exclusive():
             txn.abort()
             current = self._env.info()["map_size"]

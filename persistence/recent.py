@@ -22,12 +22,13 @@ import base64
 import binascii
 import math
 from dataclasses import dataclass
-from typing import Any, Iterator
-
-import lmdb
+from typing import TYPE_CHECKING, Any, Iterator
 
 from saga_journey.persistence.records import decode_record, encode_record
 from saga_journey.runtime.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from saga_journey.persistence.lmdb_env import Txn
 
 TENANT, STATUS, REVERSE = b"T", b"S", b"R"
 _SEP = b"\0"
@@ -55,7 +56,7 @@ def status_key(tenant: str, status: str, at_us: int, local: str) -> bytes:
     return STATUS + tenant.encode() + _SEP + status.encode() + _SEP + at_us.to_bytes(8, "big") + local.encode()
 
 
-def index_saga(txn: lmdb.Transaction, db: Any, sid: bytes, tenant: str, local: str, snapshot: dict) -> None:
+def index_saga(txn: Txn, db: Any, sid: bytes, tenant: str, local: str, snapshot: dict) -> None:
     """Put the saga's entries for ``snapshot``, moving the old ones; nothing written if unchanged."""
     status = str(snapshot.get("status") or "")
     at_us = micros(snapshot.get("updated_at"))
@@ -76,7 +77,7 @@ def index_saga(txn: lmdb.Transaction, db: Any, sid: bytes, tenant: str, local: s
         txn.put(REVERSE + sid, where, db=db)
 
 
-def unindex_saga(txn: lmdb.Transaction, db: Any, sid: bytes, tenant: str, local: str) -> None:
+def unindex_saga(txn: Txn, db: Any, sid: bytes, tenant: str, local: str) -> None:
     """Remove a deleted saga's three entries (for pruning); its feed entries may stay (skipped)."""
     old = txn.pop(REVERSE + sid, db=db)
     if old is not None:
@@ -127,7 +128,7 @@ def decode_cursor(cursor: str, prefix: bytes) -> bytes:
     return key
 
 
-def scan(txn: lmdb.Transaction, db: Any, q: Query, limit: int, after: str | None) -> tuple[list[str], str | None]:
+def scan(txn: Txn, db: Any, q: Query, limit: int, after: str | None) -> tuple[list[str], str | None]:
     """Local ids of one page, and the cursor of the next page (None: no more).
 
     At most ``MAX_SCAN`` index entries are looked at: a very selective filter may answer fewer
@@ -151,7 +152,7 @@ def scan(txn: lmdb.Transaction, db: Any, q: Query, limit: int, after: str | None
     return out, None
 
 
-def _walk(txn: lmdb.Transaction, db: Any, backwards: bool, lo: bytes, hi: bytes,
+def _walk(txn: Txn, db: Any, backwards: bool, lo: bytes, hi: bytes,
           start: bytes | None) -> Iterator[tuple[bytes, bytes]]:
     """Entries with lo <= key < hi (by their 8-byte time), after ``start`` in the walk's order."""
     cursor = txn.cursor(db=db)
@@ -173,7 +174,7 @@ def _walk(txn: lmdb.Transaction, db: Any, backwards: bool, lo: bytes, hi: bytes,
 
 # ---- feed --------------------------------------------------------------------------------
 
-def feed_end(txn: lmdb.Transaction, db: Any) -> int:
+def feed_end(txn: Txn, db: Any) -> int:
     """The last position written (0: none)."""
     cursor = txn.cursor(db=db)
     return int.from_bytes(cursor.key(), "big") if cursor.last() else 0
@@ -190,7 +191,7 @@ def feed_names(value: bytes, record: bytes | None) -> bool:
     return record is not None and zlib.crc32(record).to_bytes(4, "big") == value[-4:]
 
 
-def feed_after(txn: lmdb.Transaction, db: Any, position: int, limit: int) -> list[tuple[int, bytes]]:
+def feed_after(txn: Txn, db: Any, position: int, limit: int) -> list[tuple[int, bytes]]:
     """Up to ``limit`` (position, feed value) after ``position``, in order."""
     out: list[tuple[int, bytes]] = []
     cursor = txn.cursor(db=db)

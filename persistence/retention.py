@@ -17,15 +17,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import lmdb
+from typing import TYPE_CHECKING, Any
 
 from saga_journey.persistence.lmdb_keys import SEP as _SEP, hist_prefix
 from saga_journey.persistence.records import decode_record
 from saga_journey.persistence.store import PruneResult, PruneWrite
 from saga_journey.runtime.errors import CorruptRecordError
 from saga_journey.runtime.model import COMP_FAILED, COMPLETED, FAILED
+
+if TYPE_CHECKING:
+    from saga_journey.persistence.lmdb_env import Txn
 
 OWN, GLOBAL = b"e", b"g"
 _MICROS = 8
@@ -67,9 +68,9 @@ class Retention:
     """Maintains the retention indexes and prunes, always inside the caller's write txn."""
 
     def __init__(
-        self, dbs: RetentionDbs, add_count: Callable[[lmdb.Transaction, str, str, int], None],
+        self, dbs: RetentionDbs, add_count: Callable[[Txn, str, str, int], None],
         quarantine: Callable[[str, str], None],
-        forget: Callable[[lmdb.Transaction, bytes, str, str], None] | None = None,
+        forget: Callable[[Txn, bytes, str, str], None] | None = None,
     ) -> None:
         self.dbs = dbs
         self._add_count = add_count
@@ -79,7 +80,7 @@ class Retention:
     # ---- index maintenance (each saga write) --------------------------------------------
 
     def track(
-        self, txn: lmdb.Transaction, sid: bytes, status: str, prev_status: str | None,
+        self, txn: Txn, sid: bytes, status: str, prev_status: str | None,
         snapshot: dict, retention_s: float | None, finished_at: float | None,
     ) -> None:
         d = self.dbs
@@ -92,10 +93,10 @@ class Retention:
             if old is not None:
                 txn.delete(old, db=d.finished)
 
-    def track_idempotency(self, txn: lmdb.Transaction, sid: bytes, idem_key: bytes) -> None:
+    def track_idempotency(self, txn: Txn, sid: bytes, idem_key: bytes) -> None:
         txn.put(idem_of_key(sid, idem_key), idem_key, db=self.dbs.idem_of)
 
-    def backfill(self, txn: lmdb.Transaction) -> int:
+    def backfill(self, txn: Txn) -> int:
         """Index a folder written before these indexes existed (every saga: the global rule)."""
         d, n = self.dbs, 0
         for sid, raw in txn.cursor(db=d.sagas):
@@ -122,7 +123,7 @@ class Retention:
     # ---- pruning --------------------------------------------------------------------------
 
     def expired(
-        self, txn: lmdb.Transaction, now: float, retention_s: float | None, limit: int | None
+        self, txn: Txn, now: float, retention_s: float | None, limit: int | None
     ) -> tuple[list[tuple[bytes, bytes]], bool]:
         """Up to ``limit`` (finished key, sid) expired at ``now``, and whether more are."""
         bounds = [(OWN, micros(now))]
@@ -142,13 +143,13 @@ class Retention:
                 found = cursor.next()
         return out, False
 
-    def prune(self, txn: lmdb.Transaction, op: PruneWrite) -> None:
-        op.result.__init__()  # a batch that failed is re-applied alone: start from nothing
+    def prune(self, txn: Txn, op: PruneWrite) -> None:
+        op.result.reset()  # a batch that failed is re-applied alone: start from nothing
         victims, op.result.more = self.expired(txn, op.now, op.retention_s, op.limit)
         for key, sid in victims:
             self._prune_one(txn, key, sid, op.result)
 
-    def _prune_one(self, txn: lmdb.Transaction, key: bytes, sid: bytes, result: PruneResult) -> None:
+    def _prune_one(self, txn: Txn, key: bytes, sid: bytes, result: PruneResult) -> None:
         d = self.dbs
         txn.delete(key, db=d.finished)
         txn.delete(sid, db=d.finished_of)
@@ -182,7 +183,7 @@ class Retention:
             self._forget(txn, sid, tenant, saga_id)
         result.pruned[journey_type] = result.pruned.get(journey_type, 0) + 1
 
-    def _idem_keys(self, txn: lmdb.Transaction, sid: bytes) -> list[bytes]:
+    def _idem_keys(self, txn: Txn, sid: bytes) -> list[bytes]:
         prefix = sid + _SEP
         cursor = txn.cursor(db=self.dbs.idem_of)
         out = []
@@ -193,7 +194,7 @@ class Retention:
         return out
 
     @staticmethod
-    def _delete_prefix(txn: lmdb.Transaction, db: Any, prefix: bytes) -> int:
+    def _delete_prefix(txn: Txn, db: Any, prefix: bytes) -> int:
         """Delete every key that is ``prefix`` + a fixed-length tail (history: 8, idem_of: 16)."""
         cursor = txn.cursor(db=db)
         n = 0
@@ -205,7 +206,7 @@ class Retention:
 
 
 def expired_count(
-    txn: lmdb.Transaction, dbs: RetentionDbs, now: float, retention_s: float | None, limit: int | None
+    txn: Txn, dbs: RetentionDbs, now: float, retention_s: float | None, limit: int | None
 ) -> int:
     return len(Retention(dbs, lambda *a: None, lambda *a: None).expired(txn, now, retention_s, limit)[0])
 

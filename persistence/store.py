@@ -43,6 +43,9 @@ class PruneResult:
     def sagas(self) -> int:
         return sum(self.pruned.values())
 
+    def reset(self) -> None:
+        self.pruned, self.records, self.more = {}, 0, False
+
 
 @dataclass(frozen=True, slots=True)
 class PruneWrite:

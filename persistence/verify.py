@@ -14,7 +14,7 @@ import os
 import struct
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lmdb
 
@@ -29,6 +29,9 @@ from saga_journey.runtime.errors import CorruptRecordError, StorageError
 
 from .lmdb_env import LOCK_FILE
 from .retention import prunable
+
+if TYPE_CHECKING:
+    from saga_journey.persistence.lmdb_env import Txn
 
 _DBS = ("journeys", "sagas", "history", "idx", "owed", "counts", "idem")
 _RETENTION_DBS = RETENTION_DBS  # absent in folders never opened since
@@ -173,7 +176,7 @@ def _check_feed(rep: VerifyReport, feed: dict[bytes, bytes], history: dict[bytes
         last[sid] = seq
 
 
-def _stored_format(env: lmdb.Environment, txn: lmdb.Transaction) -> int:
+def _stored_format(env: lmdb.Environment, txn: Txn) -> int:
     """The meta record's format; 1 for a folder written before format versions were recorded."""
     if txn.get(b"meta") is None:
         return 1

@@ -9,6 +9,7 @@ from saga_journey.persistence.ports import Store
 
 from .config import RuntimeConfig
 from .errors import RuntimeClosedError
+from .handlers import HandlerRegistry
 from .inputs import UserContext, actor_of, tenant_of
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 class ApiBase:
     config: RuntimeConfig
     store: Store
+    handlers: HandlerRegistry
     journeys: JourneyCatalog
     _closed: bool
     _directory: Directory

@@ -229,6 +229,13 @@ class RemoteSource:
         return self.client.get_journey(journey_id, version=version)
 
 
+def _conn(ctx: click.Context) -> Conn:
+    conn = ctx.find_object(Conn)
+    if conn is None:  # the group callback always makes one
+        raise click.UsageError("no gateway connection (the sagas/journeys/events group sets it up)")
+    return conn
+
+
 def _source(ctx: click.Context, data_dir: str | None, tenant: str) -> LocalSource | RemoteSource:
     from saga_journey.persistence.factory import data_dir_url
 
@@ -236,7 +243,7 @@ def _source(ctx: click.Context, data_dir: str | None, tenant: str) -> LocalSourc
     if store and data_dir:
         raise click.UsageError("give --data-dir or --store, not both")
     url = store or (data_dir_url(data_dir) if data_dir else None)
-    source = LocalSource(url, tenant) if url else RemoteSource(ctx.find_object(Conn))
+    source = LocalSource(url, tenant) if url else RemoteSource(_conn(ctx))
     ctx.call_on_close(source.close)
     return source
 
@@ -320,7 +327,7 @@ def sagas_watch(ctx: click.Context, saga_id: str, forever: bool, as_json: bool) 
     One JSON object per line with --json. Uses the gateway's event stream; a gateway without
     one is followed by long-polling (GET /v1/sagas/ID?wait=).
     """
-    client = ctx.find_object(Conn).client()
+    client = _conn(ctx).client()
     start = client.get_saga_status(saga_id)  # a missing saga is an error before any stream
     try:
         for event in client.saga_events(saga_id):
@@ -359,7 +366,7 @@ def events(ctx: click.Context, status: str | None, parked: bool | None, journey_
     query = f.query()
     if "updated_before" in query:
         query["updated_before"] = f"{query['updated_before']:.3f}"
-    client = ctx.find_object(Conn).client()
+    client = _conn(ctx).client()
     try:
         for event in client.events(saga_ids=saga_ids, last_event_id=last_event_id, **query):
             _print_event(dict(event.data or {}), as_json)
@@ -405,7 +412,7 @@ def _merge(f: Filters, implied: Filters) -> Filters:
 def _act(ctx: click.Context, name: str, saga_id: str | None, reason: str, milestone: str | None,
          f: Filters, every: bool, yes: bool, as_json: bool) -> None:
     action = ACTIONS[name]
-    client = ctx.find_object(Conn).client()
+    client = _conn(ctx).client()
     if saga_id is not None:
         if f.any() or every:
             raise click.UsageError("give a SAGA_ID or filters, not both")
@@ -416,7 +423,7 @@ def _act(ctx: click.Context, name: str, saga_id: str | None, reason: str, milest
     if not (f.any() or every):
         raise click.UsageError("give a SAGA_ID, filters (e.g. --parked --journey-type T), or --all")
     guard = _merge(f, action.implied)
-    selected = [v for v in RemoteSource(ctx.find_object(Conn)).iter_sagas(_merge(f, action.query()))
+    selected = [v for v in RemoteSource(_conn(ctx)).iter_sagas(_merge(f, action.query()))
                 if guard.matches(v)]
     err = render.console(stderr=True)
     if not selected:

@@ -19,6 +19,7 @@ from saga_journey.persistence.keys import scoped_key
 
 from .api_base import ApiBase
 from .errors import HandlerMissingError, InvalidInputError
+from .idempotency import Release
 from .inputs import UserContext, check_packable, check_reason
 from .journeys import check_id
 from .model import AbortSaga, ReportStep, RetryCompensation, SkipCompensation, StartSaga
@@ -67,7 +68,7 @@ class CommandApi(ApiBase):
             bool(allow_unregistered_handlers),
         ]
 
-        def submit(idem: tuple[str, str] | None, release: Callable[[Reply], None] | None) -> Reply:
+        def submit(idem: tuple[str, str] | None, release: Release | None) -> Reply:
             try:
                 return Reply.resolved(
                     self.journeys.design(
@@ -161,7 +162,7 @@ class CommandApi(ApiBase):
             check_id(saga_id, "saga_id")
         request = ["execute", journey_id, journey_version, user_id, ctx, saga_id]
 
-        def submit(idem: tuple[str, str] | None, release: Callable[[Reply], None] | None) -> Reply:
+        def submit(idem: tuple[str, str] | None, release: Release | None) -> Reply:
             sid = saga_id if saga_id is not None else new_saga_id()
             reply = self._requests.new_reply(is_async, "execute", release)
             command = Command(
@@ -227,7 +228,7 @@ class CommandApi(ApiBase):
         check_packable(step_result, "step_result")
         result = dict(step_result) if isinstance(step_result, Mapping) else step_result
 
-        def submit(idem: tuple[str, str] | None, release: Callable[[Reply], None] | None) -> Reply:
+        def submit(idem: tuple[str, str] | None, release: Release | None) -> Reply:
             command = Command(
                 build=lambda now: ReportStep(result, now),
                 reply=self._requests.new_reply(is_async, "advance", release),
@@ -291,7 +292,7 @@ class CommandApi(ApiBase):
         check_packable(reason, "reason")
         by = self._actor(user_context)
 
-        def submit(idem: tuple[str, str] | None, release: Callable[[Reply], None] | None) -> Reply:
+        def submit(idem: tuple[str, str] | None, release: Release | None) -> Reply:
             command = Command(
                 build=lambda now: AbortSaga(reason, by, now),
                 reply=self._requests.new_reply(is_async, "compensate", release),

@@ -15,7 +15,8 @@ from .errors import IdempotencyKeyReusedError, InvalidInputError, RequestInFligh
 from .replies import Reply
 from .values import check_value
 
-Submit = Callable[[tuple[str, str] | None, Callable[[Reply], None] | None], Reply]
+Release = Callable[[Reply | None], None]  # frees an idempotency key once its request is answered
+Submit = Callable[[tuple[str, str] | None, Release | None], Reply]
 
 
 class IdempotencyGuard:

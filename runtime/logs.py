@@ -19,7 +19,7 @@ import sys
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .model import COMP_FAILED, FAILED, Event, SagaState
+from .model import COMP_FAILED, FAILED, CompensationAttemptFailed, CompensationExhausted, Event, SagaState
 from .observer import RuntimeObserver
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ class LoggingObserver(RuntimeObserver):
         kind, lg = event.kind, self.log
         milestone = getattr(event, "milestone_id", None)
         base = _saga_fields(state, event=kind, milestone_id=milestone)
-        if kind in ("compensation_attempt_failed", "compensation_exhausted"):
+        if isinstance(event, (CompensationAttemptFailed, CompensationExhausted)):
             retry = getattr(event, "retry_at", None)
             then = f"retry in {max(0.0, retry - event.at):.3g}s" if retry is not None else "no retry left"
             lg.warning(

@@ -124,9 +124,9 @@ class QueryApi(ApiBase):
                 check_id(value, name)
         if parked is not None and not isinstance(parked, bool):
             raise InvalidInputError("parked must be true or false")
-        for name, value in (("updated_after", updated_after), ("updated_before", updated_before)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                      or not math.isfinite(value)):
+        for name, bound in (("updated_after", updated_after), ("updated_before", updated_before)):
+            if bound is not None and (isinstance(bound, bool) or not isinstance(bound, (int, float))
+                                      or not math.isfinite(bound)):
                 raise InvalidInputError(f"{name} must be a finite number of epoch seconds")
         if order not in ORDERS:
             raise InvalidInputError(f"order must be one of {list(ORDERS)}, got {order!r}")

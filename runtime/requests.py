@@ -62,7 +62,7 @@ class Requests:
         def timed(r: Reply) -> None:
             observer.on_request(operation, time.perf_counter() - started, r.exception() is None)
 
-        callbacks = [timed, self.release] if release is None else [timed, self.release, release]
+        callbacks: list[Callable[[Reply], None]] = [timed, self.release] if release is None else [timed, self.release, release]
         loop = asyncio.get_running_loop() if is_async else None
         return Reply(loop=loop, on_settle=callbacks)
 
