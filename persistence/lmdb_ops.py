@@ -116,12 +116,7 @@ class LmdbOps(LmdbReader):
                 history.append(
                     (seq, hist_key(sid, seq), encode(event, f"history/{key}/{seq}"))
                 )
-        idem = None
-        if w.idempotency is not None:
-            ikey, response = w.idempotency
-            if not isinstance(ikey, str) or not ikey:
-                raise StorageError(f"{where}: idempotency key must be a non-empty string")
-            idem = (self._check_key(ikey.encode(), f"idem/{ikey}"), encode(response, f"idem/{ikey}"))
+        idem = None if w.idempotency is None else self._prepare_idem(w.idempotency, where)
         return SagaOp(w, sid, encode(w.snapshot, where), history, idem)
 
     def _prepare_journey(self, w: JourneyWrite) -> JourneyOp:
@@ -136,13 +131,15 @@ class LmdbOps(LmdbReader):
         prefix = journey_prefix(scoped_key(tenant_id, journey_id))
         key = self._check_key(journey_key(prefix, version), f"journeys/{journey_id}")
         record = encode(j, f"journeys/{journey_id}/v{version}")
-        idem = None
-        if w.idempotency is not None:
-            ikey, response = w.idempotency
-            if not isinstance(ikey, str) or not ikey:
-                raise StorageError(f"journeys/{journey_id}: idempotency key must be a non-empty string")
-            idem = (self._check_key(ikey.encode(), f"idem/{ikey}"), encode(response, f"idem/{ikey}"))
+        idem = None if w.idempotency is None else self._prepare_idem(w.idempotency, f"journeys/{journey_id}")
         return JourneyOp(journey_id, version, tenant_id, prefix, key, record, idem)
+
+    def _prepare_idem(self, idempotency: tuple[str, dict[str, Any]], where: str) -> tuple[bytes, bytes]:
+        """(key, record) of the idempotency record a write stores in its transaction."""
+        ikey, response = idempotency
+        if not isinstance(ikey, str) or not ikey:
+            raise StorageError(f"{where}: idempotency key must be a non-empty string")
+        return self._check_key(ikey.encode(), f"idem/{ikey}"), encode(response, f"idem/{ikey}")
 
     def _apply_saga(self, txn: Txn, op: SagaOp) -> None:
         # No checking reads: one writer per folder and one actor per saga make prev_status and
