@@ -42,13 +42,14 @@ class LmdbBackend:
 
         return verify(self.path)
 
-    def migrate(self) -> int:
+    def migrate(self) -> tuple[int, int]:
         """Opening a folder upgrades it (one write transaction); report what was found."""
+        from .layout import FORMAT_VERSION
         from .lmdb_store import LmdbStore
 
         store = LmdbStore(self.path)
         try:
-            return store.format_found
+            return store.format_found, FORMAT_VERSION
         finally:
             store.close()
 

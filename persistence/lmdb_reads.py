@@ -21,6 +21,7 @@ from saga_journey.persistence.lmdb_keys import (
     ACTIVE, SEP, SEQ_LEN, VERSION_LEN, hist_key, journey_key, journey_prefix, since_prefix,
     split_hist_key, split_journey_key,
 )
+from saga_journey.persistence.query import Query
 from saga_journey.persistence.records import decode_record
 from saga_journey.runtime.errors import CorruptRecordError, InvalidInputError, StorageError
 
@@ -183,7 +184,7 @@ class LmdbReader:
                     out.append(journey)
         return out
 
-    def find_sagas(self, query: recent.Query, *, limit: int = 100,
+    def find_sagas(self, query: Query, *, limit: int = 100,
                    after: str | None = None) -> tuple[list[dict], str | None]:
         """A page of snapshots by ``updated_at`` (``query.order``), filtered from the index."""
         if limit < 1:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, runtime_che
 from .store import CommitCallback, Handoff, PruneResult, Write
 
 if TYPE_CHECKING:
-    from .recent import Query
+    from .query import Query
 
 
 @runtime_checkable
@@ -189,8 +189,8 @@ class StoreBackend(Protocol):
         """Offline integrity check (no process may have it open)."""
         ...
 
-    def migrate(self) -> int:
-        """Bring it to the current stored format; return the format found (0: it held nothing)."""
+    def migrate(self) -> tuple[int, int]:
+        """Bring it to the current stored format: (the format found (0: it held nothing), the current)."""
         ...
 
 

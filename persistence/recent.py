@@ -21,9 +21,9 @@ import zlib
 import base64
 import binascii
 import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator
 
+from saga_journey.persistence.query import Query
 from saga_journey.persistence.records import decode_record, encode_record
 from saga_journey.runtime.errors import InvalidInputError
 
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 TENANT, STATUS, REVERSE = b"T", b"S", b"R"
 _SEP = b"\0"
 MAX_SCAN = 20_000  # index entries one list call looks at before it answers with a cursor
-ORDERS = ("newest", "oldest")
 
 
 def micros(at: Any) -> int:
@@ -86,32 +85,22 @@ def unindex_saga(txn: Txn, db: Any, sid: bytes, tenant: str, local: str) -> None
         txn.delete(status_key(tenant, old[8:].decode(), at_us, local), db=db)
 
 
-@dataclass(frozen=True, slots=True)
-class Query:
-    tenant: str
-    status: str | None = None
-    parked: bool | None = None
-    journey_type: str | None = None
-    journey_id: str | None = None
-    user_id: str | None = None
-    updated_after: float | None = None  # inclusive
-    updated_before: float | None = None  # exclusive
-    order: str = "newest"
+def _prefix(q: Query) -> bytes:
+    """The index range a query scans: the tenant's entries, or one status's."""
+    status = "FAILED" if q.parked and q.status is None else q.status
+    if status is None:
+        return TENANT + q.tenant.encode() + _SEP
+    return STATUS + q.tenant.encode() + _SEP + status.encode() + _SEP
 
-    def prefix(self) -> bytes:
-        status = "FAILED" if self.parked and self.status is None else self.status
-        if status is None:
-            return TENANT + self.tenant.encode() + _SEP
-        return STATUS + self.tenant.encode() + _SEP + status.encode() + _SEP
 
-    def matches(self, meta: list[Any]) -> bool:
-        journey_type, journey_id, user_id, parked = meta
-        return (
-            (self.parked is None or parked == self.parked)
-            and (self.journey_type is None or journey_type == self.journey_type)
-            and (self.journey_id is None or journey_id == self.journey_id)
-            and (self.user_id is None or user_id == self.user_id)
-        )
+def _matches(q: Query, meta: list[Any]) -> bool:
+    journey_type, journey_id, user_id, parked = meta
+    return (
+        (q.parked is None or parked == q.parked)
+        and (q.journey_type is None or journey_type == q.journey_type)
+        and (q.journey_id is None or journey_id == q.journey_id)
+        and (q.user_id is None or user_id == q.user_id)
+    )
 
 
 def encode_cursor(key: bytes) -> str:
@@ -133,7 +122,7 @@ def scan(txn: Txn, db: Any, q: Query, limit: int, after: str | None) -> tuple[li
 
     At most ``MAX_SCAN`` index entries are looked at: a very selective filter may answer fewer
     than ``limit`` sagas (even none) with a cursor to go on from."""
-    prefix = q.prefix()
+    prefix = _prefix(q)
     lo = prefix + (micros(q.updated_after) if q.updated_after is not None else 0).to_bytes(8, "big")
     hi = prefix + (micros(q.updated_before) if q.updated_before is not None else 2**64 - 1).to_bytes(8, "big")
     start = decode_cursor(after, prefix) if after is not None else None
@@ -142,7 +131,7 @@ def scan(txn: Txn, db: Any, q: Query, limit: int, after: str | None) -> tuple[li
     seen = 0
     for key, value in _walk(txn, db, q.order == "newest", lo, hi, start):
         seen += 1
-        if q.matches(decode_record(value, where="recent")):
+        if _matches(q, decode_record(value, where="recent")):
             if len(out) == limit:
                 return out, encode_cursor(last) if last else None
             out.append(key[len(prefix) + 8 :].decode())

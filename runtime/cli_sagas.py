@@ -157,7 +157,7 @@ class LocalSource:
     def list_sagas(self, f: Filters, limit: int, oldest: bool) -> list[dict[str, Any]]:
         """The gateway's listing (``queries.find_views``: the same index, order and cursors),
         over the folder read-only."""
-        from saga_journey.persistence.recent import Query
+        from saga_journey.persistence.query import Query
 
         from .queries import find_views
 

@@ -21,11 +21,9 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
 
 
 def run_migrate(backend: StoreBackend, shown: str, out: TextIO) -> int:
-    from saga_journey.persistence.layout import FORMAT_VERSION
-
-    found = backend.migrate()
-    if found in (0, FORMAT_VERSION):  # 0: a store that never held data
-        print(f"{shown}: already at stored format {FORMAT_VERSION}", file=out)
+    found, current = backend.migrate()
+    if found in (0, current):  # 0: a store that never held data
+        print(f"{shown}: already at stored format {current}", file=out)
     else:
-        print(f"{shown}: upgraded from stored format {found} to {FORMAT_VERSION}", file=out)
+        print(f"{shown}: upgraded from stored format {found} to {current}", file=out)
     return 0

@@ -12,7 +12,7 @@ from typing import Any
 from saga_journey.actors.directory import view_of
 from saga_journey.persistence.keys import scoped_key
 from saga_journey.persistence.ports import Queries
-from saga_journey.persistence.recent import ORDERS, Query
+from saga_journey.persistence.query import ORDERS, Query
 
 from .api_base import ApiBase
 from .errors import CorruptRecordError, InvalidInputError, NotFoundError, SagaError

@@ -12,7 +12,7 @@ import pytest
 
 from saga_journey.persistence.keys import scoped_key
 from saga_journey.persistence.ports import Admin, Queries, Recorder, Store
-from saga_journey.persistence.recent import Query
+from saga_journey.persistence.query import Query
 from saga_journey.persistence.store import JourneyWrite, PruneWrite, SagaWrite
 from saga_journey.runtime.errors import InvalidInputError, StorageError
 
