@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, Callable
 
 import pykka
 
@@ -31,6 +31,7 @@ from saga_journey.runtime.errors import (
 from saga_journey.runtime.model import Journey, SagaState
 from saga_journey.runtime.timers import TimerHandle
 
+from .loop_actor import LoopInbox
 from .messages import Passivate, RunOwed
 from .saga_actor import SagaActor
 from .services import Services
@@ -42,8 +43,9 @@ EAGER_PASSIVATION_INTERVAL_S = 0.1
 
 
 class Directory:
-    def __init__(self, services: Services) -> None:
-        self._svc = services
+    def __init__(self, make_services: Callable[[Directory], Services]) -> None:
+        """``make_services(directory)``: what the actors share, this directory among it."""
+        self._svc = make_services(self)
         self._shards: list[tuple[threading.Lock, dict[str, pykka.ActorRef[Any]]]] = [
             (threading.Lock(), {}) for _ in range(SHARDS)
         ]
@@ -54,8 +56,11 @@ class Directory:
         self._waiters: dict[str, list[tuple[int | None, Future[dict[str, Any]]]]] = {}
         self._waiters_lock = threading.Lock()
         self._last_eager = 0.0
-        self._reaper = None
-        services.directory = self
+        self._reaper: TimerHandle | None = None
+
+    @property
+    def services(self) -> Services:
+        return self._svc
 
     def _shard(self, saga_id: str) -> tuple[threading.Lock, dict[str, pykka.ActorRef[Any]]]:
         return self._shards[hash(saga_id) % SHARDS]
@@ -253,14 +258,15 @@ class Directory:
             with lock:
                 refs = list(live.values())
             for ref in refs:
-                n = ref.actor_inbox.qsize()
+                inbox = ref.actor_inbox
+                n = inbox.qsize() if isinstance(inbox, LoopInbox) else 0  # every live actor's is
                 total += n
                 if n > deepest:
                     deepest = n
         return total, deepest
 
     def stop_all(self, timeout: float = 10.0, *, wait: bool = True) -> None:
-        refs = []
+        refs: list[pykka.ActorRef[Any]] = []
         for lock, live in self._shards:
             with lock:
                 refs.extend(live.values())

@@ -111,7 +111,7 @@ class RuntimeLoop:
         ok, value = out[0]
         if not ok:
             raise value
-        return value  # type: ignore[no-any-return]
+        return value
 
     def close(self) -> None:
         """Stop and close the loop if this object started it; an attached loop is the host's."""
@@ -223,7 +223,7 @@ class LoopFuture(pykka.Future[T]):
     def __await__(self) -> Generator[Any, None, T]:
         if self._get_hook is not None:  # a derived future: compute it off the loop
             loop = asyncio.get_running_loop()
-            return (yield from loop.run_in_executor(None, self.get).__await__())  # type: ignore[no-any-return]
+            return (yield from loop.run_in_executor(None, self.get).__await__())
         if not self._done:
             loop = asyncio.get_running_loop()
             waiter = loop.create_future()
@@ -237,7 +237,7 @@ class LoopFuture(pykka.Future[T]):
 
             self.add_done_callback(wake)
             yield from waiter.__await__()
-        return self._outcome()  # type: ignore[no-any-return]
+        return self._outcome()
 
 
 def _resolve_waiter(waiter: asyncio.Future[Any]) -> None:
@@ -248,20 +248,23 @@ def _resolve_waiter(waiter: asyncio.Future[Any]) -> None:
 class LoopInbox:
     """A LoopActor's mailbox (pykka's inbox protocol: put, get, empty)."""
 
-    def __init__(self, runtime: RuntimeLoop, throughput: int) -> None:
+    def __init__(
+        self, runtime: RuntimeLoop, throughput: int, actor: LoopActor, held: deque[Any] | None = None
+    ) -> None:
+        """``held``: messages the actor holds back (its stash), counted in ``qsize``."""
         self._runtime = runtime
         self._throughput = throughput
         self._queue: deque[Any] = deque()
         self._lock = threading.Lock()
         self._scheduled = True  # until the actor has started: messages wait for on_start
-        self._actor: LoopActor | None = None
+        self._actor = actor
         self.draining = False  # a drain of this actor is on the stack (handling a message)
-        self.held: deque[Any] | None = None  # messages the actor holds back (its stash)
+        self.held = held
 
     def put(self, envelope: Any, /) -> None:
         actor = self._actor
         with self._lock:
-            if actor is None or not actor.actor_stopped.is_set():
+            if not actor.actor_stopped.is_set():
                 self._queue.append(envelope)
                 if self._scheduled:
                     return
@@ -297,16 +300,22 @@ class LoopInbox:
         """Messages waiting for this actor: in the mailbox and held back in its stash."""
         return len(self._queue) + (len(self.held) if self.held is not None else 0)
 
-    def _begin(self) -> None:
+    def begin(self) -> None:
         """Run on_start on the loop, then the messages that arrived meanwhile."""
-        actor = self._actor
-        assert actor is not None
-        actor._actor_loop_setup()
+        self._actor._actor_loop_setup()
         self._drain()
+
+    def started(self) -> None:
+        """The actor started on the loop thread (on_start ran): drain what arrived meanwhile,
+        or let the next ``put`` schedule the drain."""
+        with self._lock:
+            if not self._queue:
+                self._scheduled = False
+                return
+        self._schedule()
 
     def _drain(self) -> None:
         actor = self._actor
-        assert actor is not None
         stopped = actor.actor_stopped
         q, lock = self._queue, self._lock
         self.draining = True
@@ -359,9 +368,6 @@ class LoopActor(pykka.Actor):
     def __init__(self, runtime: RuntimeLoop) -> None:
         self._runtime = runtime
         super().__init__()
-        inbox = self.actor_inbox
-        assert isinstance(inbox, LoopInbox)
-        inbox._actor = self
 
     @classmethod
     def spawn(cls, *args: Any, **kwargs: Any) -> Any:
@@ -373,7 +379,11 @@ class LoopActor(pykka.Actor):
         return actor
 
     def _create_actor_inbox(self) -> LoopInbox:  # type: ignore[override]
-        return LoopInbox(self._runtime, self.throughput)
+        return LoopInbox(self._runtime, self.throughput, self, self._held_messages())
+
+    def _held_messages(self) -> deque[Any] | None:
+        """Messages a subclass holds back outside the mailbox (counted in its ``qsize``)."""
+        return None
 
     @staticmethod
     def _create_future() -> pykka.Future[Any]:
@@ -384,13 +394,9 @@ class LoopActor(pykka.Actor):
         assert isinstance(inbox, LoopInbox)
         if self._runtime.on_loop():  # started by code on the loop: begin now, no extra turn
             self._actor_loop_setup()
-            with inbox._lock:
-                if not inbox._queue:
-                    inbox._scheduled = False
-                    return
-            inbox._schedule()
+            inbox.started()
             return
-        self._runtime.call(inbox._begin)
+        self._runtime.call(inbox.begin)
 
     def send_now(self, message: Any) -> None:
         """``tell``, but handled at once when called on the loop outside this actor's own

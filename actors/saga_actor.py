@@ -103,6 +103,7 @@ class SagaActor(LoopActor):
     def __init__(
         self, services: Services, saga_id: str, journey: Journey | None, state: SagaState | None
     ) -> None:
+        self._stash: deque[Any] = deque()  # before the inbox is built: it counts these too
         super().__init__(services.runtime)
         self._svc = services
         self._saga_id = saga_id  # the directory's key (layout.scoped_key), not the plain id
@@ -110,8 +111,6 @@ class SagaActor(LoopActor):
         self._journey = journey
         self._state = state
         self._inflight: _InFlight | None = None
-        self._stash: deque[Any] = deque()
-        self.actor_inbox.held = self._stash  # stashed requests count in the mailbox depth
         self._token = 0
         self._compensator: tuple[str, CompensatorActor] | None = None
         self._slot: HandlerSlot | None = None  # the running compensator's sync-call slot
@@ -122,6 +121,9 @@ class SagaActor(LoopActor):
         self._last_active = time.monotonic()
 
     # --- mailbox -----------------------------------------------------------------------
+
+    def _held_messages(self) -> deque[Any]:
+        return self._stash  # stashed requests count in the mailbox depth
 
     def on_receive(self, message: Any) -> None:
         try:
@@ -445,7 +447,10 @@ class SagaActor(LoopActor):
                 slot=self._slot,
             )
             self._compensator = (effect.milestone_id, actor)
-        self._compensator[1].send_now(RunAttempt(effect.attempt))
+        else:
+            assert self._compensator is not None  # reused: this milestone's compensator is live
+            actor = self._compensator[1]
+        actor.send_now(RunAttempt(effect.attempt))
         timeout = effect.retry.handler_timeout_s
         if timeout is None:
             timeout = self._svc.config.handler_timeout_s

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from saga_journey.persistence.store import SagaStore
+from saga_journey.persistence.ports import RuntimeStore
 from saga_journey.runtime.clock import Clock
 from saga_journey.runtime.config import RuntimeConfig
 from saga_journey.runtime.handlers import HandlerRegistry
@@ -22,9 +22,9 @@ if TYPE_CHECKING:
     from .directory import Directory
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, frozen=True)
 class Services:
-    store: SagaStore
+    store: RuntimeStore  # the recorder and queries ports
     handlers: HandlerRegistry
     runtime: RuntimeLoop  # every saga and compensator actor runs on this loop
     pool: Executor  # sync compensation handlers (bounded by ``abandoned.max_threads``)
@@ -33,6 +33,6 @@ class Services:
     observer: RuntimeObserver
     config: RuntimeConfig
     load_journey: Callable[[str, int], Journey]
-    directory: "Directory" = field(init=False)
-    closing: threading.Event = field(default_factory=threading.Event)
-    abandoned: AbandonedThreads = field(default_factory=lambda: AbandonedThreads(32))
+    directory: Directory  # saga key -> live actor; built with these services (compose.assemble)
+    closing: threading.Event
+    abandoned: AbandonedThreads

@@ -64,7 +64,7 @@ class SagaClient:
         try:
             while True:
                 try:
-                    yield self._run(agen.__anext__())
+                    yield self._run(_next(agen))
                 except StopAsyncIteration:
                     return
         finally:
@@ -104,3 +104,8 @@ class SagaClient:
     iter_sagas = _iterating("iter_sagas")
     events: Callable[..., Iterator[SagaEvent]] = _iterating("events")
     saga_events: Callable[..., Iterator[SagaEvent]] = _iterating("saga_events")
+
+
+async def _next(agen: AsyncIterator[T]) -> T:
+    """``agen.__anext__()`` as a coroutine (what ``run_coroutine_threadsafe`` takes)."""
+    return await agen.__anext__()

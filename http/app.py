@@ -62,8 +62,9 @@ def create_app(
     if not settings.insecure_dev and not settings.api_keys and authenticator is None:
         log.warning("no API keys are configured: every /v1 request will be answered 401")
     admission = Admission(settings.max_in_flight, settings.max_queued_per_saga, settings.retry_after_s)
-    gateway = Gateway(orchestrator, settings, admission)
     tables = (routes, console_routes, public_routes(metrics_handler), *extra_routes)
+    document = build_openapi(routes.routes + console_routes.routes, metrics=metrics_handler is not None)
+    gateway = Gateway(orchestrator, settings, admission, openapi_body=json.dumps(document).encode())
 
     app = web.Application(
         middlewares=MIDDLEWARES,
@@ -85,7 +86,6 @@ def create_app(
     app[ROUTE_TABLES] = tables
     for table in tables:
         app.add_routes(table)
-    gateway.openapi_body = json.dumps(build_openapi(routes.routes + console_routes.routes, metrics=metrics_handler is not None)).encode()
 
     if runtime is not None:
         async def owned_runtime(app: web.Application) -> AsyncIterator[None]:

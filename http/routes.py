@@ -39,11 +39,15 @@ class Gateway:
     """What the handlers share: the orchestrator (bound when the runtime context opens), the
     settings, admission control, the event feed and the readiness flag."""
 
-    def __init__(self, orchestrator: SagaOrchestrator | None, settings: GatewaySettings, admission: Admission) -> None:
+    def __init__(
+        self, orchestrator: SagaOrchestrator | None, settings: GatewaySettings, admission: Admission,
+        *, openapi_body: bytes = b"",
+    ) -> None:
+        """``openapi_body``: the document GET /openapi.json serves (built by ``create_app``)."""
         self.settings = settings
         self.admission = admission
         self.ready = True
-        self.openapi_body: bytes = b""
+        self.openapi_body = openapi_body
         self.orch: SagaOrchestrator = None  # type: ignore[assignment]
         self.tail: events.FeedTail = None  # type: ignore[assignment]
         if orchestrator is not None:

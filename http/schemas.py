@@ -162,7 +162,7 @@ class Field:
         kind = _JSON_TYPES[self.json_type]
         if not isinstance(value, kind) or (isinstance(value, bool) and self.json_type in ("integer", "number")):
             raise Problem(422, "invalid_input", f"{self.name} must be {self.what or _WHAT[self.json_type]}")
-        if self.json_type == "string" and len(value) < self.schema.get("minLength", 0):
+        if isinstance(value, str) and len(value) < self.schema.get("minLength", 0):
             raise Problem(422, "invalid_input", f"{self.name} must be a non-empty string")
         return value
 

@@ -22,7 +22,9 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from saga_journey.metrics import SagaMetrics, metrics_handler
+from saga_journey.persistence.factory import backend_for
 from saga_journey.runtime.errors import SagaError
+from saga_journey.runtime.handlers import Handler
 from saga_journey.runtime.logs import LoggingObserver
 from saga_journey.runtime.observer import Observers
 from saga_journey.runtime.orchestrator import SagaOrchestrator
@@ -44,7 +46,7 @@ INSECURE_BANNER = """
 """
 
 
-def runtime_context(data_dir: str, config: ServeConfig, metric_obs: SagaMetrics | None) -> RuntimeContext:
+def runtime_context(store_url: str, config: ServeConfig, metric_obs: SagaMetrics | None) -> RuntimeContext:
     """The app's runtime, opened and closed in ``cleanup_ctx``: the webhook client session, then
     the orchestrator on the app's loop (its handlers exist before it opens, so compensations
     owed from a previous run find them during recovery); closed in the reverse order."""
@@ -54,11 +56,11 @@ def runtime_context(data_dir: str, config: ServeConfig, metric_obs: SagaMetrics 
     async def runtime(_: web.Application) -> AsyncIterator[SagaOrchestrator]:
         loop = asyncio.get_running_loop()
         async with aiohttp.ClientSession() as session:
-            handlers = build_webhooks(settings.webhooks, session, loop)
+            handlers: dict[str, Handler] = dict(build_webhooks(settings.webhooks, session, loop))
             if settings.insecure_dev:
                 handlers = {**template_noop_handlers(handlers), **handlers}
             observer = Observers(*[o for o in (metric_obs, LoggingObserver()) if o is not None])
-            orch = SagaOrchestrator.open(data_dir, config=config.runtime, handlers=handlers, observer=observer)
+            orch = SagaOrchestrator.open(store=store_url, config=config.runtime, handlers=handlers, observer=observer)
             try:
                 if metric_obs is not None:
                     metric_obs.attach(orch)
@@ -70,7 +72,7 @@ def runtime_context(data_dir: str, config: ServeConfig, metric_obs: SagaMetrics 
 
 
 async def serve(
-    data_dir: str,
+    store_url: str,
     host: str,
     port: int,
     config: ServeConfig,
@@ -95,7 +97,7 @@ async def serve(
     handler = metrics_handler(metric_obs.registry) if metric_obs is not None else None
     auth = Authenticator(settings.api_keys, insecure_dev=settings.insecure_dev)
     app = create_app(None, settings, metrics_handler=handler, authenticator=auth,
-                     runtime=runtime_context(data_dir, config, metric_obs))
+                     runtime=runtime_context(store_url, config, metric_obs))
     runner = web.AppRunner(
         app, access_log=ACCESS_LOG if access_log else None, access_log_class=AccessLogger,
         shutdown_timeout=settings.shutdown_timeout_s, handle_signals=False,
@@ -106,7 +108,7 @@ async def serve(
         await app.cleanup()  # closes whatever of the runtime did open
         raise
     try:
-        sites = [web.SockSite(runner, sock, backlog=1024) for sock in sockets] or [
+        sites: list[web.BaseSite] = [web.SockSite(runner, sock, backlog=1024) for sock in sockets] or [
             web.TCPSite(runner, host, port, backlog=1024)
         ]
         for site in sites:
@@ -115,7 +117,7 @@ async def serve(
         bound = addresses[0][1] if addresses else port
         orch = app[GATEWAY].orch
         print(
-            f"saga-journey gateway listening on http://{host}:{bound} (data {data_dir}, "
+            f"saga-journey gateway listening on http://{host}:{bound} (data {backend_for(store_url).describe()}, "
             f"{len(settings.api_keys)} API keys, {len(settings.webhooks)} webhook handlers, "
             f"{orch.recovered} sagas resumed)",
             file=out,
@@ -170,7 +172,7 @@ def reload_keys(auth: Authenticator, path: str | None, insecure_dev: bool, out: 
 
 
 def run(
-    data_dir: str,
+    store_url: str,
     host: str,
     port: int,
     config: ServeConfig,
@@ -188,8 +190,8 @@ def run(
             if use_uvloop:
                 raise
         else:
-            uvloop.run(serve(data_dir, host, port, config, sockets=sockets, access_log=access_log,
+            uvloop.run(serve(store_url, host, port, config, sockets=sockets, access_log=access_log,
                              config_path=config_path))
             return
-    asyncio.run(serve(data_dir, host, port, config, sockets=sockets, access_log=access_log,
+    asyncio.run(serve(store_url, host, port, config, sockets=sockets, access_log=access_log,
                       config_path=config_path))

@@ -12,7 +12,10 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from saga_journey.runtime.model import COMP_FAILED, COMPLETED, FAILED, Event, SagaState
+from saga_journey.runtime.model import (
+    COMP_FAILED, COMPLETED, FAILED, CompensationAttemptFailed, CompensationExhausted,
+    CompensationSucceeded, Event, MilestoneFailed, SagaState,
+)
 from saga_journey.runtime.observer import RuntimeObserver
 
 from .collector import RuntimeStateCollector
@@ -133,16 +136,16 @@ class SagaMetrics(RuntimeObserver):
                     self._completed.get(jt).inc()
             elif kind == "saga_started":
                 self._started.get(jt).inc()
-            elif kind == "compensation_succeeded":
+            elif isinstance(event, CompensationSucceeded):
                 self._step.get(jt, event.milestone_id, "succeeded").observe(event.duration_s)
-            elif kind == "compensation_attempt_failed":
+            elif isinstance(event, CompensationAttemptFailed):
                 self._step.get(jt, event.milestone_id, "retry").observe(event.duration_s)
                 self._retries.get(jt, event.milestone_id).inc()
-            elif kind == "compensation_exhausted":
+            elif isinstance(event, CompensationExhausted):
                 self._step.get(jt, event.milestone_id, "exhausted").observe(event.duration_s)
             elif kind == "saga_aborted":
                 self._rollbacks.get(jt, "aborted").inc()
-            elif kind == "milestone_failed":
+            elif isinstance(event, MilestoneFailed):
                 # cause: milestone_failed (reported), timeout or deadline
                 self._rollbacks.get(jt, event.cause).inc()
             # milestone_attempt_failed, compensation_parked/_retried/_skipped: counted in

@@ -1,6 +1,6 @@
 """Durable storage for journeys, saga snapshots, history and idempotency records.
 
-Re-exports are lazy (PEP 562): importing ``persistence.store`` (the protocols) does not open
+Re-exports are lazy (PEP 562): importing ``persistence.ports`` (the protocols) does not open
 LMDB's module or start anything.
 """
 
@@ -14,7 +14,15 @@ _EXPORTS: dict[str, str] = {
     "LmdbStore": "lmdb_store",
     "SagaWrite": "store",
     "JourneyWrite": "store",
-    "SagaStore": "store",
+    "SagaStore": "ports",
+    "Store": "ports",
+    "RuntimeStore": "ports",
+    "Recorder": "ports",
+    "Queries": "ports",
+    "Admin": "ports",
+    "StoreBackend": "ports",
+    "StoreOptions": "ports",
+    "backend_for": "factory",
     "encode_record": "records",
     "decode_record": "records",
 }
@@ -22,8 +30,10 @@ _EXPORTS: dict[str, str] = {
 __all__ = list(_EXPORTS)
 
 if TYPE_CHECKING:
+    from .factory import backend_for
     from .lmdb_store import LmdbStore
+    from .ports import Admin, Queries, Recorder, RuntimeStore, SagaStore, Store, StoreBackend, StoreOptions
     from .records import decode_record, encode_record
-    from .store import JourneyWrite, SagaStore, SagaWrite
+    from .store import JourneyWrite, SagaWrite
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

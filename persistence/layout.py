@@ -12,21 +12,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable
-
-import lmdb
+from typing import TYPE_CHECKING, Any, Callable
 
 from saga_journey.persistence.keys import SCOPE_SEP, scoped_key
+from saga_journey.persistence.lmdb_keys import SEP as _SEP, SEQ_LEN as _SEQ_LEN, VERSION_LEN as _VERSION_LEN
 from saga_journey.persistence.records import decode_record, encode_record
 from saga_journey.runtime.errors import CorruptRecordError, StorageError
+
+if TYPE_CHECKING:
+    from saga_journey.persistence.lmdb_env import Txn
 
 log = logging.getLogger("saga_journey.persistence")
 
 FORMAT_VERSION = 3
 FORMAT_KEY = b"format_version"
-_SEP = b"\0"
-_VERSION_LEN = 10  # journey keys end with \0 + the version as 10 digits
-_SEQ_LEN = 8  # history keys end with \0 + the sequence number as 8 bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +41,7 @@ class Databases:
     idem: Any
 
 
-def stored_format(txn: lmdb.Transaction, dbs: Databases) -> int:
+def stored_format(txn: Txn, dbs: Databases) -> int:
     """The folder's format: the meta record, else 1 if it holds data (else 0: a new folder)."""
     raw = txn.get(FORMAT_KEY, db=dbs.meta)
     if raw is not None:
@@ -56,7 +55,7 @@ def stored_format(txn: lmdb.Transaction, dbs: Databases) -> int:
     return 0
 
 
-def upgrade(txn: lmdb.Transaction, dbs: Databases, path: str,
+def upgrade(txn: Txn, dbs: Databases, path: str,
             quarantine: Callable[[str, str], None]) -> int:
     """Bring the folder to ``FORMAT_VERSION`` in ``txn``; returns the format found.
 
@@ -97,17 +96,17 @@ def _tenant_of(raw: bytes, where: str, quarantine: Callable[[str, str], None]) -
         return None
 
 
-def _move(txn: lmdb.Transaction, db: Any, old: bytes, new: bytes) -> None:
+def _move(txn: Txn, db: Any, old: bytes, new: bytes) -> None:
     value = txn.pop(old, db=db)
     if value is not None:
         txn.put(new, value, db=db)
 
 
-def _move_sagas(txn: lmdb.Transaction, dbs: Databases, quarantine: Callable[[str, str], None]) -> int:
+def _move_sagas(txn: Txn, dbs: Databases, quarantine: Callable[[str, str], None]) -> int:
     indexed: dict[bytes, str] = {}  # idx keys are tenant\0status\0saga_id
     for key in txn.cursor(db=dbs.idx).iternext(values=False):
-        tenant, _, rest = key.partition(_SEP)
-        indexed[rest.partition(_SEP)[2]] = tenant.decode()
+        tenant_b, _, rest = key.partition(_SEP)
+        indexed[rest.partition(_SEP)[2]] = tenant_b.decode()
     renamed: dict[bytes, bytes] = {}
     for sid, raw in list(txn.cursor(db=dbs.sagas)):
         tenant = indexed.get(sid) or _tenant_of(raw, f"sagas/{sid.decode(errors='replace')}", quarantine)
@@ -131,7 +130,7 @@ def _move_sagas(txn: lmdb.Transaction, dbs: Databases, quarantine: Callable[[str
     return len(renamed)
 
 
-def _move_journeys(txn: lmdb.Transaction, dbs: Databases, quarantine: Callable[[str, str], None]) -> int:
+def _move_journeys(txn: Txn, dbs: Databases, quarantine: Callable[[str, str], None]) -> int:
     moved = 0
     for key, raw in list(txn.cursor(db=dbs.journeys)):
         journey_id = key[: -_VERSION_LEN - 1].decode(errors="replace")
@@ -142,7 +141,7 @@ def _move_journeys(txn: lmdb.Transaction, dbs: Databases, quarantine: Callable[[
     return moved
 
 
-def _move_idempotency(txn: lmdb.Transaction, dbs: Databases) -> int:
+def _move_idempotency(txn: Txn, dbs: Databases) -> int:
     moved = 0
     for key in list(txn.cursor(db=dbs.idem).iternext(values=False)):
         tenant, sep, idem_key = key.partition(_SEP)

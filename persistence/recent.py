@@ -21,18 +21,18 @@ import zlib
 import base64
 import binascii
 import math
-from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-import lmdb
-
+from saga_journey.persistence.query import Query
 from saga_journey.persistence.records import decode_record, encode_record
 from saga_journey.runtime.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from saga_journey.persistence.lmdb_env import Txn
 
 TENANT, STATUS, REVERSE = b"T", b"S", b"R"
 _SEP = b"\0"
 MAX_SCAN = 20_000  # index entries one list call looks at before it answers with a cursor
-ORDERS = ("newest", "oldest")
 
 
 def micros(at: Any) -> int:
@@ -55,7 +55,7 @@ def status_key(tenant: str, status: str, at_us: int, local: str) -> bytes:
     return STATUS + tenant.encode() + _SEP + status.encode() + _SEP + at_us.to_bytes(8, "big") + local.encode()
 
 
-def index_saga(txn: lmdb.Transaction, db: Any, sid: bytes, tenant: str, local: str, snapshot: dict) -> None:
+def index_saga(txn: Txn, db: Any, sid: bytes, tenant: str, local: str, snapshot: dict) -> None:
     """Put the saga's entries for ``snapshot``, moving the old ones; nothing written if unchanged."""
     status = str(snapshot.get("status") or "")
     at_us = micros(snapshot.get("updated_at"))
@@ -76,7 +76,7 @@ def index_saga(txn: lmdb.Transaction, db: Any, sid: bytes, tenant: str, local: s
         txn.put(REVERSE + sid, where, db=db)
 
 
-def unindex_saga(txn: lmdb.Transaction, db: Any, sid: bytes, tenant: str, local: str) -> None:
+def unindex_saga(txn: Txn, db: Any, sid: bytes, tenant: str, local: str) -> None:
     """Remove a deleted saga's three entries (for pruning); its feed entries may stay (skipped)."""
     old = txn.pop(REVERSE + sid, db=db)
     if old is not None:
@@ -85,32 +85,22 @@ def unindex_saga(txn: lmdb.Transaction, db: Any, sid: bytes, tenant: str, local:
         txn.delete(status_key(tenant, old[8:].decode(), at_us, local), db=db)
 
 
-@dataclass(frozen=True, slots=True)
-class Query:
-    tenant: str
-    status: str | None = None
-    parked: bool | None = None
-    journey_type: str | None = None
-    journey_id: str | None = None
-    user_id: str | None = None
-    updated_after: float | None = None  # inclusive
-    updated_before: float | None = None  # exclusive
-    order: str = "newest"
+def _prefix(q: Query) -> bytes:
+    """The index range a query scans: the tenant's entries, or one status's."""
+    status = "FAILED" if q.parked and q.status is None else q.status
+    if status is None:
+        return TENANT + q.tenant.encode() + _SEP
+    return STATUS + q.tenant.encode() + _SEP + status.encode() + _SEP
 
-    def prefix(self) -> bytes:
-        status = "FAILED" if self.parked and self.status is None else self.status
-        if status is None:
-            return TENANT + self.tenant.encode() + _SEP
-        return STATUS + self.tenant.encode() + _SEP + status.encode() + _SEP
 
-    def matches(self, meta: list[Any]) -> bool:
-        journey_type, journey_id, user_id, parked = meta
-        return (
-            (self.parked is None or parked == self.parked)
-            and (self.journey_type is None or journey_type == self.journey_type)
-            and (self.journey_id is None or journey_id == self.journey_id)
-            and (self.user_id is None or user_id == self.user_id)
-        )
+def _matches(q: Query, meta: list[Any]) -> bool:
+    journey_type, journey_id, user_id, parked = meta
+    return (
+        (q.parked is None or parked == q.parked)
+        and (q.journey_type is None or journey_type == q.journey_type)
+        and (q.journey_id is None or journey_id == q.journey_id)
+        and (q.user_id is None or user_id == q.user_id)
+    )
 
 
 def encode_cursor(key: bytes) -> str:
@@ -127,12 +117,12 @@ def decode_cursor(cursor: str, prefix: bytes) -> bytes:
     return key
 
 
-def scan(txn: lmdb.Transaction, db: Any, q: Query, limit: int, after: str | None) -> tuple[list[str], str | None]:
+def scan(txn: Txn, db: Any, q: Query, limit: int, after: str | None) -> tuple[list[str], str | None]:
     """Local ids of one page, and the cursor of the next page (None: no more).
 
     At most ``MAX_SCAN`` index entries are looked at: a very selective filter may answer fewer
     than ``limit`` sagas (even none) with a cursor to go on from."""
-    prefix = q.prefix()
+    prefix = _prefix(q)
     lo = prefix + (micros(q.updated_after) if q.updated_after is not None else 0).to_bytes(8, "big")
     hi = prefix + (micros(q.updated_before) if q.updated_before is not None else 2**64 - 1).to_bytes(8, "big")
     start = decode_cursor(after, prefix) if after is not None else None
@@ -141,7 +131,7 @@ def scan(txn: lmdb.Transaction, db: Any, q: Query, limit: int, after: str | None
     seen = 0
     for key, value in _walk(txn, db, q.order == "newest", lo, hi, start):
         seen += 1
-        if q.matches(decode_record(value, where="recent")):
+        if _matches(q, decode_record(value, where="recent")):
             if len(out) == limit:
                 return out, encode_cursor(last) if last else None
             out.append(key[len(prefix) + 8 :].decode())
@@ -151,7 +141,7 @@ def scan(txn: lmdb.Transaction, db: Any, q: Query, limit: int, after: str | None
     return out, None
 
 
-def _walk(txn: lmdb.Transaction, db: Any, backwards: bool, lo: bytes, hi: bytes,
+def _walk(txn: Txn, db: Any, backwards: bool, lo: bytes, hi: bytes,
           start: bytes | None) -> Iterator[tuple[bytes, bytes]]:
     """Entries with lo <= key < hi (by their 8-byte time), after ``start`` in the walk's order."""
     cursor = txn.cursor(db=db)
@@ -171,7 +161,7 @@ def _walk(txn: lmdb.Transaction, db: Any, backwards: bool, lo: bytes, hi: bytes,
             found = cursor.next()
 
 
-def tenant_counts(txn: lmdb.Transaction, db: Any, tenant: str, statuses: tuple[str, ...]) -> tuple[dict[str, int], int]:
+def tenant_counts(txn: Txn, db: Any, tenant: str, statuses: tuple[str, ...]) -> tuple[dict[str, int], int]:
     """({status: sagas}, parked sagas) of one tenant, counted from its per-status entries.
 
     One key walk per status (values are decoded only for FAILED, to count the parked ones):
@@ -197,7 +187,7 @@ def tenant_counts(txn: lmdb.Transaction, db: Any, tenant: str, statuses: tuple[s
 
 # ---- feed --------------------------------------------------------------------------------
 
-def feed_end(txn: lmdb.Transaction, db: Any) -> int:
+def feed_end(txn: Txn, db: Any) -> int:
     """The last position written (0: none)."""
     cursor = txn.cursor(db=db)
     return int.from_bytes(cursor.key(), "big") if cursor.last() else 0
@@ -214,7 +204,7 @@ def feed_names(value: bytes, record: bytes | None) -> bool:
     return record is not None and zlib.crc32(record).to_bytes(4, "big") == value[-4:]
 
 
-def feed_after(txn: lmdb.Transaction, db: Any, position: int, limit: int) -> list[tuple[int, bytes]]:
+def feed_after(txn: Txn, db: Any, position: int, limit: int) -> list[tuple[int, bytes]]:
     """Up to ``limit`` (position, feed value) after ``position``, in order."""
     out: list[tuple[int, bytes]] = []
     cursor = txn.cursor(db=db)

@@ -17,17 +17,19 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import lmdb
+from typing import TYPE_CHECKING, Any
 
 from saga_journey.persistence.recent import feed_names as recent_names
+from saga_journey.persistence import lmdb_keys
+from saga_journey.persistence.lmdb_keys import SEP as _SEP, hist_prefix
 from saga_journey.persistence.records import decode_record
 from saga_journey.persistence.store import PruneResult, PruneWrite
 from saga_journey.runtime.errors import CorruptRecordError
 from saga_journey.runtime.model import COMP_FAILED, COMPLETED, FAILED
 
-_SEP = b"\0"
+if TYPE_CHECKING:
+    from saga_journey.persistence.lmdb_env import Txn
+
 OWN, GLOBAL = b"e", b"g"
 _MICROS = 8
 
@@ -68,9 +70,9 @@ class Retention:
     """Maintains the retention indexes and prunes, always inside the caller's write txn."""
 
     def __init__(
-        self, dbs: RetentionDbs, add_count: Callable[[lmdb.Transaction, str, str, int], None],
+        self, dbs: RetentionDbs, add_count: Callable[[Txn, str, str, int], None],
         quarantine: Callable[[str, str], None],
-        forget: Callable[[lmdb.Transaction, bytes, str, str], None] | None = None,
+        forget: Callable[[Txn, bytes, str, str], None] | None = None,
     ) -> None:
         self.dbs = dbs
         self._add_count = add_count
@@ -80,7 +82,7 @@ class Retention:
     # ---- index maintenance (each saga write) --------------------------------------------
 
     def track(
-        self, txn: lmdb.Transaction, sid: bytes, status: str, prev_status: str | None,
+        self, txn: Txn, sid: bytes, status: str, prev_status: str | None,
         snapshot: dict, retention_s: float | None, finished_at: float | None,
     ) -> None:
         d = self.dbs
@@ -93,10 +95,10 @@ class Retention:
             if old is not None:
                 txn.delete(old, db=d.finished)
 
-    def track_idempotency(self, txn: lmdb.Transaction, sid: bytes, idem_key: bytes) -> None:
+    def track_idempotency(self, txn: Txn, sid: bytes, idem_key: bytes) -> None:
         txn.put(idem_of_key(sid, idem_key), idem_key, db=self.dbs.idem_of)
 
-    def backfill(self, txn: lmdb.Transaction) -> int:
+    def backfill(self, txn: Txn) -> int:
         """Index a folder written before these indexes existed (every saga: the global rule)."""
         d, n = self.dbs, 0
         for sid, raw in txn.cursor(db=d.sagas):
@@ -123,7 +125,7 @@ class Retention:
     # ---- pruning --------------------------------------------------------------------------
 
     def expired(
-        self, txn: lmdb.Transaction, now: float, retention_s: float | None, limit: int | None
+        self, txn: Txn, now: float, retention_s: float | None, limit: int | None
     ) -> tuple[list[tuple[bytes, bytes]], bool]:
         """Up to ``limit`` (finished key, sid) expired at ``now``, and whether more are."""
         bounds = [(OWN, micros(now))]
@@ -143,13 +145,13 @@ class Retention:
                 found = cursor.next()
         return out, False
 
-    def prune(self, txn: lmdb.Transaction, op: PruneWrite) -> None:
-        op.result.__init__()  # a batch that failed is re-applied alone: start from nothing
+    def prune(self, txn: Txn, op: PruneWrite) -> None:
+        op.result.reset()  # a batch that failed is re-applied alone: start from nothing
         victims, op.result.more = self.expired(txn, op.now, op.retention_s, op.limit)
         for key, sid in victims:
             self._prune_one(txn, key, sid, op.result)
 
-    def _prune_one(self, txn: lmdb.Transaction, key: bytes, sid: bytes, result: PruneResult) -> None:
+    def _prune_one(self, txn: Txn, key: bytes, sid: bytes, result: PruneResult) -> None:
         d = self.dbs
         txn.delete(key, db=d.finished)
         txn.delete(sid, db=d.finished_of)
@@ -168,7 +170,7 @@ class Retention:
         if not prunable(status, snap.get("compensation_status")):
             return  # the index disagreed with the snapshot: keep the saga
         txn.delete(sid, db=d.sagas)
-        result.records += 1 + self._delete_prefix(txn, d.history, sid + _SEP)
+        result.records += 1 + self._delete_prefix(txn, d.history, hist_prefix(sid))
         for ikey in self._idem_keys(txn, sid):
             result.records += int(txn.delete(ikey, db=d.idem))
         result.records += self._delete_prefix(txn, d.idem_of, sid + _SEP)
@@ -183,7 +185,7 @@ class Retention:
             self._forget(txn, sid, tenant, saga_id)
         result.pruned[journey_type] = result.pruned.get(journey_type, 0) + 1
 
-    def _idem_keys(self, txn: lmdb.Transaction, sid: bytes) -> list[bytes]:
+    def _idem_keys(self, txn: Txn, sid: bytes) -> list[bytes]:
         prefix = sid + _SEP
         cursor = txn.cursor(db=self.dbs.idem_of)
         out = []
@@ -194,7 +196,7 @@ class Retention:
         return out
 
     @staticmethod
-    def _delete_prefix(txn: lmdb.Transaction, db: Any, prefix: bytes) -> int:
+    def _delete_prefix(txn: Txn, db: Any, prefix: bytes) -> int:
         """Delete every key that is ``prefix`` + a fixed-length tail (history: 8, idem_of: 16)."""
         cursor = txn.cursor(db=db)
         n = 0
@@ -207,8 +209,7 @@ class Retention:
 
 # ---- the commit feed --------------------------------------------------------------------
 
-FEED_FLOOR = b"feed_floor"  # meta: the highest feed position removed by the feed retention
-FEED_SWEEP = b"feed_sweep"  # meta: sweep position (8) + dirty flag (1)
+FEED_FLOOR, FEED_SWEEP = lmdb_keys.FEED_FLOOR, lmdb_keys.FEED_SWEEP
 
 
 class FeedRetention:
@@ -229,20 +230,20 @@ class FeedRetention:
     def __init__(self, feed: Any, history: Any, meta: Any) -> None:
         self.feed, self.history, self.meta = feed, history, meta
 
-    def floor(self, txn: lmdb.Transaction) -> int:
+    def floor(self, txn: Txn) -> int:
         raw = txn.get(FEED_FLOOR, db=self.meta)
         return int.from_bytes(raw, "big") if raw else 0
 
-    def _sweep_state(self, txn: lmdb.Transaction) -> tuple[int, bool]:
+    def _sweep_state(self, txn: Txn) -> tuple[int, bool]:
         raw = txn.get(FEED_SWEEP, db=self.meta)
         return (int.from_bytes(raw[:8], "big"), bool(raw[8])) if raw else (0, False)
 
-    def pending(self, txn: lmdb.Transaction, keep: int) -> bool:
+    def pending(self, txn: Txn, keep: int) -> bool:
         """Whether a round would find feed work (entries beyond ``keep``, or a sweep owed)."""
         pos, dirty = self._sweep_state(txn)
         return bool(pos or dirty) or (keep > 0 and txn.stat(self.feed)["entries"] > keep)
 
-    def prune(self, txn: lmdb.Transaction, op: PruneWrite) -> None:
+    def prune(self, txn: Txn, op: PruneWrite) -> None:
         result = op.result
         pos, dirty = self._sweep_state(txn)
         dirty = dirty or bool(result.pruned)
@@ -290,7 +291,7 @@ class FeedRetention:
 
 
 def expired_count(
-    txn: lmdb.Transaction, dbs: RetentionDbs, now: float, retention_s: float | None, limit: int | None
+    txn: Txn, dbs: RetentionDbs, now: float, retention_s: float | None, limit: int | None
 ) -> int:
     return len(Retention(dbs, lambda *a: None, lambda *a: None).expired(txn, now, retention_s, limit)[0])
 

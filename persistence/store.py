@@ -1,9 +1,12 @@
-"""Backend-neutral store interface: what the runtime writes and reads, not how."""
+"""What the runtime writes, backend-neutral: the write records and the commit callbacks.
+
+The ports (what a store offers) are in ``ports``."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from typing import Callable
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,10 @@ class PruneResult:
     def sagas(self) -> int:
         return sum(self.pruned.values())
 
+    def reset(self) -> None:
+        self.pruned, self.records, self.more = {}, 0, False
+        self.feed_removed, self.feed_more = 0, False
+
 
 @dataclass(frozen=True, slots=True)
 class PruneWrite:
@@ -62,109 +69,21 @@ class PruneWrite:
 
 Write = SagaWrite | JourneyWrite | PruneWrite
 CommitCallback = Callable[[BaseException | None], None]
+Outcome = tuple[CommitCallback, "BaseException | None"]
+Handoff = Callable[[list[Outcome]], None]
+"""Called once per committed batch (on the writer): must see that each callback runs, in order."""
+
+log = logging.getLogger("saga_journey.persistence")
 
 
-@runtime_checkable
-class SagaStore(Protocol):
-    """Writes carry the plain ids and their tenant; reads by id take the internal key
-    (``keys.scoped_key(tenant, id)``), as do the ids that recovery reads return."""
+def run_outcomes(outcomes: list[Outcome]) -> None:
+    """Run handed-back commit callbacks in order (the runtime calls it on its loop)."""
+    for callback, error in outcomes:
+        run_callback(callback, error)
 
-    def submit(self, writes: Sequence[Write], callback: CommitCallback) -> None:
-        """Queue ``writes`` for one atomic transaction.
 
-        ``callback`` runs on the writer thread once that transaction committed (``None``)
-        or failed (a ``StorageError``). Raises ``StorageError`` at once if the store is closed.
-        """
-        ...
-
-    def write(self, writes: Sequence[Write]) -> None:
-        """Submit and block until committed; raise the ``StorageError`` on failure."""
-        ...
-
-    def load_saga(self, saga_id: str) -> dict | None: ...
-
-    def load_history(
-        self, saga_id: str, *, after_seq: int = 0, limit: int | None = None
-    ) -> list[dict]: ...
-
-    def load_journey(self, journey_id: str, version: int | None = None) -> dict | None: ...
-
-    def list_journeys(self, tenant_id: str) -> list[dict]: ...
-
-    def list_sagas(
-        self,
-        tenant_id: str,
-        *,
-        status: str | None = None,
-        journey_type: str | None = None,
-        limit: int = 100,
-        after: str | None = None,
-    ) -> tuple[list[dict], str | None]: ...
-
-    def find_sagas(
-        self, query: Any, *, limit: int = 100, after: str | None = None
-    ) -> tuple[list[dict], str | None]:
-        """Snapshots matching ``query`` (``recent.Query``) by updated_at, and the next cursor."""
-        ...
-
-    def tenant_counts(self, tenant_id: str) -> tuple[dict[str, int], int]:
-        """({status: sagas}, parked sagas) of one tenant (a walk of its index entries)."""
-        ...
-
-    def feed_end(self) -> int:
-        """Global position of the last committed history entry (0: none)."""
-        ...
-
-    def feed_scan(
-        self, position: int, limit: int = 1000, *, tenant: str | None = None
-    ) -> tuple[list[tuple[int, str, dict]], int]:
-        """([(position, saga key, history entry)] after ``position``, last position looked at)."""
-        ...
-
-    def sagas_with_work_owed(self) -> list[str]: ...
-
-    def pending_wakeups(self) -> list[tuple[str, float]]:
-        """(saga_id, wake_at) of every saga with a durable timer pending."""
-        ...
-
-    def count_by_status(self) -> dict[tuple[str, str], int]: ...
-
-    def oldest_active(self) -> dict[str, float]:
-        """``{status: entered_at}`` of the saga longest in IN_PROGRESS / COMPENSATING (absent: none).
-
-        ``entered_at`` is the snapshot's ``updated_at`` of the write that changed the status.
-        """
-        ...
-
-    def count_compensation_failed(self) -> dict[str, int]:
-        """Count of FAILED sagas with ``compensation_status == "failed"``, by journey type."""
-        ...
-
-    def get_idempotency(self, key: str) -> dict | None: ...
-
-    def stats(self) -> dict:
-        """Includes ``quarantined_records``: corrupt records met by reads of this process."""
-        ...
-
-    def quarantine(self, where: str, reason: str) -> None:
-        """Record that the record at ``where`` cannot be used (e.g. decodes but is malformed)."""
-        ...
-
-    def quarantined(self) -> list[dict[str, str]]: ...
-
-    def backup(self, dest_dir: str, *, compact: bool = True) -> None: ...
-
-    def feed_floor(self) -> int:
-        """The highest feed position removed by the feed retention (0: none): a stream resuming
-        after an id below it may have missed events."""
-        ...
-
-    def feed_pending(self, keep: int) -> bool:
-        """Whether a ``PruneWrite`` with ``feed_keep=keep`` would find commit-feed work."""
-        ...
-
-    def count_expired(self, now: float, retention_s: float | None, limit: int | None = None) -> int:
-        """How many finished sagas ``PruneWrite(now, retention_s)`` rounds would remove (at most ``limit``)."""
-        ...
-
-    def close(self) -> None: ...
+def run_callback(callback: CommitCallback, error: BaseException | None) -> None:
+    try:
+        callback(error)
+    except Exception:
+        log.exception("commit callback raised; ignored")

@@ -15,22 +15,28 @@ import struct
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lmdb
 
 from saga_journey.persistence import recent
 from saga_journey.persistence.keys import scoped_key
 from saga_journey.persistence.layout import FORMAT_KEY, FORMAT_VERSION
+from saga_journey.persistence.lmdb_keys import (
+    RECENT_DBS, RETENTION_DBS, SEP, idx_key, split_hist_key, split_idx_key,
+)
 from saga_journey.persistence.records import decode_record, encode_record
 from saga_journey.runtime.errors import CorruptRecordError, StorageError
 
-from .lmdb_store import LOCK_FILE
+from .lmdb_env import LOCK_FILE
 from .retention import prunable
 
+if TYPE_CHECKING:
+    from saga_journey.persistence.lmdb_env import Txn
+
 _DBS = ("journeys", "sagas", "history", "idx", "owed", "counts", "idem")
-_RETENTION_DBS = ("finished", "finished_of", "idem_of")  # absent in folders never opened since
-_OPTIONAL_DBS = ("recent", "feed")  # format 3
+_RETENTION_DBS = RETENTION_DBS  # absent in folders never opened since
+_OPTIONAL_DBS = RECENT_DBS  # format 3
 
 
 @dataclass
@@ -177,13 +183,13 @@ def _check_feed(rep: VerifyReport, feed: dict[bytes, bytes], history: dict[bytes
         if key in named:
             rep.inconsistent.append(f"feed {int.from_bytes(pos, 'big')} repeats {key!r}")
         named.add(key)
-        sid, seq = key[:-9], int.from_bytes(key[-8:], "big")
+        sid, seq = split_hist_key(key)
         if seq <= last.get(sid, 0):
             rep.inconsistent.append(f"feed {int.from_bytes(pos, 'big')}: {key!r} out of seq order")
         last[sid] = seq
 
 
-def _stored_format(env: lmdb.Environment, txn: lmdb.Transaction) -> int:
+def _stored_format(env: lmdb.Environment, txn: Txn) -> int:
     """The meta record's format; 1 for a folder written before format versions were recorded."""
     if txn.get(b"meta") is None:
         return 1
@@ -195,12 +201,12 @@ def _check_sagas(rep: VerifyReport, raw: dict[str, dict[bytes, bytes]], decoded:
     bad = rep.inconsistent.append
     hist_last: dict[bytes, list[int]] = {}
     for key in raw["history"]:
-        sid, seq = key[:-9], int.from_bytes(key[-8:], "big")
+        sid, seq = split_hist_key(key)
         hist_last.setdefault(sid, []).append(seq)
     counts: Counter[bytes] = Counter()
     for key, jtype in raw["idx"].items():
-        tenant, status, saga = key.split(b"\0", 2)
-        counts[jtype + b"\0" + status] += 1
+        tenant, status, saga = split_idx_key(key)
+        counts[jtype + SEP + status] += 1  # count_key, on the raw bytes
         saga = scoped_key(tenant.decode(), saga.decode()).encode()
         snap = decoded["sagas"].get(saga)
         if saga not in raw["sagas"]:
@@ -223,7 +229,7 @@ def _check_sagas(rep: VerifyReport, raw: dict[str, dict[bytes, bytes]], decoded:
         except (KeyError, TypeError, ValueError):
             bad(f"sagas/{sid.decode()}: snapshot lacks tenant_id/status/version")
             continue
-        if f"{tenant}\0{status}\0{snap.get('saga_id')}".encode() not in raw["idx"]:
+        if idx_key(tenant, status, str(snap.get("saga_id"))) not in raw["idx"]:
             bad(f"sagas/{sid.decode()}: no idx entry for status {status}")
         seqs = sorted(hist_last.get(sid, []))
         if seqs != list(range(1, version + 1)):

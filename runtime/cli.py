@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from .errors import InvalidInputError, SagaError
 from .migrate import add_parser as add_migrate_parser
+from .cli_store import StoreArg, add_store_options
 from .ops_cli import (
     add_backup_parser,
     add_prune_parser,
@@ -27,10 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="saga-journey", description="Durable saga orchestrator")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the seed's enterprise migration with a failure")
-    demo.add_argument("--data-dir", default="./data", help="LMDB data folder, created if absent (default ./data)")
+    add_store_options(demo, "LMDB data folder, created if absent")
     demo.add_argument("--fail-at", default="transform_data", help="milestone that fails")
     serve = sub.add_parser("serve", help="run the HTTP gateway")
-    serve.add_argument("--data-dir", default="./data", help="LMDB data folder (default ./data)")
+    add_store_options(serve)
     serve.add_argument("--create", action="store_true", help="create the store if the data folder holds none")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", default="8080", help="TCP port, 0-65535 (0: any free port; default 8080)")
@@ -49,10 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     hash_key.add_argument("--user", default="api")
     hash_key.add_argument("--roles", default="read,write", help="comma-separated: read,write,admin")
     verify = sub.add_parser("verify", help="check every record's CRC and the indexes (store closed)")
-    verify.add_argument("--data-dir", default="./data")
+    add_store_options(verify)
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
     quarantine = sub.add_parser("quarantine", help="list records that fail their CRC or decode")
-    quarantine.add_argument("--data-dir", default="./data")
+    add_store_options(quarantine)
     add_migrate_parser(sub)
     add_prune_parser(sub)
     add_backup_parser(sub)
@@ -110,24 +111,15 @@ def env_defaults(parser: argparse.ArgumentParser, command: str) -> None:
             action.default = raw
 
 
-def _require_store(data_dir: str, *, create_flag: str | None = None) -> None:
-    """Refuse a data folder that holds no store, so a typo never creates an empty one."""
-    from saga_journey.persistence.verify import store_exists
-
-    if not store_exists(data_dir):
-        how = f"; pass {create_flag} to create a new store there" if create_flag else ""
-        raise InvalidInputError(f"--data-dir {data_dir} holds no saga-journey store (no data.mdb){how}")
-
-
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    final = run_demo(args.data_dir, sys.stdout, fail_at=args.fail_at)
+    final = run_demo(StoreArg.of(args).url, sys.stdout, fail_at=args.fail_at)
     return 0 if final["status"] in ("COMPLETED", "FAILED") else 1
 
 
 def _backup(args: argparse.Namespace) -> int:
-    return run_backup(args, _require_store)
+    return run_backup(args)
 
 
 def _check_loop(choice: str) -> bool | None:
@@ -164,11 +156,12 @@ def _serve(args: argparse.Namespace) -> int:
 
         gateway = dataclasses.replace(config.gateway, grafana_url=check_grafana_url(args.grafana_url))
         config = dataclasses.replace(config, gateway=gateway)
+    where = StoreArg.of(args)
     if not args.create:
-        _require_store(args.data_dir, create_flag="--create")
+        where.existing(create_flag="--create")
     sockets = bind_listeners(args.host, port)
     try:
-        run(args.data_dir, args.host, port, config, use_uvloop=use_uvloop, sockets=sockets,
+        run(where.url, args.host, port, config, use_uvloop=use_uvloop, sockets=sockets,
             access_log=args.access_log, config_path=args.config)
     finally:
         for sock in sockets:
@@ -200,26 +193,25 @@ def _hash_key(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from saga_journey.persistence.verify import verify
-
     from .cli_progress import bar
 
-    _require_store(args.data_dir)
+    where = StoreArg.of(args)
+    backend = where.existing()
     quiet = args.command == "quarantine" or args.json
     with bar(as_json=quiet) as progress:
         task = progress.add_task("verifying", total=None)
-        report = verify(args.data_dir, lambda done, total: progress.update(task, completed=done, total=total))
+        report = backend.verify(lambda done, total: progress.update(task, completed=done, total=total))
     if args.command == "quarantine":
         for item in report.corrupt:
             print(f"{item['where']}\t{item['reason']}")
-        print(f"{len(report.corrupt)} corrupt record(s) in {args.data_dir}", file=sys.stderr)
+        print(f"{len(report.corrupt)} corrupt record(s) in {where.shown}", file=sys.stderr)
         return 1 if report.corrupt else 0
     if args.json:
         import json
 
         print(json.dumps(report.to_dict(), indent=2))
     else:
-        print(f"{args.data_dir}: {report.records} records, {report.sagas} sagas, "
+        print(f"{where.shown}: {report.records} records, {report.sagas} sagas, "
               f"{len(report.corrupt)} corrupt, {len(report.inconsistent)} inconsistent")
         for item in report.corrupt:
             print(f"  corrupt  {item['where']}: {item['reason']}")
@@ -231,12 +223,12 @@ def _verify(args: argparse.Namespace) -> int:
 def _migrate(args: argparse.Namespace) -> int:
     from .migrate import run_migrate
 
-    _require_store(args.data_dir)
-    return run_migrate(args.data_dir, sys.stdout)
+    where = StoreArg.of(args)
+    return run_migrate(where.existing(), where.shown, sys.stdout)
 
 
 def _prune(args: argparse.Namespace) -> int:
-    return run_prune(args, _require_store)
+    return run_prune(args)
 
 
 COMMANDS = {

@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from . import cli_render as render
-from .errors import CorruptRecordError, InvalidInputError, NotFoundError, SagaError
+from .errors import InvalidInputError, NotFoundError, SagaError
 from .model import SAGA_STATES
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -114,8 +114,16 @@ def _filters(status: str | None, parked: bool | None, journey_type: str | None, 
     return Filters(status, parked, journey_type, journey_id, user_id, before)
 
 
+def _remember_store(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+    ctx.meta["saga_journey.store"] = value
+
+
 def local_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option("--tenant", default="default", help="tenant whose sagas to read (with --data-dir)")(fn)
+    fn = click.option("--tenant", default="default", help="tenant whose sagas to read (with --data-dir/--store)")(fn)
+    fn = click.option(
+        "--store", default=None, metavar="URL", expose_value=False, callback=_remember_store,
+        help="read this store (read-only), e.g. lmdb:./data, instead of the gateway",
+    )(fn)
     return click.option(
         "--data-dir", default=None, type=click.Path(file_okay=False),
         help="read this local data folder (read-only; safe while the server runs) instead of the gateway",
@@ -134,38 +142,35 @@ def _echo_json(value: Any) -> None:
 
 
 class LocalSource:
-    """Reads of a data folder through ``ReadOnlyStore`` (LMDB readers beside the writer)."""
+    """Reads of a data folder through the read-only ``Queries`` port (for LMDB: readers
+    beside the writer)."""
 
-    def __init__(self, data_dir: str, tenant: str) -> None:
-        from saga_journey.persistence.readonly import ReadOnlyStore
+    def __init__(self, store_url: str, tenant: str) -> None:
+        from saga_journey.persistence.factory import backend_for
 
-        self.store = ReadOnlyStore(data_dir)
+        self.store = backend_for(store_url).open_read_only()
         self.tenant = tenant
 
     def close(self) -> None:
         self.store.close()
 
-    def _views(self, f: Filters) -> Iterator[dict[str, Any]]:
-        from saga_journey.actors.directory import view_of
-
-        cursor = None
-        while True:
-            snaps, cursor = self.store.list_sagas(
-                self.tenant, status=f.status, journey_type=f.journey_type, limit=1000, after=cursor
-            )
-            for snap in snaps:
-                try:
-                    view = view_of(snap, self.store)
-                except CorruptRecordError:
-                    continue  # as the gateway's list: one bad record hides no other saga
-                if f.matches(view):
-                    yield view
-            if cursor is None:
-                return
-
     def list_sagas(self, f: Filters, limit: int, oldest: bool) -> list[dict[str, Any]]:
-        views = sorted(self._views(f), key=lambda v: (v["updated_at"], v["saga_id"]), reverse=not oldest)
-        return views[:limit]
+        """The gateway's listing (``queries.find_views``: the same index, order and cursors),
+        over the folder read-only."""
+        from saga_journey.persistence.query import Query
+
+        from .queries import find_views
+
+        query = Query(self.tenant, f.status, f.parked, f.journey_type, f.journey_id, f.user_id,
+                      None, f.updated_before, "oldest" if oldest else "newest")
+        out: list[dict[str, Any]] = []
+        cursor = None
+        while len(out) < limit:
+            views, cursor = find_views(self.store, query, min(1000, limit), cursor)
+            out.extend(v for v in views if f.matches(v))
+            if cursor is None:
+                break
+        return out[:limit]
 
     def _key(self, local: str) -> str:
         from saga_journey.persistence.keys import scoped_key
@@ -224,8 +229,21 @@ class RemoteSource:
         return self.client.get_journey(journey_id, version=version)
 
 
+def _conn(ctx: click.Context) -> Conn:
+    conn = ctx.find_object(Conn)
+    if conn is None:  # the group callback always makes one
+        raise click.UsageError("no gateway connection (the sagas/journeys/events group sets it up)")
+    return conn
+
+
 def _source(ctx: click.Context, data_dir: str | None, tenant: str) -> LocalSource | RemoteSource:
-    source = LocalSource(data_dir, tenant) if data_dir else RemoteSource(ctx.find_object(Conn))
+    from saga_journey.persistence.factory import data_dir_url
+
+    store = ctx.meta.get("saga_journey.store")
+    if store and data_dir:
+        raise click.UsageError("give --data-dir or --store, not both")
+    url = store or (data_dir_url(data_dir) if data_dir else None)
+    source = LocalSource(url, tenant) if url else RemoteSource(_conn(ctx))
     ctx.call_on_close(source.close)
     return source
 
@@ -309,7 +327,7 @@ def sagas_watch(ctx: click.Context, saga_id: str, forever: bool, as_json: bool) 
     One JSON object per line with --json. Uses the gateway's event stream; a gateway without
     one is followed by long-polling (GET /v1/sagas/ID?wait=).
     """
-    client = ctx.find_object(Conn).client()
+    client = _conn(ctx).client()
     start = client.get_saga_status(saga_id)  # a missing saga is an error before any stream
     try:
         for event in client.saga_events(saga_id):
@@ -348,7 +366,7 @@ def events(ctx: click.Context, status: str | None, parked: bool | None, journey_
     query = f.query()
     if "updated_before" in query:
         query["updated_before"] = f"{query['updated_before']:.3f}"
-    client = ctx.find_object(Conn).client()
+    client = _conn(ctx).client()
     try:
         for event in client.events(saga_ids=saga_ids, last_event_id=last_event_id, **query):
             _print_event(dict(event.data or {}), as_json)
@@ -394,7 +412,7 @@ def _merge(f: Filters, implied: Filters) -> Filters:
 def _act(ctx: click.Context, name: str, saga_id: str | None, reason: str, milestone: str | None,
          f: Filters, every: bool, yes: bool, as_json: bool) -> None:
     action = ACTIONS[name]
-    client = ctx.find_object(Conn).client()
+    client = _conn(ctx).client()
     if saga_id is not None:
         if f.any() or every:
             raise click.UsageError("give a SAGA_ID or filters, not both")
@@ -405,7 +423,7 @@ def _act(ctx: click.Context, name: str, saga_id: str | None, reason: str, milest
     if not (f.any() or every):
         raise click.UsageError("give a SAGA_ID, filters (e.g. --parked --journey-type T), or --all")
     guard = _merge(f, action.implied)
-    selected = [v for v in RemoteSource(ctx.find_object(Conn)).iter_sagas(_merge(f, action.query()))
+    selected = [v for v in RemoteSource(_conn(ctx)).iter_sagas(_merge(f, action.query()))
                 if guard.matches(v)]
     err = render.console(stderr=True)
     if not selected:

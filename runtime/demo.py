@@ -29,13 +29,14 @@ def _handler(name: str, out: TextIO) -> Callable[[CompensationContext], None]:
     return undo
 
 
-def run_demo(data_dir: str, out: TextIO, fail_at: str = "transform_data") -> dict:
+def run_demo(store_url: str, out: TextIO, fail_at: str = "transform_data") -> dict:
+    """Run the demo saga on the store at ``store_url`` (``lmdb:./data``; created if absent)."""
     milestones = [m for m, _ in TEMPLATES["enterprise_migration"]]
     if fail_at not in milestones:  # checked before the data folder is opened (or created)
         raise InvalidInputError(f"--fail-at {fail_at!r} is not a milestone of enterprise_migration; "
                                 f"choose one of {', '.join(milestones)}")
     handlers = {h: _handler(h, out) for _, h in TEMPLATES["enterprise_migration"]}
-    with SagaOrchestrator.open(data_dir, handlers=handlers) as orch:
+    with SagaOrchestrator.open(store=store_url, handlers=handlers) as orch:
         # The tenant `saga-journey serve --insecure-dev` (make serve) acts as: the gateway shows this saga.
         uc = {"tenant_id": DEMO_TENANT, "user_id": "user_123"}
         journey = orch.design_saga_journey_sync(
@@ -77,7 +78,7 @@ def run_demo(data_dir: str, out: TextIO, fail_at: str = "transform_data") -> dic
             file=out,
         )
         print(
-            f"see it through the gateway: make serve (or saga-journey serve --data-dir {data_dir} "
+            f"see it through the gateway: make serve (or saga-journey serve --store {store_url} "
             f"--insecure-dev), then\n  curl -s localhost:8080/v1/sagas/{saga_id}/history",
             file=out,
         )

@@ -122,7 +122,8 @@ def check_number(
             maximum=high,
             exclusive_minimum=exclusive,
         )
-    return value
+    number: float = value  # _within: an int or a float in bounds
+    return number
 
 
 def parse_retry(raw: Any, where: str, default: RetryPolicy) -> RetryPolicy:

@@ -19,7 +19,7 @@ import sys
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .model import COMP_FAILED, FAILED, Event, SagaState
+from .model import COMP_FAILED, FAILED, CompensationAttemptFailed, CompensationExhausted, Event, SagaState
 from .observer import RuntimeObserver
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ class LoggingObserver(RuntimeObserver):
         kind, lg = event.kind, self.log
         milestone = getattr(event, "milestone_id", None)
         base = _saga_fields(state, event=kind, milestone_id=milestone)
-        if kind in ("compensation_attempt_failed", "compensation_exhausted"):
+        if isinstance(event, (CompensationAttemptFailed, CompensationExhausted)):
             retry = getattr(event, "retry_at", None)
             then = f"retry in {max(0.0, retry - event.at):.3g}s" if retry is not None else "no retry left"
             lg.warning(
@@ -156,7 +156,7 @@ def warn_missing_handlers(orch: SagaOrchestrator) -> dict[str, list[str]]:
             snap = orch.store.load_saga(key)
             if not snap or not snap.get("pending_compensations"):
                 continue
-            journey = orch._load_journey(
+            journey = orch.journeys.load(
                 scoped_key(snap["tenant_id"], snap["journey_id"]), int(snap["journey_version"])
             )
             for milestone in snap["pending_compensations"]:

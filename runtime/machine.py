@@ -10,7 +10,7 @@ after a crash. No threads, I/O or clock reads here: a test enforces it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Callable
 
 from .errors import ConflictError, InvalidInputError, InvalidTransitionError
 from .model import (
@@ -413,146 +413,170 @@ def fault(
 
 
 def evolve(state: SagaState | None, event: Event) -> SagaState:
-    """Apply one event; the version grows by exactly one."""
+    """Apply one event; the version grows by exactly one. One small function per event."""
     if isinstance(event, SagaStarted):
-        return SagaState(
-            saga_id=event.saga_id,
-            journey_id=event.journey_id,
-            journey_version=event.journey_version,
-            journey_type=event.journey_type,
-            tenant_id=event.tenant_id,
-            user_id=event.user_id,
-            context=event.context,
-            milestone_ids=event.milestone_ids,
-            status=IN_PROGRESS,
-            completed=(),
-            compensated=(),
-            pending_compensations=(),
-            compensation_status=COMP_NONE,
-            compensation_attempts=0,
-            next_compensation_at=None,
-            compensation_error=None,
-            failure=None,
-            started_at=event.at,
-            updated_at=event.at,
-            compensation_started_at=None,
-            version=1,
-            milestone_due_at=event.milestone_due_at,
-            deadline_at=event.deadline_at,
-        )
+        return _on_saga_started(event)
     assert state is not None, "only saga_started applies to a missing saga"
-    base = {"updated_at": event.at, "version": state.version + 1}
-    if isinstance(event, MilestoneCompleted):
-        completed = state.completed + (
-            CompletedMilestone(event.milestone_id, event.result, event.at),
-        )
-        done = len(completed) == len(state.milestone_ids)
-        return replace(
-            state,
-            completed=completed,
-            status=COMPLETED if done else IN_PROGRESS,
-            milestone_due_at=event.next_due_at,
-            deadline_at=None if done else state.deadline_at,
-            forward_attempts=0,
-            forward_retry_at=None,
-            **base,
-        )
-    if isinstance(event, MilestoneAttemptFailed):
-        return replace(
-            state,
-            forward_attempts=event.attempt,
-            forward_retry_at=event.retry_at,
-            milestone_due_at=event.next_due_at,
-            **base,
-        )
-    if isinstance(event, MilestoneFailed):
-        failure = Failure(event.cause, event.milestone_id, event.reason, event.at, event.result)
-        return _start_compensation(
-            state, failure, event.to_compensate, event.compensation_deadline_at, base
-        )
-    if isinstance(event, SagaAborted):
-        failure = Failure("aborted", state.current_milestone, event.reason, event.at)
-        return _start_compensation(
-            state, failure, event.to_compensate, event.compensation_deadline_at, base
-        )
-    if isinstance(event, CompensationSucceeded):
-        pending = state.pending_compensations[1:]
-        return replace(
-            state,
-            compensated=state.compensated + (event.milestone_id,),
-            pending_compensations=pending,
-            compensation_attempts=0,
-            next_compensation_at=None,
-            status=COMPENSATING if pending else FAILED,
-            compensation_status=COMP_RUNNING if pending else COMP_SUCCEEDED,
-            compensation_deadline_at=state.compensation_deadline_at if pending else None,
-            **_error_repaired(state),
-            **base,
-        )
-    if isinstance(event, CompensationAttemptFailed):
-        return replace(
-            state,
-            compensation_attempts=event.attempt,
-            next_compensation_at=event.retry_at,
-            compensation_error=event.error,
-            **base,
-        )
-    if isinstance(event, CompensationExhausted):
-        return replace(
-            state,
-            compensation_attempts=event.attempt,
-            next_compensation_at=None,
-            compensation_error=(
-                f"compensation of {event.milestone_id!r} failed after {event.attempt} "
-                f"attempt(s): {event.error}"
-            ),
-            status=FAILED,
-            compensation_status=COMP_FAILED,
-            compensation_deadline_at=None,
-            parked_reason=_exhausted_reason(event),
-            **base,
-        )
-    if isinstance(event, CompensationParked):
-        return replace(
-            state,
-            next_compensation_at=None,
-            compensation_error=event.reason,
-            status=FAILED,
-            compensation_status=COMP_FAILED,
-            compensation_deadline_at=None,
-            parked_reason=event.reason,
-            **base,
-        )
-    if isinstance(event, CompensationRetried):
-        return replace(
-            state,
-            status=COMPENSATING,
-            compensation_status=COMP_RUNNING,
-            compensation_attempts=0,
-            next_compensation_at=None,
-            compensation_deadline_at=event.compensation_deadline_at,
-            parked_reason=None,
-            **_error_repaired(state),
-            **base,
-        )
-    if isinstance(event, CompensationSkipped):
-        pending = state.pending_compensations[1:]
-        return replace(
-            state,
-            manually_compensated=state.manually_compensated + (event.milestone_id,),
-            pending_compensations=pending,
-            status=COMPENSATING if pending else FAILED,
-            compensation_status=COMP_RUNNING if pending else COMP_SUCCEEDED,
-            compensation_attempts=0,
-            next_compensation_at=None,
-            compensation_deadline_at=event.compensation_deadline_at if pending else None,
-            parked_reason=None,
-            **_error_repaired(state),
-            **base,
-        )
-    if isinstance(event, SagaFaulted):
-        return _park_on_fault(state, event, base)
-    raise TypeError(f"unknown event {type(event).__name__}")
+    apply = _EVOLVE.get(type(event))
+    if apply is None:
+        raise TypeError(f"unknown event {type(event).__name__}")
+    return apply(state, event, {"updated_at": event.at, "version": state.version + 1})
+
+
+def _on_saga_started(event: SagaStarted) -> SagaState:
+    return SagaState(
+        saga_id=event.saga_id,
+        journey_id=event.journey_id,
+        journey_version=event.journey_version,
+        journey_type=event.journey_type,
+        tenant_id=event.tenant_id,
+        user_id=event.user_id,
+        context=event.context,
+        milestone_ids=event.milestone_ids,
+        status=IN_PROGRESS,
+        completed=(),
+        compensated=(),
+        pending_compensations=(),
+        compensation_status=COMP_NONE,
+        compensation_attempts=0,
+        next_compensation_at=None,
+        compensation_error=None,
+        failure=None,
+        started_at=event.at,
+        updated_at=event.at,
+        compensation_started_at=None,
+        version=1,
+        milestone_due_at=event.milestone_due_at,
+        deadline_at=event.deadline_at,
+    )
+
+
+def _on_milestone_completed(state: SagaState, event: MilestoneCompleted, base: dict[str, Any]) -> SagaState:
+    completed = state.completed + (
+        CompletedMilestone(event.milestone_id, event.result, event.at),
+    )
+    done = len(completed) == len(state.milestone_ids)
+    return replace(
+        state,
+        completed=completed,
+        status=COMPLETED if done else IN_PROGRESS,
+        milestone_due_at=event.next_due_at,
+        deadline_at=None if done else state.deadline_at,
+        forward_attempts=0,
+        forward_retry_at=None,
+        **base,
+    )
+
+
+def _on_milestone_attempt_failed(state: SagaState, event: MilestoneAttemptFailed, base: dict[str, Any]) -> SagaState:
+    return replace(
+        state,
+        forward_attempts=event.attempt,
+        forward_retry_at=event.retry_at,
+        milestone_due_at=event.next_due_at,
+        **base,
+    )
+
+
+def _on_milestone_failed(state: SagaState, event: MilestoneFailed, base: dict[str, Any]) -> SagaState:
+    failure = Failure(event.cause, event.milestone_id, event.reason, event.at, event.result)
+    return _start_compensation(
+        state, failure, event.to_compensate, event.compensation_deadline_at, base
+    )
+
+
+def _on_saga_aborted(state: SagaState, event: SagaAborted, base: dict[str, Any]) -> SagaState:
+    failure = Failure("aborted", state.current_milestone, event.reason, event.at)
+    return _start_compensation(
+        state, failure, event.to_compensate, event.compensation_deadline_at, base
+    )
+
+
+def _on_compensation_succeeded(state: SagaState, event: CompensationSucceeded, base: dict[str, Any]) -> SagaState:
+    pending = state.pending_compensations[1:]
+    return replace(
+        state,
+        compensated=state.compensated + (event.milestone_id,),
+        pending_compensations=pending,
+        compensation_attempts=0,
+        next_compensation_at=None,
+        status=COMPENSATING if pending else FAILED,
+        compensation_status=COMP_RUNNING if pending else COMP_SUCCEEDED,
+        compensation_deadline_at=state.compensation_deadline_at if pending else None,
+        **_error_repaired(state),
+        **base,
+    )
+
+
+def _on_compensation_attempt_failed(state: SagaState, event: CompensationAttemptFailed, base: dict[str, Any]) -> SagaState:
+    return replace(
+        state,
+        compensation_attempts=event.attempt,
+        next_compensation_at=event.retry_at,
+        compensation_error=event.error,
+        **base,
+    )
+
+
+def _on_compensation_exhausted(state: SagaState, event: CompensationExhausted, base: dict[str, Any]) -> SagaState:
+    return replace(
+        state,
+        compensation_attempts=event.attempt,
+        next_compensation_at=None,
+        compensation_error=(
+            f"compensation of {event.milestone_id!r} failed after {event.attempt} "
+            f"attempt(s): {event.error}"
+        ),
+        status=FAILED,
+        compensation_status=COMP_FAILED,
+        compensation_deadline_at=None,
+        parked_reason=_exhausted_reason(event),
+        **base,
+    )
+
+
+def _on_compensation_parked(state: SagaState, event: CompensationParked, base: dict[str, Any]) -> SagaState:
+    return replace(
+        state,
+        next_compensation_at=None,
+        compensation_error=event.reason,
+        status=FAILED,
+        compensation_status=COMP_FAILED,
+        compensation_deadline_at=None,
+        parked_reason=event.reason,
+        **base,
+    )
+
+
+def _on_compensation_retried(state: SagaState, event: CompensationRetried, base: dict[str, Any]) -> SagaState:
+    return replace(
+        state,
+        status=COMPENSATING,
+        compensation_status=COMP_RUNNING,
+        compensation_attempts=0,
+        next_compensation_at=None,
+        compensation_deadline_at=event.compensation_deadline_at,
+        parked_reason=None,
+        **_error_repaired(state),
+        **base,
+    )
+
+
+def _on_compensation_skipped(state: SagaState, event: CompensationSkipped, base: dict[str, Any]) -> SagaState:
+    pending = state.pending_compensations[1:]
+    return replace(
+        state,
+        manually_compensated=state.manually_compensated + (event.milestone_id,),
+        pending_compensations=pending,
+        status=COMPENSATING if pending else FAILED,
+        compensation_status=COMP_RUNNING if pending else COMP_SUCCEEDED,
+        compensation_attempts=0,
+        next_compensation_at=None,
+        compensation_deadline_at=event.compensation_deadline_at if pending else None,
+        parked_reason=None,
+        **_error_repaired(state),
+        **base,
+    )
 
 
 def _exhausted_reason(event: CompensationExhausted) -> str:
@@ -620,6 +644,21 @@ def _start_compensation(
         compensation_started_at=failure.at,
         **base,
     )
+
+
+_EVOLVE: dict[type[Any], Callable[[SagaState, Any, dict[str, Any]], SagaState]] = {
+    MilestoneCompleted: _on_milestone_completed,
+    MilestoneAttemptFailed: _on_milestone_attempt_failed,
+    MilestoneFailed: _on_milestone_failed,
+    SagaAborted: _on_saga_aborted,
+    CompensationSucceeded: _on_compensation_succeeded,
+    CompensationAttemptFailed: _on_compensation_attempt_failed,
+    CompensationExhausted: _on_compensation_exhausted,
+    CompensationParked: _on_compensation_parked,
+    CompensationRetried: _on_compensation_retried,
+    CompensationSkipped: _on_compensation_skipped,
+    SagaFaulted: _park_on_fault,
+}
 
 
 def owed_effects(journey: Journey, state: SagaState) -> tuple[Effect, ...]:

@@ -12,7 +12,10 @@ import math
 import sys
 from dataclasses import dataclass, field
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 # Saga states, exactly the four of the seed quick reference.
 IN_PROGRESS = "IN_PROGRESS"
@@ -106,7 +109,7 @@ def saturating_growth(initial: float, factor: float, n: int, cap: float) -> floa
     if log_growth >= math.log(cap) - math.log(initial):
         return cap
     if log_growth < _DIRECT_POW_LOG:  # factor ** n <= e ** _DIRECT_POW_LOG: cannot overflow
-        return min(initial * factor ** float(n), cap)
+        return min(initial * math.pow(factor, n), cap)  # factor > 1: a float, as ** gives
     return min(math.exp(math.log(initial) + log_growth), cap)
 
 
@@ -571,7 +574,10 @@ def _make_copier(cls: type) -> Any:
     return env["copy"], frozenset(names)
 
 
-def replace(obj: Any, /, **changes: Any) -> Any:
+_D = TypeVar("_D", bound="DataclassInstance")
+
+
+def replace(obj: _D, /, **changes: Any) -> _D:
     """``dataclasses.replace`` for the core's frozen slotted dataclasses, without re-running
     ``__init__`` (which sets each field through ``object.__setattr__``): a compiled copy that
     stores each slot once. Unknown field names raise TypeError, as ``dataclasses.replace`` does."""
@@ -584,4 +590,5 @@ def replace(obj: Any, /, **changes: Any) -> Any:
     copy, names = copier
     if not names.issuperset(changes):
         raise TypeError(f"{cls.__name__} has no field(s) {sorted(set(changes) - names)}")
-    return copy(obj, changes)
+    copied: _D = copy(obj, changes)  # the generated copier is untyped: it returns a new cls
+    return copied

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .model import Event, SagaState
 
 
@@ -44,7 +46,7 @@ class Observers(RuntimeObserver):
         for name in _HOOKS:
             setattr(self, name, self._fan_out(name))
 
-    def _fan_out(self, name: str):  # type: ignore[no-untyped-def]
+    def _fan_out(self, name: str) -> Callable[..., None]:
         hooks = [getattr(o, name) for o in self.observers]
 
         def call(*args: object) -> None:

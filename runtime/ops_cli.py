@@ -14,10 +14,14 @@ import os
 import re
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from .errors import InvalidInputError
 from .journeys import RETENTION_BOUNDS, check_number
 from .logs import FORMATS, LEVELS
+
+if TYPE_CHECKING:
+    from saga_journey.client import SagaClient
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdwy]?)\s*$")
@@ -77,7 +81,9 @@ def add_prune_parser(sub: argparse._SubParsersAction) -> None:
                     "rounds between its other writes (store-wide: every tenant's sagas).",
     )
     prune.add_argument("--older-than", required=True, help="e.g. 30d, 12h, 90m or seconds")
-    prune.add_argument("--data-dir", default=_env("DATA_DIR", "./data"), help="LMDB data folder (default ./data)")
+    prune.add_argument("--data-dir", default=_env("DATA_DIR", None), help="LMDB data folder (default ./data)")
+    prune.add_argument("--store", default=None, metavar="URL",
+                       help="the store as a URL instead of --data-dir: lmdb:PATH or lmdb:///abs/path")
     prune.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     prune.add_argument("--batch", type=int, default=500, help="sagas per write transaction (default 500)")
     _remote_options(prune, "prune")
@@ -91,12 +97,14 @@ def add_backup_parser(sub: argparse._SubParsersAction) -> None:
                     "running gateway writes it while serving, and DEST is an absolute folder on "
                     "the server.",
     )
-    backup.add_argument("--data-dir", default=_env("DATA_DIR", "./data"), help="LMDB data folder (default ./data)")
+    backup.add_argument("--data-dir", default=_env("DATA_DIR", None), help="LMDB data folder (default ./data)")
+    backup.add_argument("--store", default=None, metavar="URL",
+                        help="the store as a URL instead of --data-dir: lmdb:PATH or lmdb:///abs/path")
     backup.add_argument("dest", help="destination folder (must be empty or absent)")
     _remote_options(backup, "back up")
 
 
-def _client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _client(args: argparse.Namespace) -> SagaClient:
     from saga_journey.client import SagaClient
 
     token = getattr(args, "token", None) or os.environ.get("SAGA_JOURNEY_TOKEN", "")
@@ -122,7 +130,7 @@ def _report(args: argparse.Namespace, text: str, **values: object) -> None:
         print(text)
 
 
-def run_prune(args: argparse.Namespace, require_store) -> int:  # type: ignore[no-untyped-def]
+def run_prune(args: argparse.Namespace) -> int:
     from .cli_progress import bar
 
     older = parse_duration(args.older_than, "--older-than")
@@ -136,15 +144,14 @@ def run_prune(args: argparse.Namespace, require_store) -> int:  # type: ignore[n
         round_ = lambda: client.prune(older, limit=args.batch)
         close = client.close
     else:
-        from saga_journey.persistence.lmdb_store import LmdbStore
-
+        from .cli_store import StoreArg
         from .config import RuntimeConfig
         from .observer import RuntimeObserver
         from .retention import prune_round
 
-        require_store(args.data_dir)
-        store = LmdbStore(args.data_dir)
-        where, now = args.data_dir, time.time()
+        located = StoreArg.of(args)
+        store = located.existing().open()
+        where, now = located.shown, time.time()
         count = lambda: store.count_expired(now, older)
 
         def round_() -> dict:
@@ -178,7 +185,7 @@ def run_prune(args: argparse.Namespace, require_store) -> int:  # type: ignore[n
         close()
 
 
-def run_backup(args: argparse.Namespace, require_store) -> int:  # type: ignore[no-untyped-def]
+def run_backup(args: argparse.Namespace) -> int:
     """Local: the copy runs on a thread and the bar follows the bytes written (the total is the
     source's size, an upper bound of the compacted copy). Remote: a spinner until it answers."""
     from .cli_progress import bar, byte_bar
@@ -196,14 +203,16 @@ def run_backup(args: argparse.Namespace, require_store) -> int:  # type: ignore[
         return 0
     import threading
 
-    from saga_journey.persistence.lmdb_store import LmdbStore
+    from .cli_store import StoreArg
 
-    require_store(args.data_dir)
-    store = LmdbStore(args.data_dir)
+    located = StoreArg.of(args)
+    backend = located.existing()
+    store = backend.open()
     failure: list[BaseException] = []
     started = time.perf_counter()
     try:
-        total = os.path.getsize(os.path.join(args.data_dir, "data.mdb"))
+        source = os.path.join(backend.describe(), "data.mdb")  # the LMDB backend's one data file
+        total = os.path.getsize(source) if os.path.exists(source) else 0
 
         def copy() -> None:
             try:
@@ -226,6 +235,6 @@ def run_backup(args: argparse.Namespace, require_store) -> int:  # type: ignore[
     if failure:
         raise failure[0]
     size = sum(os.path.getsize(os.path.join(args.dest, n)) for n in os.listdir(args.dest))
-    _report(args, f"backup of {args.data_dir} written to {args.dest}", dest=args.dest, bytes=size,
+    _report(args, f"backup of {located.shown} written to {args.dest}", dest=args.dest, bytes=size,
             seconds=round(time.perf_counter() - started, 6))
     return 0

@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import threading
 
-from saga_journey.persistence.store import PruneResult, PruneWrite, SagaStore
+from saga_journey.persistence.ports import Store
+from saga_journey.persistence.store import PruneResult, PruneWrite
 
 from .clock import Clock
 from .config import RuntimeConfig
@@ -26,7 +27,7 @@ MIN_INTERVAL_S = 1.0  # a zero, negative or NaN prune_interval_s must not spin t
 
 class Pruner:
     def __init__(
-        self, store: SagaStore, timers: TimerService, clock: Clock, config: RuntimeConfig,
+        self, store: Store, timers: TimerService, clock: Clock, config: RuntimeConfig,
         observer: RuntimeObserver,
     ) -> None:
         self._store, self._timers, self._clock = store, timers, clock
@@ -101,7 +102,7 @@ class Pruner:
         self._schedule(0.0 if more else self.interval)
 
 
-def prune_round(store: SagaStore, observer: RuntimeObserver, config: RuntimeConfig, now: float,
+def prune_round(store: Store, observer: RuntimeObserver, config: RuntimeConfig, now: float,
                 older_than_s: float, limit: int) -> PruneResult:
     """One bounded round of pruning by hand (``saga-journey prune``, ``POST /v1/admin/prune``),
     through the store's single writer, counted in the same metrics as the background rounds.

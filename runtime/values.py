@@ -81,7 +81,8 @@ def _plainly_ok(value: Any, depth: int) -> bool:
                 return False
         return True
     if kind is int:
-        return INT_MIN <= value <= INT_MAX
+        in_range: bool = INT_MIN <= value <= INT_MAX
+        return in_range
     if kind is float:
         return math.isfinite(value)
     return value is None or kind is bool

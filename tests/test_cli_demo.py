@@ -29,7 +29,8 @@ def test_backup_writes_a_copy_that_opens(tmp_path) -> None:
     subprocess.run([sys.executable, "-m", "saga_journey.runtime.cli", "backup", "--data-dir", str(data),
                     str(copy)], capture_output=True, check=True, timeout=120)
     from saga_journey.persistence import LmdbStore
+    from saga_journey.persistence.recent import Query
 
     with LmdbStore(str(copy)) as store:
-        sagas, _ = store.list_sagas("default", status="FAILED")
+        sagas, _ = store.find_sagas(Query("default", status="FAILED"))
     assert len(sagas) == 1 and sagas[0]["compensated"] == ["analyze_content", "upload_content"]

@@ -47,6 +47,47 @@ def test_a_data_folder_without_a_store_is_refused_and_not_created(tmp_path, comm
     assert not (tmp_path / "typo").exists() and not dest.exists()
 
 
+STORE_COMMANDS = [["demo"], ["backup", "{dest}"], ["verify"], ["quarantine"], ["migrate"],
+                  ["prune", "--older-than", "1d", "--yes"], ["serve", "--create", "--port", "0", "--insecure-dev"]]
+
+
+@pytest.mark.parametrize("command", STORE_COMMANDS, ids=lambda c: c[0])
+@pytest.mark.parametrize(("url", "words"), [
+    ("postgresql://db/sagas", ["unsupported scheme 'postgresql'", "supported schemes: lmdb"]),
+    ("./data", ["has no scheme", "lmdb"]),
+    ("lmdb://host/data", ["no host"]),
+    ("lmdb:", ["names no folder"]),
+], ids=["unknown-scheme", "no-scheme", "host", "empty"])
+def test_a_bad_store_url_is_refused_before_anything_is_created(tmp_path, command, url, words) -> None:
+    proc = run_cli(*(a.format(dest=tmp_path / "dest") for a in command), "--store", url, cwd=tmp_path)
+    assert_refused(proc, *words)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", STORE_COMMANDS[1:], ids=lambda c: c[0])
+def test_a_store_url_and_a_data_dir_together_are_refused(tmp_path, command) -> None:
+    args = [a.format(dest=tmp_path / "dest") for a in command]
+    proc = run_cli(*args, "--data-dir", str(tmp_path / "d"), "--store", f"lmdb:{tmp_path / 'd'}")
+    assert_refused(proc, "not both")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_store_command_takes_a_store_url(tmp_path) -> None:
+    """demo creates the store at the URL; backup, verify, quarantine, migrate, prune read it."""
+    url = f"lmdb://{tmp_path / 'data'}"  # lmdb:///abs/path
+    assert run_cli("demo", "--store", url).returncode == 0
+    assert (tmp_path / "data" / "data.mdb").is_file()
+    verified = run_cli("verify", "--store", url)
+    assert verified.returncode == 0 and verified.stdout.startswith(f"{url}: ") and "0 corrupt" in verified.stdout
+    assert run_cli("quarantine", "--store", url).returncode == 0
+    assert "already at stored format" in run_cli("migrate", "--store", url).stdout
+    assert "nothing to prune" in run_cli("prune", "--older-than", "1d", "--yes", "--store", url).stdout
+    backup = run_cli("backup", "--store", f"lmdb:{tmp_path / 'data'}", str(tmp_path / "copy"))
+    assert backup.returncode == 0 and (tmp_path / "copy" / "data.mdb").is_file()
+    relative = run_cli("verify", "--store", "lmdb:copy", cwd=tmp_path)  # lmdb:relative/path
+    assert relative.returncode == 0, relative.stderr
+
+
 @pytest.mark.parametrize("port", ["-1", "65536", "99999", "http", "8080.5", ""])
 def test_serve_refuses_an_invalid_port_before_creating_anything(tmp_path, port) -> None:
     proc = run_cli("serve", "--create", "--data-dir", str(tmp_path / "data"), "--port", port, "--insecure-dev")

@@ -23,6 +23,7 @@ import pytest
 
 from saga_journey.persistence import layout
 from saga_journey.persistence.keys import scoped_key
+from saga_journey.persistence.recent import Query
 from saga_journey.persistence.lmdb_store import LmdbStore
 from saga_journey.persistence.records import encode_record
 from saga_journey.persistence.verify import verify
@@ -176,7 +177,7 @@ def _check_store_reads_back(store: LmdbStore, dump: dict[str, Any]) -> None:
     for t in TENANTS:
         stored = {}
         for status in ("IN_PROGRESS", "COMPENSATING", "COMPLETED", "FAILED"):
-            stored.update({s["saga_id"]: s for s in store.list_sagas(t, status=status, limit=1000)[0]})
+            stored.update({s["saga_id"]: s for s in store.find_sagas(Query(t, status=status), limit=1000)[0]})
         assert sorted(stored) == sorted(dump["sagas"][t])
         for sid, old in dump["sagas"][t].items():
             key = scoped_key(t, sid)

@@ -109,3 +109,66 @@ def test_lazy_re_exports_resolve() -> None:
         for name in package.__all__:
             getattr(package, name)  # AttributeError if the table names a wrong module
             assert name in dir(package)
+
+
+# Modules of the LMDB backend: only persistence/ reaches them (the factory, lazily, by URL).
+LMDB_BACKEND = {
+    "lmdb_store", "lmdb_env", "lmdb_keys", "lmdb_ops", "lmdb_reads", "lmdb_writer", "lmdb_admin",
+    "lmdb_backend", "readonly", "verify", "layout", "recent", "retention",
+}
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Absolute names of every module ``path`` imports (at any level, also inside functions)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_runtime_gateway_and_cli_reach_the_store_only_through_its_ports() -> None:
+    offenders = []
+    for package in ("runtime", "actors", "http", "metrics", "client"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for name in _imported_modules(path):
+                parts = name.split(".")
+                backend = parts[0] == "lmdb" or (
+                    parts[:2] == ["saga_journey", "persistence"] and len(parts) > 2 and parts[2] in LMDB_BACKEND
+                )
+                if backend:
+                    offenders.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert offenders == []
+
+
+def test_nothing_is_patched_into_another_object_after_construction() -> None:
+    """The composition root passes what each part needs to its constructor: no assignment into
+    another object's attributes (``x.attr = ...`` where x is not self/cls), outside tests."""
+    allowed = {  # state changes of an object's own documented, public fields, not wiring
+        ("http/app.py", "ready"),  # the gateway stops answering readyz on shutdown
+        ("http/events.py", "closing"),  # an event stream is told to end
+        ("runtime/cli.py", "help"), ("runtime/cli.py", "default"),  # argparse actions
+        ("runtime/cli_sagas.py", "obj"), ("runtime/cli_sagas.py", "__doc__"),  # click
+        ("runtime/events.py", "__name__"), ("runtime/cli_render.py", "width"),
+        ("runtime/logs.py", "_saga_journey"),  # marks the handler it installed
+        ("persistence/lmdb_writer.py", "__cause__"), ("persistence/retention.py", "more"),
+            ("persistence/retention.py", "feed_more"),  # a PruneResult is filled in by the writer
+        ("metrics/workload.py", "seconds"), ("actors/loop_actor.py", "draining"),
+    }
+    found = []
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            rel = str(path.relative_to(ROOT))
+            for node in ast.walk(ast.parse(path.read_text(), filename=rel)):
+                targets = node.targets if isinstance(node, ast.Assign) else (
+                    [node.target] if isinstance(node, ast.AnnAssign) else [])
+                for target in targets:
+                    for t in (target.elts if isinstance(target, ast.Tuple) else [target]):
+                        if (isinstance(t, ast.Attribute) and not (isinstance(t.value, ast.Name)
+                                and t.value.id in ("self", "cls")) and (rel, t.attr) not in allowed):
+                            found.append(f"{rel}:{t.lineno} {ast.unparse(t)}")
+    assert found == [], "\n".join(found)

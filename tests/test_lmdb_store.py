@@ -28,6 +28,7 @@ from saga_journey.persistence import (
     encode_record,
 )
 from saga_journey.persistence.keys import scoped_key
+from saga_journey.persistence.recent import Query
 from saga_journey.persistence.records import SCHEMA_VERSION
 from saga_journey.runtime.errors import CorruptRecordError, InvalidInputError, StorageError
 
@@ -188,10 +189,11 @@ def test_round_trip_of_every_method(store, tmp_path):
     events = ({"kind": "started"}, {"kind": "m1"})
     store.write([sw("s1", events=events, owed=True, idem=("req-1", {"saga_id": "s1"}))])
     store.write([sw("s1", "COMPENSATING", "IN_PROGRESS", events=({"kind": "m2"},), first_seq=3,
-                    owed=True, snapshot={"v": 2})])
-    store.write([sw("s2", jt="migration"), sw("s3", tenant="t2")])
+                    owed=True, snapshot={"v": 2, "status": "COMPENSATING"})])
+    s2 = {"saga_id": "s2", "status": "IN_PROGRESS", "journey_type": "migration"}
+    store.write([sw("s2", jt="migration", snapshot=s2), sw("s3", tenant="t2")])
 
-    assert store.load_saga(k("s1")) == {"v": 2}
+    assert store.load_saga(k("s1")) == {"v": 2, "status": "COMPENSATING"}
     assert store.load_saga(k("missing")) is None
     assert [e["kind"] for e in store.load_history(k("s1"))] == ["started", "m1", "m2"]
     assert [e["kind"] for e in store.load_history(k("s1"), after_seq=1)] == ["m1", "m2"]
@@ -204,16 +206,15 @@ def test_round_trip_of_every_method(store, tmp_path):
     assert store.count_by_status() == {
         ("order", "COMPENSATING"): 1, ("migration", "IN_PROGRESS"): 1, ("order", "IN_PROGRESS"): 1}
 
-    page, cursor = store.list_sagas("t1")
+    page, cursor = store.find_sagas(Query("t1"))
     assert sorted(s.get("saga_id", "s1") for s in page) == ["s1", "s2"] and cursor is None
-    assert store.list_sagas("t1", status="COMPENSATING") == ([{"v": 2}], None)
-    assert store.list_sagas("t1", journey_type="migration")[0] == [
-        {"saga_id": "s2", "status": "IN_PROGRESS"}]
-    assert store.list_sagas("t2")[0] == [{"saga_id": "s3", "status": "IN_PROGRESS"}]
+    assert store.find_sagas(Query("t1", status="COMPENSATING")) == ([{"v": 2, "status": "COMPENSATING"}], None)
+    assert store.find_sagas(Query("t1", journey_type="migration"))[0] == [s2]
+    assert store.find_sagas(Query("t2"))[0] == [{"saga_id": "s3", "status": "IN_PROGRESS"}]
 
     store.write([sw("s1", "FAILED", "COMPENSATING", owed=False)])
     assert store.sagas_with_work_owed() == []
-    assert store.list_sagas("t1", status="COMPENSATING") == ([], None)
+    assert store.find_sagas(Query("t1", status="COMPENSATING")) == ([], None)
     assert ("order", "COMPENSATING") not in store.count_by_status()
 
     stats = store.stats()
@@ -223,13 +224,16 @@ def test_round_trip_of_every_method(store, tmp_path):
     assert stats["last_batch_size"] == 1
 
 
-def test_list_sagas_pages_past_many_filtered_keys(store):
-    writes = [sw(f"s{i:04d}", jt="b" if i % 100 == 7 else "a") for i in range(500)]
+def test_find_sagas_pages_past_many_filtered_keys(store):
+    def snap(i: int) -> dict:
+        return {"saga_id": f"s{i:04d}", "status": "IN_PROGRESS", "journey_type": "b" if i % 100 == 7 else "a"}
+
+    writes = [sw(f"s{i:04d}", jt=snap(i)["journey_type"], snapshot=snap(i)) for i in range(500)]
     store.write(writes[:250])
     store.write(writes[250:])
     seen, cursor, pages = [], None, 0
     while True:
-        page, cursor = store.list_sagas("t1", journey_type="b", limit=2, after=cursor)
+        page, cursor = store.find_sagas(Query("t1", journey_type="b", order="oldest"), limit=2, after=cursor)
         seen += [s["saga_id"] for s in page]
         pages += 1
         if cursor is None:
@@ -238,19 +242,19 @@ def test_list_sagas_pages_past_many_filtered_keys(store):
 
     all_ids, cursor = [], None
     while True:
-        page, cursor = store.list_sagas("t1", limit=64, after=cursor)
+        page, cursor = store.find_sagas(Query("t1", order="oldest"), limit=64, after=cursor)
         all_ids += [s["saga_id"] for s in page]
         if cursor is None:
             break
     assert all_ids == [f"s{i:04d}" for i in range(500)]
 
 
-def test_list_sagas_cursor_is_checked(store):
+def test_find_sagas_cursor_is_checked(store):
     store.write([sw("a"), sw("b"), sw("c", tenant="t2")])
-    _, cursor = store.list_sagas("t1", limit=1)
+    _, cursor = store.find_sagas(Query("t1"), limit=1)
     assert cursor is not None
     with pytest.raises(InvalidInputError):  # cursor from tenant t1 used for t2: refused
-        store.list_sagas("t2", after=cursor)
+        store.find_sagas(Query("t2"), after=cursor)
 
 
 # ---- group commit --------------------------------------------------------------------
@@ -322,7 +326,7 @@ def busy_readers(store: LmdbStore, n: int = 4) -> Iterator[list[BaseException]]:
         while not stop.is_set():
             try:
                 assert store.load_saga(k("seed")) == {"blob": b"x" * 5000}
-                store.list_sagas("t1", limit=5)
+                store.find_sagas(Query("t1"), limit=5)
             except BaseException as exc:  # noqa: BLE001 - recorded and asserted on
                 failures.append(exc)
                 return
@@ -452,7 +456,7 @@ def test_ids_are_scoped_by_tenant(store):
     store.write([sw("s", tenant="t2", events=({"e": 2},), snapshot={"who": 2}, owed=True)])
     assert store.load_saga(k("s", "t1")) == {"who": 1} and store.load_saga(k("s", "t2")) == {"who": 2}
     assert store.load_history(k("s", "t2")) == [{"e": 2}]
-    assert [s["who"] for s in store.list_sagas("t2")[0]] == [2]
+    assert [s["who"] for s in store.find_sagas(Query("t2"))[0]] == [2]
     assert store.sagas_with_work_owed() == [k("s", "t2")]
 
 
@@ -518,7 +522,7 @@ def test_counts_match_a_model_across_reopen(moves, reopen_at):
             s = LmdbStore(tmp)
             assert s.count_by_status() == dict(Counter(model.values()))
             for status in STATUSES:
-                listed = {x["saga_id"] for x in s.list_sagas("t1", status=status, limit=100)[0]}
+                listed = {x["saga_id"] for x in s.find_sagas(Query("t1", status=status), limit=100)[0]}
                 assert listed == {k for k, (_, st_) in model.items() if st_ == status}
         finally:
             s.close()

@@ -63,16 +63,16 @@ def test_sync_host_gets_a_runtime_loop_thread_and_sync_handlers_a_pool(open_orch
 
 
 def test_each_committed_batch_is_handed_back_in_one_loop_call(open_orch, monkeypatch) -> None:
-    from saga_journey.persistence import lmdb_store
+    from saga_journey.runtime import compose
 
     batches: list[int] = []
-    real = lmdb_store.run_outcomes
+    real = compose.run_outcomes
 
     def counting(outcomes):
         batches.append(len(outcomes))
         real(outcomes)
 
-    monkeypatch.setattr(lmdb_store, "run_outcomes", counting)
+    monkeypatch.setattr(compose, "run_outcomes", counting)
     orch = open_orch()
 
     async def many() -> None:

@@ -94,6 +94,35 @@ def ok(ctx) -> None:
     return None
 
 
+def failed_saga(orch, **requirements: Any) -> str:
+    """A saga of the checkout journey whose third milestone failed: its rollback has begun."""
+    sid = start(orch, design(orch, **requirements))
+    fail_third(orch, sid)
+    return sid
+
+
+@pytest.fixture
+def refund_with(orch):
+    """``refund_with(handler)``: ``orch`` with ``handler`` as refund_payment, no-op others."""
+
+    def register(refund) -> SagaOrchestrator:
+        orch.register_compensation_handler("refund_payment", refund)
+        for h in ("cancel_order", "cancel_shipment"):
+            orch.register_compensation_handler(h, ok)
+        return orch
+
+    return register
+
+
+@pytest.fixture
+def metered(tmp_path):
+    """An orchestrator with no-op handlers and Prometheus metrics attached: (orch, metrics)."""
+    metrics = SagaMetrics(CollectorRegistry())
+    with SagaOrchestrator.open(str(tmp_path / "d"), handlers={h: ok for h in HANDLERS}, observer=metrics) as orch:
+        metrics.attach(orch)
+        yield orch, metrics
+
+
 # --- delay arithmetic (defects 2 and 3 at their root) -----------------------------------
 
 
@@ -303,8 +332,7 @@ def test_steep_backoff_near_the_attempt_bound_parks_after_every_attempt(runtime)
     calls: list[str] = []
     orch = open_({h: always_failing(h, calls) for h in HANDLERS})
     retry = {"max_attempts": 200, "initial_delay_s": 0.0, "backoff": 100.0, "max_delay_s": 0.0}
-    sid = start(orch, design(orch, retry=retry))
-    fail_third(orch, sid)
+    sid = failed_saga(orch, retry=retry)
     final = drive(orch, clock, seen, sid, 1.0)
     assert final["parked"] and final["compensation_attempts"] == 200 and len(calls) == 200
     assert "retry budget spent: 200 attempt(s) of handler 'refund_payment'" in final["parked_reason"]
@@ -340,40 +368,34 @@ def _raise_on(monkeypatch, message_type: type, exc: Exception) -> dict[str, int]
     return seen
 
 
-def test_internal_error_in_compensation_parks_and_operator_repairs(tmp_path, monkeypatch) -> None:
-    metrics = SagaMetrics(CollectorRegistry())
-    orch = SagaOrchestrator.open(str(tmp_path / "d"), handlers={h: ok for h in HANDLERS}, observer=metrics)
-    metrics.attach(orch)
-    try:
-        _raise_on(monkeypatch, CompensationOutcome, OverflowError("(34, 'Numerical result out of range')"))
-        sid = start(orch, design(orch))
-        fail_third(orch, sid)
-        parked = orch.wait_for_saga_sync(sid, UC, timeout=WAIT)
-        assert parked["status"] == FAILED and parked["parked"] is True
-        assert parked["parked_reason"].startswith(
-            "internal error while handling CompensationReport: OverflowError: (34"
-        )
-        assert parked["compensation_error"] == parked["parked_reason"]
-        assert parked["failed_compensation"] == "charge"
-        assert parked["pending_compensations"] == ["charge", "reserve"]
-        history = orch.get_saga_execution_history_sync(sid, UC)
-        assert history[-1]["type"] == "saga_faulted"
-        assert history[-1]["reason"] == parked["parked_reason"]
-        assert history[-1]["while_handling"] == "CompensationReport"
-        reg = metrics.registry
-        assert reg.get_sample_value("saga_internal_errors_total", {"journey_type": "checkout"}) == 1
-        assert reg.get_sample_value("saga_compensation_failed_sagas", {"journey_type": "checkout"}) == 1
+def test_internal_error_in_compensation_parks_and_operator_repairs(metered, monkeypatch) -> None:
+    orch, metrics = metered
+    _raise_on(monkeypatch, CompensationOutcome, OverflowError("(34, 'Numerical result out of range')"))
+    sid = failed_saga(orch)
+    parked = orch.wait_for_saga_sync(sid, UC, timeout=WAIT)
+    assert parked["status"] == FAILED and parked["parked"] is True
+    assert parked["parked_reason"].startswith(
+        "internal error while handling CompensationReport: OverflowError: (34"
+    )
+    assert parked["compensation_error"] == parked["parked_reason"]
+    assert parked["failed_compensation"] == "charge"
+    assert parked["pending_compensations"] == ["charge", "reserve"]
+    history = orch.get_saga_execution_history_sync(sid, UC)
+    assert history[-1]["type"] == "saga_faulted"
+    assert history[-1]["reason"] == parked["parked_reason"]
+    assert history[-1]["while_handling"] == "CompensationReport"
+    reg = metrics.registry
+    assert reg.get_sample_value("saga_internal_errors_total", {"journey_type": "checkout"}) == 1
+    assert reg.get_sample_value("saga_compensation_failed_sagas", {"journey_type": "checkout"}) == 1
 
-        monkeypatch.undo()  # the bug is fixed and deployed
-        orch.retry_compensation_sync(sid, "fix deployed, INC-7", UC)
-        final = orch.wait_for_saga_sync(sid, UC, timeout=WAIT)
-        assert final["compensation_status"] == "succeeded"
-        assert final["compensated_milestones"] == ["charge", "reserve"]
-        assert final["compensation_error"] is None
-        assert final["last_compensation_error"] == parked["parked_reason"]
-        assert reg.get_sample_value("saga_compensation_failed_sagas", {"journey_type": "checkout"}) == 0
-    finally:
-        orch.close()
+    monkeypatch.undo()  # the bug is fixed and deployed
+    orch.retry_compensation_sync(sid, "fix deployed, INC-7", UC)
+    final = orch.wait_for_saga_sync(sid, UC, timeout=WAIT)
+    assert final["compensation_status"] == "succeeded"
+    assert final["compensated_milestones"] == ["charge", "reserve"]
+    assert final["compensation_error"] is None
+    assert final["last_compensation_error"] == parked["parked_reason"]
+    assert reg.get_sample_value("saga_compensation_failed_sagas", {"journey_type": "checkout"}) == 0
 
 
 def test_internal_error_on_an_in_progress_saga_parks_its_rollback(orch, monkeypatch) -> None:
@@ -415,8 +437,7 @@ def test_internal_error_in_handler_lookup_parks_and_skip_repairs(orch, monkeypat
         return real(self, name)
 
     monkeypatch.setattr(HandlerRegistry, "get", lookup)
-    sid = start(orch, design(orch))
-    fail_third(orch, sid)
+    sid = failed_saga(orch)
     parked = orch.wait_for_saga_sync(sid, UC, timeout=WAIT)
     assert parked["parked"] and "LookupError: registry corrupted" in parked["parked_reason"]
     orch.skip_compensation_sync(sid, "charge", "refunded by hand", UC)
@@ -438,8 +459,7 @@ def test_a_park_that_fails_itself_is_logged_once_and_never_spins(runtime, monkey
         raise RuntimeError("cannot even park")
 
     monkeypatch.setattr(saga_actor, "fault", broken_fault)
-    sid = start(orch, design(orch))
-    fail_third(orch, sid)
+    sid = failed_saga(orch)
     assert tried.wait(WAIT)
     for _ in range(3):  # time passes; the actor answers; nothing retries the park by itself
         clock.advance(60)
@@ -452,7 +472,7 @@ def test_a_park_that_fails_itself_is_logged_once_and_never_spins(runtime, monkey
 # --- footguns ------------------------------------------------------------------------------
 
 
-def test_repaired_rollback_keeps_the_old_error_as_history_only(orch) -> None:
+def test_repaired_rollback_keeps_the_old_error_as_history_only(refund_with) -> None:
     calls: list[str] = []
     down = {"on": True}
 
@@ -461,12 +481,8 @@ def test_repaired_rollback_keeps_the_old_error_as_history_only(orch) -> None:
         if down["on"]:
             raise ConnectionError("payment gateway unreachable")
 
-    orch.register_compensation_handler("refund_payment", refund)
-    for h in ("cancel_order", "cancel_shipment"):
-        orch.register_compensation_handler(h, ok)
-    fast = {"max_attempts": 2, "initial_delay_s": 0.0, "backoff": 1.0, "max_delay_s": 0.0}
-    sid = start(orch, design(orch, retry=fast))
-    fail_third(orch, sid)
+    orch = refund_with(refund)
+    sid = failed_saga(orch, retry={"max_attempts": 2, "initial_delay_s": 0.0, "backoff": 1.0, "max_delay_s": 0.0})
     parked = orch.wait_for_saga_sync(sid, UC, timeout=WAIT)
     assert "payment gateway unreachable" in parked["compensation_error"]
     down["on"] = False
@@ -479,7 +495,7 @@ def test_repaired_rollback_keeps_the_old_error_as_history_only(orch) -> None:
     assert any("payment gateway unreachable" in str(h.get("error")) for h in history)
 
 
-def test_recovered_rollback_clears_the_current_error(orch) -> None:
+def test_recovered_rollback_clears_the_current_error(refund_with) -> None:
     attempts: list[int] = []
 
     def refund(ctx) -> None:  # fails once, then the retry succeeds by itself
@@ -487,26 +503,19 @@ def test_recovered_rollback_clears_the_current_error(orch) -> None:
         if ctx.attempt == 1:
             raise ConnectionError("blip")
 
-    orch.register_compensation_handler("refund_payment", refund)
-    for h in ("cancel_order", "cancel_shipment"):
-        orch.register_compensation_handler(h, ok)
-    fast = {"max_attempts": 3, "initial_delay_s": 0.0, "backoff": 1.0, "max_delay_s": 0.0}
-    sid = start(orch, design(orch, retry=fast))
-    fail_third(orch, sid)
+    orch = refund_with(refund)
+    sid = failed_saga(orch, retry={"max_attempts": 3, "initial_delay_s": 0.0, "backoff": 1.0, "max_delay_s": 0.0})
     final = orch.wait_for_saga_sync(sid, UC, timeout=WAIT)
     assert attempts == [1, 2] and final["compensation_status"] == "succeeded"
     assert final["compensation_error"] is None and "blip" in final["last_compensation_error"]
 
 
-def test_non_retryable_refusal_says_why_it_parked(orch) -> None:
+def test_non_retryable_refusal_says_why_it_parked(refund_with) -> None:
     def refuse(ctx) -> None:
         raise NonRetryableError("refund refused: payment already settled")
 
-    orch.register_compensation_handler("refund_payment", refuse)
-    for h in ("cancel_order", "cancel_shipment"):
-        orch.register_compensation_handler(h, ok)
-    sid = start(orch, design(orch))
-    fail_third(orch, sid)
+    orch = refund_with(refuse)
+    sid = failed_saga(orch)
     parked = orch.wait_for_saga_sync(sid, UC, timeout=WAIT)
     assert parked["parked"] and parked["compensation_attempts"] == 1
     reason = parked["parked_reason"]
@@ -514,16 +523,13 @@ def test_non_retryable_refusal_says_why_it_parked(orch) -> None:
     assert "refund refused: payment already settled" in reason and "budget" not in reason
 
 
-def test_compensation_failed_gauge_exports_zero_for_known_journey_types(tmp_path) -> None:
-    metrics = SagaMetrics(CollectorRegistry())
-    with SagaOrchestrator.open(str(tmp_path / "d"), handlers={h: ok for h in HANDLERS}, observer=metrics) as orch:
-        metrics.attach(orch)
-        sid = start(orch, design(orch))
-        fail_third(orch, sid)
-        assert orch.wait_for_saga_sync(sid, UC, timeout=WAIT)["compensation_status"] == "succeeded"
-        value = metrics.registry.get_sample_value
-        assert value("saga_compensation_failed_sagas", {"journey_type": "checkout"}) == 0.0
-        assert value("saga_internal_errors_total", {"journey_type": "checkout"}) == 0.0
+def test_compensation_failed_gauge_exports_zero_for_known_journey_types(metered) -> None:
+    orch, metrics = metered
+    sid = failed_saga(orch)
+    assert orch.wait_for_saga_sync(sid, UC, timeout=WAIT)["compensation_status"] == "succeeded"
+    value = metrics.registry.get_sample_value
+    assert value("saga_compensation_failed_sagas", {"journey_type": "checkout"}) == 0.0
+    assert value("saga_internal_errors_total", {"journey_type": "checkout"}) == 0.0
 
 
 def test_snapshots_written_before_last_compensation_error_still_decode() -> None:

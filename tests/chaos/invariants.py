@@ -11,6 +11,7 @@ from typing import Any
 
 from saga_journey.persistence.keys import scoped_key
 from saga_journey.persistence.lmdb_store import LmdbStore
+from saga_journey.persistence.recent import Query
 from saga_journey.persistence.verify import verify
 
 INVARIANTS = ("I1", "I2", "I3", "I4", "I5", "I6")
@@ -50,7 +51,7 @@ def load_store(data_dir: str) -> tuple[dict[str, dict], dict[str, list[dict]]]:
         for status in ("IN_PROGRESS", "COMPENSATING", "COMPLETED", "FAILED"):
             cursor = None
             while True:
-                page, cursor = store.list_sagas("default", status=status, limit=1000, after=cursor)
+                page, cursor = store.find_sagas(Query("default", status=status), limit=1000, after=cursor)
                 for s in page:
                     snaps[s["saga_id"]] = s
                 if cursor is None:

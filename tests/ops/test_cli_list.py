@@ -146,3 +146,32 @@ def test_local_data_dir_applies_every_filter_itself(gateway, fleet) -> None:
     assert len(views) == 5 and stamps == sorted(stamps, reverse=True)  # newest first
     oldest = json.loads(ok(gateway.cli("sagas", "list", "--json", "--oldest", *local(gateway, "--user", "u-fleet"))))
     assert [v["saga_id"] for v in oldest] == [v["saga_id"] for v in reversed(views)]
+
+
+@pytest.mark.parametrize("args", [
+    (), ("--status", "IN_PROGRESS"), ("--status", "COMPLETED"), ("--status", "FAILED"), ("--parked",),
+    ("--status", "FAILED", "--not-parked"), ("--user", "u-fleet"), ("--user", "u-other"),
+    ("--journey-id", "{second}"), ("--journey-type", "order_processing"),
+    ("--journey-type", "financial_transaction"), ("--older-than", "0s"), ("--older-than", "1h"),
+    ("--limit", "3"), ("--oldest",), ("--oldest", "--limit", "2", "--user", "u-fleet"),
+], ids=lambda a: " ".join(a) or "all")
+def test_local_and_gateway_listings_agree(gateway, fleet, args) -> None:
+    """The same query answered by the gateway, by --data-dir and by --store (one listing path:
+    the list index, in its order): the same sagas, the same views, in the same order."""
+    args = tuple(a.format(second=fleet["journeys"][1]["journey_id"]) for a in args)
+
+    def views(*where: str) -> list[dict[str, Any]]:
+        return json.loads(ok(gateway.cli("sagas", "list", "--json", *args, *where)))
+
+    remote = views()
+    assert views(*local(gateway)) == remote
+    assert views("--store", f"lmdb:{gateway.data_dir}", "--tenant", "acme") == remote
+    if not args:
+        assert len(remote) >= 6  # the fleet is there: the comparison is not of two empty lists
+
+
+def test_local_listing_refuses_both_a_folder_and_a_store(gateway, fleet) -> None:
+    proc = gateway.cli("sagas", "list", "--data-dir", str(gateway.data_dir), "--store", f"lmdb:{gateway.data_dir}")
+    assert proc.returncode == 2 and "not both" in proc.stderr
+    proc = gateway.cli("sagas", "list", "--store", "postgresql://db/sagas")
+    assert proc.returncode == 2 and "unsupported scheme 'postgresql'" in proc.stderr and "lmdb" in proc.stderr
