@@ -252,7 +252,10 @@ class SagaActor(LoopActor):
         prev = self._state
         new = evolve(prev, event)
         # The status view is built only for someone who reads it (a caller, a stored replay).
-        response = {**with_iso(status_view(new)), "event": event.kind} if reply is not None or idem else {}
+        response: dict[str, Any] = {}
+        if reply is not None or idem:
+            response = with_iso(status_view(new))  # a fresh dict: extended in place
+            response["event"] = event.kind
         write = SagaWrite(
             saga_id=new.saga_id,
             snapshot=state_to_dict(new),
