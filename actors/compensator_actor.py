@@ -173,22 +173,42 @@ class CompensatorActor(LoopActor):
         loop = self._runtime.loop
         if self._is_async:
             try:
-                task: asyncio.Future[Any] = loop.create_task(self._handler(ctx))  # type: ignore[arg-type]
+                call = self._handler(ctx)
+                task: asyncio.Future[Any] = loop.create_task(self._attempt(call, ctx, started))
             except BaseException as exc:  # the call itself failed before returning a coroutine
                 self._finish(ctx, started, exc)
                 return
+            self._task = task
+            return
         else:
             task = loop.run_in_executor(self._pool, _call_sync, self._handler, ctx, self._slot)
         self._task = task
-        is_async = self._is_async
-        task.add_done_callback(lambda f: self._done(ctx, is_async, started, f))
+        task.add_done_callback(lambda f: self._done(ctx, started, f))
 
-    def _done(self, ctx: CompensationContext, is_async: bool, started: float, future: asyncio.Future[Any]) -> None:
+    async def _attempt(self, call: Any, ctx: CompensationContext, started: float) -> None:
+        """An async attempt, reported from inside its task as soon as the handler returns (a
+        done callback would cost one more loop turn per compensation). Cancelled (abandoned
+        after its timeout, or the compensator stopped): nothing is reported."""
+        try:
+            await call
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # user code: every other failure becomes a report
+            crashpoints.hit(crashpoints.AFTER_HANDLER)
+            self._finish(ctx, started, exc)
+            if not isinstance(exc, Exception):
+                raise  # KeyboardInterrupt, SystemExit: reported, then left to stop the loop
+            return
+        crashpoints.hit(crashpoints.AFTER_HANDLER)
+        self._finish(ctx, started, None)
+
+    def _done(self, ctx: CompensationContext, started: float, future: asyncio.Future[Any]) -> None:
+        """A sync attempt's pool future is done (on the loop)."""
         if future.cancelled():
             return  # abandoned after its timeout; the saga already recorded the attempt
         crashpoints.hit(crashpoints.AFTER_HANDLER)
         exc = future.exception()
-        if exc is None and not is_async:
+        if exc is None:
             exc = future.result()  # _call_sync returns the handler's exception, if any
         self._finish(ctx, started, exc)
 
