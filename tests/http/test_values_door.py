@@ -156,7 +156,7 @@ async def test_values_stored_before_the_rule_never_poison_a_read(client, orch, m
     """Data written by an earlier release (simulated: the door check switched off) stays readable."""
     journey = await design(client)
     good = await start(client, journey["journey_id"], context={"ok": 1})
-    monkeypatch.setattr("saga_journey.runtime.orchestrator.check_value", lambda value, what: value)
+    monkeypatch.setattr("saga_journey.runtime.inputs.check_value", lambda value, what: value)
     legacy = await orch.execute_saga_journey(
         journey["journey_id"], "user_1", {"blob": b"\x00", "ext": EXT, "n": {1: "x"}}, {"tenant_id": "acme"}
     )
