@@ -94,11 +94,14 @@ class Directory:
             due, lambda: self.send(saga_id, message, activate_only_if_stored=True)
         )
 
-    def create(self, saga_id: str, journey: Journey, message: Any) -> None:
-        """Start the actor of a new saga and hand it its first message (the start command)."""
+    def create(self, saga_id: str, journey: Journey, message: Any, *, fresh: bool = False) -> None:
+        """Start the actor of a new saga and hand it its first message (the start command).
+
+        ``fresh``: the id was just generated (time-ordered, 80 random bits), so the store is
+        not read to look for a saga under it; the writer still refuses to overwrite one."""
         lock, live = self._shard(saga_id)
         with lock:
-            if saga_id in live or self._svc.store.load_saga(saga_id) is not None:
+            if saga_id in live or (not fresh and self._svc.store.load_saga(saga_id) is not None):
                 plain = local_id(saga_id)
                 raise ConflictError(f"saga {plain} already exists", saga_id=plain)
             self._check_capacity()

@@ -51,7 +51,13 @@ class Passivate:
 
 @dataclass(frozen=True, slots=True)
 class RunAttempt:
+    """Run one attempt; with ``handler`` and ``context``, of another milestone than before
+    (one compensator serves a saga's whole rollback, milestone after milestone)."""
+
     attempt: int
+    handler: Any = None
+    context: Any = None
+    slot: Any = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -254,7 +254,10 @@ class SagaActor(LoopActor):
         prev = self._state
         new = evolve(prev, event)
         # The status view is built only for someone who reads it (a caller, a stored replay).
-        response = {**with_iso(status_view(new)), "event": event.kind} if reply is not None or idem else {}
+        response: dict[str, Any] = {}
+        if reply is not None or idem:
+            response = with_iso(status_view(new))  # a fresh dict: extended in place
+            response["event"] = event.kind
         write = SagaWrite(
             saga_id=new.saga_id,
             snapshot=state_to_dict(new),
@@ -407,7 +410,8 @@ class SagaActor(LoopActor):
             self._fail_attempt_now(effect, f"compensation handler {effect.handler!r} is not registered")
             return
         is_async = self._svc.handlers.is_async(handler)
-        reuse = self._compensator is not None and self._compensator[0] == effect.milestone_id
+        comp = self._compensator
+        same = comp is not None and comp[0] == effect.milestone_id  # a retry of this milestone
         slot = None
         if not is_async:
             if self._svc.abandoned.full():
@@ -415,13 +419,15 @@ class SagaActor(LoopActor):
                     f"{self._svc.abandoned.count()} hung compensation handler threads are "
                     f"abandoned (limit {self._svc.abandoned.limit}); not starting another"))
                 return
-            slot = self._slot if reuse and self._slot is not None else HandlerSlot(self._svc.abandoned)
+            slot = self._slot if same and self._slot is not None else HandlerSlot(self._svc.abandoned)
             if not slot.reserve():  # every handler thread is busy: try again shortly
                 self._running = None
                 self._wake_after(HANDLER_THREADS_BUSY_RETRY_S)
                 return
-        if not reuse:
-            self._stop_compensator()
+        if same:
+            assert comp is not None
+            comp[1].send_now(RunAttempt(effect.attempt))
+        else:
             done = state.recorded(effect.milestone_id)
             ctx = CompensationContext(
                 saga_id=state.saga_id,
@@ -435,22 +441,23 @@ class SagaActor(LoopActor):
                 context=state.context,
                 attempt=effect.attempt,
             )
-            me = self
             self._slot = slot
-            actor = CompensatorActor.spawn(
-                self._svc.runtime,
-                handler=handler,
-                context=ctx,
-                report=lambda outcome: me.send_now(CompensationReport(outcome)),
-                pool=self._svc.pool,
-                clock=self._svc.clock,
-                slot=self._slot,
-            )
-            self._compensator = (effect.milestone_id, actor)
-        else:
-            assert self._compensator is not None  # reused: this milestone's compensator is live
-            actor = self._compensator[1]
-        actor.send_now(RunAttempt(effect.attempt))
+            if comp is None:  # the rollback's first milestone: its compensator
+                me = self
+                actor = CompensatorActor.spawn(
+                    self._svc.runtime,
+                    handler=handler,
+                    context=ctx,
+                    report=lambda outcome: me.send_now(CompensationReport(outcome)),
+                    pool=self._svc.pool,
+                    clock=self._svc.clock,
+                    slot=slot,
+                )
+                self._compensator = (effect.milestone_id, actor)
+                actor.send_now(RunAttempt(effect.attempt))
+            else:  # the previous milestone's outcome is recorded: the same actor runs the next
+                self._compensator = (effect.milestone_id, comp[1])
+                comp[1].send_now(RunAttempt(effect.attempt, handler, ctx, slot))
         timeout = effect.retry.handler_timeout_s
         if timeout is None:
             timeout = self._svc.config.handler_timeout_s

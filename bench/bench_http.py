@@ -47,6 +47,7 @@ from saga_journey.http.app import create_app
 from saga_journey.http.auth import hash_token
 from saga_journey.http.settings import ApiKey, GatewaySettings
 from saga_journey.runtime import RuntimeObserver
+from saga_journey.runtime.events import TransitionHub
 VIEW = {"saga_id": "s", "journey_id": "j", "journey_version": 1, "journey_type": "b", "tenant_id": "bench",
         "user_id": "u", "status": "IN_PROGRESS", "current_milestone": "m3",
         "milestones": [f"m{i}" for i in range(25)], "completed_milestones": ["m0", "m1", "m2"],
@@ -55,6 +56,7 @@ VIEW = {"saga_id": "s", "journey_id": "j", "journey_version": 1, "journey_type":
         "started_at": 1.0, "updated_at": 2.0, "version": 4, "event": "milestone_completed"}
 class StubRuntime:
     observer = RuntimeObserver()
+    transitions = TransitionHub()  # the gateway's event feed subscribes to it
     async def advance_saga_step(self, *args, **kwargs):
         return VIEW
     @staticmethod
@@ -238,7 +240,7 @@ def main() -> int:
         gw = subprocess.Popen(
             [sys.executable, "-m", "saga_journey.runtime.cli", "serve", "--data-dir",
              os.path.join(work, "data"), "--port", str(port), "--config",
-             os.path.join(work, "saga.toml"), "--loop", loop],
+             os.path.join(work, "saga.toml"), "--loop", loop, "--create"],
             stdout=subprocess.DEVNULL,
         )
         procs.append(gw)

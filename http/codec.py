@@ -170,15 +170,29 @@ def dumps(data: Any) -> bytes:
 
 
 def _has_non_finite(value: Any, depth: int = 0) -> bool:
-    """Whether ``value`` holds a NaN or infinity (which orjson would render as null)."""
-    if isinstance(value, float):
+    """Whether ``value`` holds a NaN or infinity (which orjson would render as null).
+
+    Exact-type loops first (a status view is ~30 scalars): strings, ints, bools and None are
+    skipped without a call; everything else takes the general path."""
+    kind = type(value)
+    if kind is float or isinstance(value, float):
         return value != value or value in (_INF, -_INF)
     if depth > 64:
         return True  # let json.dumps decide (it raises RecursionError when too deep)
-    if isinstance(value, dict):
-        return any(_has_non_finite(v, depth + 1) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(_has_non_finite(v, depth + 1) for v in value)
+    if kind is dict or isinstance(value, dict):
+        children: Any = value.values()
+    elif kind is list or kind is tuple or isinstance(value, (list, tuple)):
+        children = value
+    else:
+        return False
+    for child in children:
+        t = type(child)
+        if t is float:
+            if child != child or child in (_INF, -_INF):
+                return True
+        elif depth >= 64 or not (t is str or t is int or t is bool or child is None):
+            if _has_non_finite(child, depth + 1):
+                return True
     return False
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Mapping
 from typing import Any
 
@@ -94,20 +95,26 @@ def _failure_to_dict(f: Failure | None) -> dict[str, Any] | None:
     }
 
 
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_FIELDS: dict[type, tuple[tuple[str, ...], Any]] = {}
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def event_to_dict(event: Event, *, seq: int, status_after: str) -> dict[str, Any]:
     """A history entry: the event's fields plus its type, sequence number and resulting status."""
     d: dict[str, Any] = {"seq": seq, "type": event.kind}
-    names = _FIELD_NAMES.get(type(event))
-    if names is None:
-        names = _FIELD_NAMES[type(event)] = tuple(f.name for f in dataclasses.fields(event))
-    for name in names:
-        value = getattr(event, name)
-        if isinstance(value, tuple):
+    fields = _FIELDS.get(type(event))
+    if fields is None:
+        names = tuple(f.name for f in dataclasses.fields(event))
+        fields = _FIELDS[type(event)] = (names, operator.attrgetter(*names) if len(names) > 1 else None)
+    names, getter = fields
+    values = getter(event) if getter is not None else tuple(getattr(event, n) for n in names)
+    for name, value in zip(names, values):
+        kind = type(value)
+        if kind in _SCALARS:
+            pass
+        elif kind is tuple or isinstance(value, tuple):
             value = list(value)
-        elif isinstance(value, Mapping):
+        elif kind is dict or isinstance(value, Mapping):
             value = dict(value)
         d[name] = value
     d["status_after"] = status_after

@@ -172,7 +172,7 @@ class CommandApi(ApiBase):
                 idempotency=idem,
             )
             key = scoped_key(tenant, sid)
-            return self._requests.admitted(reply, lambda: self._directory.create(key, journey, command))
+            return self._requests.admitted(reply, lambda: self._directory.create(key, journey, command, fresh=saga_id is None))
 
         return self._idem.run(tenant, idempotency_key, request, submit)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import msgpack
+from saga_journey.persistence.records import pack
 
 from .errors import InvalidInputError
 from .journeys import check_id
@@ -39,7 +39,7 @@ def actor_of(user_context: UserContext) -> str:
 def check_packable(value: Any, what: str) -> None:
     """Admissible (``values.check_value``: readable back through JSON and msgpack) and small."""
     check_value(value, what)
-    packed = msgpack.packb(value, use_bin_type=True)
+    packed = pack(value)  # the same bytes as msgpack.packb, with a reused Packer
     if len(packed) > MAX_CONTEXT_BYTES:
         raise InvalidInputError(f"{what} is {len(packed)} bytes; the limit is {MAX_CONTEXT_BYTES}")
 

@@ -108,7 +108,7 @@ def _due(at: float, seconds: float | None) -> float | None:
 
 def parse_step_result(step_result: Any) -> tuple[str, str | None, dict[str, Any]]:
     """Validate a step result; return (status, named milestone id or None, recorded result)."""
-    if not isinstance(step_result, Mapping):
+    if type(step_result) is not dict and not isinstance(step_result, Mapping):
         raise InvalidInputError(
             "step_result must be an object such as {\"status\": \"complete\"}",
             got=type(step_result).__name__,

@@ -156,10 +156,21 @@ class QueryApi(ApiBase):
         """(directory key, future of the awaited status); the future is done if already satisfied."""
         if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 0):
             raise InvalidInputError("version must be an integer >= 0")
-        key, snap = self._snapshot(saga_id, user_context)
+        self._check_open()
+        tenant = self._tenant(user_context)
+        check_id(saga_id, "saga_id")
+        key = scoped_key(tenant, saga_id)
+        # Registered before the one read: a commit after the read answers the waiter, a commit
+        # before it is in what the read returns; nothing is missed.
         fut = self._directory.add_waiter(key, version)
-        snap = self.store.load_saga(key) or snap  # re-read after registering: nothing is missed
-        view = view_of(snap, self.store)
+        try:
+            snap = self.store.load_saga(key)
+            if snap is None or snap.get("tenant_id") != tenant:
+                raise NotFoundError(f"saga {saga_id} not found", saga_id=saga_id)
+            view = view_of(snap, self.store)
+        except BaseException:
+            self._directory.drop_waiter(key, fut)
+            raise
         if view["status"] in ("COMPLETED", "FAILED") or (
             version is not None and int(view.get("version", 0)) > version
         ):
@@ -214,5 +225,3 @@ class QueryApi(ApiBase):
         except asyncio.TimeoutError:
             return self._waited_out(saga_id, key, user_context, fut, timeout, return_on_timeout)
 
-
-GC_GEN0_THRESHOLD = 20_000

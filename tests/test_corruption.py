@@ -105,3 +105,17 @@ def test_verify_passes_on_a_healthy_store_and_refuses_an_open_one(tmp_path) -> N
     ok = subprocess.run(cli, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stdout
     assert "0 corrupt, 0 inconsistent" in ok.stdout
+
+
+def test_reused_packer_starts_clean_after_a_failed_pack() -> None:
+    """encode_record reuses one msgpack Packer per thread: a failure must not leak into the next record."""
+    import msgpack
+    import pytest as _pytest
+
+    from saga_journey.persistence.records import decode_record, encode_record, pack
+
+    for bad in ({"a": object()}, [2**70], {"deep": [[[[1, {"x": b"\xff" * 3, "y": object()}]]]]}):
+        with _pytest.raises((TypeError, ValueError, OverflowError)):
+            encode_record(bad)
+        assert decode_record(encode_record({"ok": [1, "two"]})) == {"ok": [1, "two"]}
+        assert pack({"b": 2}) == msgpack.packb({"b": 2}, use_bin_type=True)

@@ -157,6 +157,7 @@ def test_nothing_is_patched_into_another_object_after_construction() -> None:
         ("runtime/logs.py", "_saga_journey"),  # marks the handler it installed
         ("persistence/lmdb_writer.py", "__cause__"), ("persistence/retention.py", "more"),
             ("persistence/retention.py", "feed_more"),  # a PruneResult is filled in by the writer
+            ("persistence/records.py", "packer"),  # a thread-local cache of one Packer per thread
         ("metrics/workload.py", "seconds"), ("actors/loop_actor.py", "draining"),
     }
     found = []
