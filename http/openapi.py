@@ -583,6 +583,7 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         "summary": "Resume a parked rollback at the compensation that failed, with a fresh budget",
         "ok": ("200", "SagaStatus", _OPERATOR_RESULT, _examples(retried={**_COMPENSATING, "event": "compensation_retried"})),
         "errors": _WRITE_ERRORS,
+        "idempotency_key": False,  # not read: a repeat finds the saga no longer parked and is refused (409)
     },
     "skip_compensation": {
         "tag": "operator",
@@ -591,6 +592,7 @@ OPERATIONS: dict[str, dict[str, Any]] = {
             **_COMPENSATING, "compensated_milestones": ["process_payment"], "manually_compensated": ["process_payment"],
             "pending_compensations": ["create_order"], "event": "compensation_skipped"})),
         "errors": _WRITE_ERRORS,
+        "idempotency_key": False,  # not read: a repeat finds the milestone no longer failed and is refused (409)
     },
     **UI_OPERATIONS,
 }
