@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 from saga_journey.persistence.verify import verify
 
@@ -73,7 +74,10 @@ async def test_every_filter_and_both_orders(client, calls, orch):
     after = created[1]  # inclusive: o-2 and everything updated since
     assert await _ids(client, updated_after=after, order="oldest") == ["o-2", "m-1", "o-3"]
     assert await _ids(client, updated_before=after) == ["o-1"]
-    iso = dt.datetime.fromtimestamp(after, dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    # Floor to whole microseconds (ISO's precision): rounding to the nearest could land past
+    # ``after`` and leave o-2 out of the inclusive bound.
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    iso = (epoch + dt.timedelta(microseconds=math.floor(after * 1_000_000))).isoformat().replace("+00:00", "Z")
     assert await _ids(client, updated_after=iso, order="oldest") == ["o-2", "m-1", "o-3"]
     assert await _ids(client, parked="true", user_id="alice") == []
     # ISO fields beside the epoch ones
