@@ -142,6 +142,16 @@ def parse_retry(raw: Any, where: str, default: RetryPolicy) -> RetryPolicy:
             continue
         check_number(value, f"{where}.{key}", RETRY_BOUNDS[key], integer=key == "max_attempts")
         values[key] = value
+    if "initial_delay_s" in raw and "max_delay_s" in raw and raw["initial_delay_s"] > raw["max_delay_s"]:
+        # Both given and contradictory: most likely swapped; the caller must say which it meant.
+        raise InvalidInputError(
+            f"{where}.initial_delay_s ({raw['initial_delay_s']:g}) must not exceed "
+            f"{where}.max_delay_s ({raw['max_delay_s']:g})",
+            field=f"{where}.initial_delay_s",
+            value=raw["initial_delay_s"],
+            minimum=RETRY_BOUNDS["initial_delay_s"][0],
+            maximum=raw["max_delay_s"],
+        )
     values["max_attempts"] = int(values["max_attempts"])
     return RetryPolicy.from_dict(values)
 

@@ -228,7 +228,9 @@ def _in_bounds(key: str) -> st.SearchStrategy[float]:
     return inner | st.sampled_from([high] if exclusive else [low, high])
 
 
-ACCEPTED_RETRY = st.fixed_dictionaries({}, optional={k: _in_bounds(k) for k in RETRY_BOUNDS})
+ACCEPTED_RETRY = st.fixed_dictionaries({}, optional={k: _in_bounds(k) for k in RETRY_BOUNDS}).filter(
+    lambda r: not ("initial_delay_s" in r and "max_delay_s" in r and r["initial_delay_s"] > r["max_delay_s"])
+)
 ANY_NUMBER = st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.booleans() | st.none() | st.text(max_size=3)
 
 
@@ -240,6 +242,8 @@ def test_validation_accepts_exactly_the_bounded_policies(raw) -> None:
     except InvalidInputError as exc:
         assert exc.details["field"].startswith("requirements.retry.")
         return
+    if "initial_delay_s" in raw and "max_delay_s" in raw:
+        assert policy.initial_delay_s <= policy.max_delay_s
     for key in RETRY_BOUNDS:
         value = getattr(policy, key)
         if value is None:
@@ -550,3 +554,14 @@ def test_growth_saturates_for_a_factor_just_above_one_and_a_huge_count():
     assert saturating_growth(1.0, 1.0000000000000002, 10**30 - 1, 8.0) == 8.0
     assert saturating_growth(1.0, 1.0000000000000002, 10**400, 8.0) == 8.0
     assert saturating_growth(1.0, 1.0000000000000002, 2**20, 8.0) < 8.0
+
+
+def test_initial_delay_above_max_delay_is_refused_naming_both() -> None:
+    with pytest.raises(InvalidInputError) as err:
+        _build({"retry": {"initial_delay_s": 10, "max_delay_s": 1}})
+    assert err.value.details["field"] == "requirements.retry.initial_delay_s"
+    assert "requirements.retry.max_delay_s (1)" in err.value.message
+    policy = _build({"retry": {"initial_delay_s": 1, "max_delay_s": 1}}).milestones[0].retry
+    assert policy.initial_delay_s == policy.max_delay_s == 1
+    # One of them alone keeps the other's default, as before (saturation handles the rest).
+    assert _build({"retry": {"max_delay_s": 0.01}}).milestones[0].retry.max_delay_s == 0.01
