@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import lmdb
 
-from saga_journey.persistence import recent
+from saga_journey.persistence import recent, retention
 from saga_journey.persistence.keys import scoped_key
 from saga_journey.persistence.lmdb_env import Gate
 from saga_journey.persistence.lmdb_keys import (
-    ACTIVE, FEED_FLOOR, SEP, SEQ_LEN, VERSION_LEN, hist_key, journey_key, journey_prefix, since_prefix,
+    ACTIVE, SEP, SEQ_LEN, VERSION_LEN, hist_key, journey_key, journey_prefix, since_prefix,
     split_hist_key, split_journey_key,
 )
 from saga_journey.persistence.query import Query
@@ -212,8 +212,7 @@ class LmdbReader:
     def feed_floor(self) -> int:
         """The highest feed position removed by the feed retention (0: none)."""
         with self._read() as txn:
-            raw = txn.get(FEED_FLOOR, db=self._meta)
-            return int.from_bytes(raw, "big") if raw else 0
+            return retention.feed_floor(txn, self._meta)
 
     def feed_end(self) -> int:
         """The global position of the last committed history entry (0: none)."""

@@ -212,6 +212,12 @@ class Retention:
 FEED_FLOOR, FEED_SWEEP = lmdb_keys.FEED_FLOOR, lmdb_keys.FEED_SWEEP
 
 
+def feed_floor(txn: Txn, meta: Any) -> int:
+    """The highest feed position the feed retention removed (0: none), from ``meta``."""
+    raw = txn.get(FEED_FLOOR, db=meta)
+    return int.from_bytes(raw, "big") if raw else 0
+
+
 class FeedRetention:
     """Keeps the commit feed (``persistence.recent``) bounded, inside a ``PruneWrite``'s txn.
 
@@ -231,8 +237,7 @@ class FeedRetention:
         self.feed, self.history, self.meta = feed, history, meta
 
     def floor(self, txn: Txn) -> int:
-        raw = txn.get(FEED_FLOOR, db=self.meta)
-        return int.from_bytes(raw, "big") if raw else 0
+        return feed_floor(txn, self.meta)
 
     def _sweep_state(self, txn: Txn) -> tuple[int, bool]:
         raw = txn.get(FEED_SWEEP, db=self.meta)
