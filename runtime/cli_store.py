@@ -13,8 +13,11 @@ from .errors import InvalidInputError
 DEFAULT_DATA_DIR = "./data"
 
 
-def add_store_options(parser: argparse.ArgumentParser, what: str = "LMDB data folder") -> None:
-    parser.add_argument("--data-dir", default=None, help=f"{what} (default {DEFAULT_DATA_DIR})")
+def add_store_options(
+    parser: argparse.ArgumentParser, what: str = "LMDB data folder", *, data_dir: str | None = None
+) -> None:
+    """``data_dir``: the option's default (e.g. from the environment); None means ./data."""
+    parser.add_argument("--data-dir", default=data_dir, help=f"{what} (default {DEFAULT_DATA_DIR})")
     parser.add_argument(
         "--store", default=None, metavar="URL",
         help="the store as a URL instead of --data-dir: lmdb:PATH or lmdb:///abs/path",

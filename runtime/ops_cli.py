@@ -16,6 +16,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+from .cli_store import add_store_options
 from .errors import InvalidInputError
 from .journeys import RETENTION_BOUNDS, check_number
 from .logs import FORMATS, LEVELS
@@ -81,9 +82,7 @@ def add_prune_parser(sub: argparse._SubParsersAction) -> None:
                     "rounds between its other writes (store-wide: every tenant's sagas).",
     )
     prune.add_argument("--older-than", required=True, help="e.g. 30d, 12h, 90m or seconds")
-    prune.add_argument("--data-dir", default=_env("DATA_DIR", None), help="LMDB data folder (default ./data)")
-    prune.add_argument("--store", default=None, metavar="URL",
-                       help="the store as a URL instead of --data-dir: lmdb:PATH or lmdb:///abs/path")
+    add_store_options(prune, data_dir=_env("DATA_DIR", None))
     prune.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     prune.add_argument("--batch", type=int, default=500, help="sagas per write transaction (default 500)")
     _remote_options(prune, "prune")
@@ -97,9 +96,7 @@ def add_backup_parser(sub: argparse._SubParsersAction) -> None:
                     "running gateway writes it while serving, and DEST is an absolute folder on "
                     "the server.",
     )
-    backup.add_argument("--data-dir", default=_env("DATA_DIR", None), help="LMDB data folder (default ./data)")
-    backup.add_argument("--store", default=None, metavar="URL",
-                        help="the store as a URL instead of --data-dir: lmdb:PATH or lmdb:///abs/path")
+    add_store_options(backup, data_dir=_env("DATA_DIR", None))
     backup.add_argument("dest", help="destination folder (must be empty or absent)")
     _remote_options(backup, "back up")
 
@@ -185,9 +182,18 @@ def run_prune(args: argparse.Namespace) -> int:
         close()
 
 
+def _folder_bytes(path: str) -> int:
+    """Bytes in the files of folder ``path`` so far (0 while it does not exist)."""
+    try:
+        return sum(entry.stat().st_size for entry in os.scandir(path) if entry.is_file())
+    except FileNotFoundError:
+        return 0
+
+
 def run_backup(args: argparse.Namespace) -> int:
-    """Local: the copy runs on a thread and the bar follows the bytes written (the total is the
-    source's size, an upper bound of the compacted copy). Remote: a spinner until it answers."""
+    """Local: the copy runs on a thread and the bar follows the bytes written into DEST (the total
+    is the store's bytes in use, about the compacted copy's size). Remote: a spinner until it
+    answers."""
     from .cli_progress import bar, byte_bar
 
     if getattr(args, "url", None):
@@ -211,8 +217,7 @@ def run_backup(args: argparse.Namespace) -> int:
     failure: list[BaseException] = []
     started = time.perf_counter()
     try:
-        source = os.path.join(backend.describe(), "data.mdb")  # the LMDB backend's one data file
-        total = os.path.getsize(source) if os.path.exists(source) else 0
+        total = int(store.stats().get("used_bytes", 0))  # pages in use: about the compacted copy's size
 
         def copy() -> None:
             try:
@@ -221,20 +226,18 @@ def run_backup(args: argparse.Namespace) -> int:
                 failure.append(exc)
 
         worker = threading.Thread(target=copy, name="saga-journey-backup")
-        target = os.path.join(args.dest, "data.mdb")
         with byte_bar(as_json=args.json) as progress:
             task = progress.add_task("backup", total=total)
             worker.start()
             while worker.is_alive():
                 worker.join(0.1)
-                if os.path.exists(target):
-                    progress.update(task, completed=min(os.path.getsize(target), total))
+                progress.update(task, completed=min(_folder_bytes(args.dest), total))
             progress.update(task, completed=total)
     finally:
         store.close()
     if failure:
         raise failure[0]
-    size = sum(os.path.getsize(os.path.join(args.dest, n)) for n in os.listdir(args.dest))
+    size = _folder_bytes(args.dest)
     _report(args, f"backup of {located.shown} written to {args.dest}", dest=args.dest, bytes=size,
             seconds=round(time.perf_counter() - started, 6))
     return 0
