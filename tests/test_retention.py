@@ -190,10 +190,10 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_prune_cli_removes_only_sagas_older_than_the_cutoff(tmp_path) -> None:
-    data = tmp_path / "d"
-    old = ManualClock(time.time() - 40 * 24 * HOUR)
-    orch, _ = open_orch(data, old)
+def old_store(data) -> None:
+    """7 finished sagas 40 days old (with idempotency keys), one parked (never pruned), one
+    finished yesterday: the prune commands' test folder."""
+    orch, _ = open_orch(data, ManualClock(time.time() - 40 * 24 * HOUR))
     try:
         plain = design(orch, "plain")
         for i in range(7):
@@ -210,6 +210,11 @@ def test_prune_cli_removes_only_sagas_older_than_the_cutoff(tmp_path) -> None:
         complete(orch, "plain", "recent-0")
     finally:
         orch.close()
+
+
+def test_prune_cli_removes_only_sagas_older_than_the_cutoff(tmp_path) -> None:
+    data = tmp_path / "d"
+    old_store(data)
 
     refused = _cli("prune", "--older-than", "30d", "--data-dir", str(data))
     assert refused.returncode == 2 and "7 saga(s) would be removed; pass --yes" in refused.stderr

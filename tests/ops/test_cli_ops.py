@@ -5,37 +5,13 @@ when stderr is not a terminal and with --json."""
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 
 from saga_journey.persistence.verify import verify
-from saga_journey.runtime import ManualClock
 
-from tests.test_retention import HOUR, broken, complete, design, fail, open_orch
+from tests.test_retention import old_store
 
 from .conftest import READER, running_gateway
-
-UC = {"tenant_id": "acme", "user_id": "u1"}
-
-
-def _old_store(data) -> None:
-    """7 finished sagas 40 days old, one parked (never pruned), one finished yesterday."""
-    orch, _ = open_orch(data, ManualClock(time.time() - 40 * 24 * HOUR))
-    try:
-        plain = design(orch, "plain")
-        for i in range(7):
-            complete(orch, plain, f"old-{i}")
-        orch.register_compensation_handler("refund_payment", broken)
-        orch.design_saga_journey_sync("order_processing", {"retry": {"max_attempts": 1}}, user_context=UC,
-                                      journey_id="parks")
-        assert fail(orch, "parks", "old-parked")["parked"]
-    finally:
-        orch.close()
-    orch, _ = open_orch(data, ManualClock(time.time() - 24 * HOUR))
-    try:
-        complete(orch, "plain", "recent-0")
-    finally:
-        orch.close()
 
 
 def _metric(url: str, name: str) -> float:
@@ -44,7 +20,7 @@ def _metric(url: str, name: str) -> float:
 
 
 def test_prune_and_backup_through_the_gateway(tmp_path) -> None:
-    _old_store(tmp_path / "data")
+    old_store(tmp_path / "data")
     with running_gateway(tmp_path) as gw:
         url = gw.url
         refused = gw.cli("prune", "--url", url, "--older-than", "30d")
@@ -75,7 +51,7 @@ def test_local_backup_and_verify_print_results_without_bars_off_a_tty(tmp_path) 
 
     from .conftest import CLI
 
-    _old_store(tmp_path / "data")
+    old_store(tmp_path / "data")
     run = lambda *a: subprocess.run([*CLI, *a], check=False, capture_output=True, text=True, timeout=120)
     done = run("backup", "--data-dir", str(tmp_path / "data"), str(tmp_path / "copy"), "--json")
     assert done.returncode == 0 and done.stderr == "", done.stderr
@@ -92,7 +68,7 @@ def test_progress_bars_are_drawn_on_a_terminal(tmp_path) -> None:
 
     from .conftest import CLI
 
-    _old_store(tmp_path / "data")
+    old_store(tmp_path / "data")
     out = {}
     for name, args in (("verify", ["verify", "--data-dir", str(tmp_path / "data")]),
                        ("backup", ["backup", "--data-dir", str(tmp_path / "data"), str(tmp_path / "copy")]),
