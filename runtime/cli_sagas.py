@@ -130,6 +130,20 @@ def local_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
 
 
+def _remember_gateway(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.meta[f"saga_journey.{param.name}"] = value
+
+
+def gateway_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--url``/``--token`` after the command too (``sagas list --url U``), as the store
+    commands take them; they win over the group's (``saga-journey sagas --url U list``)."""
+    fn = click.option("--token", default=None, expose_value=False, callback=_remember_gateway,
+                      help="API key (bearer token) for the gateway (default: the group's / SAGA_JOURNEY_TOKEN)")(fn)
+    return click.option("--url", default=None, expose_value=False, callback=_remember_gateway,
+                        help="the gateway's base URL (default: the group's / SAGA_JOURNEY_URL)")(fn)
+
+
 def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--json", "as_json", is_flag=True, help="machine-readable JSON instead of tables")(fn)
 
@@ -233,7 +247,14 @@ def _conn(ctx: click.Context) -> Conn:
     conn = ctx.find_object(Conn)
     if conn is None:  # the group callback always makes one
         raise click.UsageError("no gateway connection (the sagas/journeys/events group sets it up)")
-    return conn
+    url, token = ctx.meta.get("saga_journey.url"), ctx.meta.get("saga_journey.token")
+    if url is None and token is None:
+        return conn
+    own = ctx.meta.get("saga_journey.conn")
+    if own is None:  # the command's own --url/--token: one connection for the command
+        own = ctx.meta["saga_journey.conn"] = Conn(url or conn.url, token or conn.token)
+        ctx.call_on_close(own.close)
+    return own
 
 
 def _source(ctx: click.Context, data_dir: str | None, tenant: str) -> LocalSource | RemoteSource:
@@ -275,6 +296,7 @@ def sagas() -> None:
 @click.option("--limit", default=20, type=click.IntRange(1, 100_000), help="at most this many sagas")
 @click.option("--oldest", is_flag=True, help="oldest first (default: newest first, by last update)")
 @local_options
+@gateway_options
 @json_option
 @click.pass_context
 def sagas_list(ctx: click.Context, status: str | None, parked: bool | None, journey_type: str | None,
@@ -295,6 +317,7 @@ def sagas_list(ctx: click.Context, status: str | None, parked: bool | None, jour
 @sagas.command("show")
 @click.argument("saga_id")
 @local_options
+@gateway_options
 @json_option
 @click.pass_context
 def sagas_show(ctx: click.Context, saga_id: str, data_dir: str | None, tenant: str, as_json: bool) -> None:
@@ -319,6 +342,7 @@ def _print_event(data: Mapping[str, Any], as_json: bool) -> None:
 @sagas.command("watch")
 @click.argument("saga_id")
 @click.option("--forever", is_flag=True, help="keep following after the saga finishes")
+@gateway_options
 @json_option
 @click.pass_context
 def sagas_watch(ctx: click.Context, saga_id: str, forever: bool, as_json: bool) -> None:
@@ -356,6 +380,7 @@ def _watch_by_polling(client: Any, saga_id: str, forever: bool, as_json: bool) -
 @filter_options
 @click.option("--saga-id", "saga_ids", multiple=True, help="only this saga (repeatable)")
 @click.option("--last-event-id", default=None, help="resume after this event id (default: from now)")
+@gateway_options
 @json_option
 @click.pass_context
 def events(ctx: click.Context, status: str | None, parked: bool | None, journey_type: str | None,
@@ -480,6 +505,7 @@ def _action_command(name: str, doc: str, skip: bool = False) -> None:
     @filter_options
     @click.option("--all", "every", is_flag=True, help="every saga the action applies to (no filter)")
     @click.option("--yes", "-y", is_flag=True, help="do not ask for confirmation of a bulk action")
+    @gateway_options
     @json_option
     @click.pass_context
     def command(ctx: click.Context, saga_id: str | None, reason: str, status: str | None, parked: bool | None,
@@ -510,6 +536,7 @@ def journeys() -> None:
 
 @journeys.command("list")
 @local_options
+@gateway_options
 @json_option
 @click.pass_context
 def journeys_list(ctx: click.Context, data_dir: str | None, tenant: str, as_json: bool) -> None:
@@ -525,6 +552,7 @@ def journeys_list(ctx: click.Context, data_dir: str | None, tenant: str, as_json
 @click.argument("journey_id")
 @click.option("--version", "journey_version", type=click.IntRange(1), default=None, help="this version (default: latest)")
 @local_options
+@gateway_options
 @json_option
 @click.pass_context
 def journeys_show(ctx: click.Context, journey_id: str, journey_version: int | None, data_dir: str | None,

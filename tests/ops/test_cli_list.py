@@ -4,12 +4,13 @@ same reads on its data folder, read-only, while it runs."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from typing import Any
 
 import pytest
 
-from .conftest import design, make_saga
+from .conftest import ADMIN, CLI, design, free_port, make_saga
 
 
 
@@ -57,6 +58,21 @@ def test_status_journey_type_and_limit(gateway, fleet) -> None:
 def test_contract_filters_on_the_gateway(gateway, fleet, args, expected) -> None:
     args = tuple(a.format(second=fleet["journeys"][1]["journey_id"]) for a in args)
     assert listed(gateway, *args) == {fleet["sagas"][k] for k in expected}
+
+
+def test_url_and_token_after_the_command_win(gateway, fleet) -> None:
+    # The environment points at a port nobody listens on, with a wrong key: the command's own
+    # --url/--token are what it uses (as prune/backup --url take them after the command).
+    env = {**os.environ, "SAGA_JOURNEY_URL": f"http://127.0.0.1:{free_port()}", "SAGA_JOURNEY_TOKEN": "wrong",
+           "COLUMNS": "250"}
+    run = lambda *args: subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=120)
+    listed_here = run("sagas", "list", "--json", "--url", gateway.url, "--token", ADMIN)
+    assert listed_here.returncode == 0, listed_here.stderr
+    assert {v["saga_id"] for v in json.loads(listed_here.stdout)} == set(fleet["sagas"].values())
+    shown = run("journeys", "show", fleet["journeys"][0]["journey_id"], "--json", "--url", gateway.url,
+                "--token", ADMIN)
+    assert shown.returncode == 0, shown.stderr
+    assert run("sagas", "list", "--json").returncode == 1  # without them: the unreachable default
 
 
 def test_list_is_newest_first_by_last_update(gateway, fleet) -> None:
