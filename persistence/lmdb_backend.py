@@ -1,4 +1,8 @@
-"""The LMDB backend: a store in one local data folder (``lmdb:PATH``)."""
+"""The LMDB backend: a store in one local data folder (``lmdb:PATH``).
+
+A folder with ``shards.json`` is sharded (``shard_layout``: a ``ShardedStore``); any other is
+the one-environment layout. A new folder is sharded only when opened with ``shards > 1``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from collections.abc import Callable
 
 from .lmdb_env import DEFAULT_MAP_SIZE
 from .ports import Queries, Store, StoreOptions
+from .shard_layout import ShardLayout, create_layout, layout_file, read_layout
 from .verify import VerifyReport, store_exists
 
 
@@ -19,9 +24,19 @@ class LmdbBackend:
         return self.path
 
     def exists(self) -> bool:
-        return store_exists(self.path)
+        return os.path.isfile(layout_file(self.path)) or store_exists(self.path)
+
+    def layout(self) -> ShardLayout | None:
+        return read_layout(self.path)
 
     def open(self, options: StoreOptions = StoreOptions()) -> Store:
+        layout = read_layout(self.path)
+        if layout is None and options.shards is not None and options.shards > 1:
+            layout = create_layout(self.path, options.shards)
+        if layout is not None:
+            from .sharded_store import ShardedStore
+
+            return ShardedStore(layout, options.owned_shards, options)
         from .lmdb_store import LmdbStore
 
         return LmdbStore(
@@ -34,25 +49,54 @@ class LmdbBackend:
         )
 
     def open_read_only(self) -> Queries:
+        layout = read_layout(self.path)
+        if layout is not None:
+            from .sharded_store import ShardedStore
+
+            return ShardedStore(layout, read_only=True)
         from .readonly import ReadOnlyStore
 
         return ReadOnlyStore(self.path)
 
+    def _folders(self, layout: ShardLayout) -> list[str]:
+        return [layout.shard_dir(s) for s in layout.all_shards()] + [layout.catalog]
+
     def verify(self, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
+        """A sharded folder: each shard's folder, then the catalog; reports merged (a shard
+        never opened yet holds nothing to check)."""
         from .verify import verify
 
-        return verify(self.path, progress)
+        layout = read_layout(self.path)
+        if layout is None:
+            return verify(self.path, progress)
+        merged = VerifyReport()
+        for folder in self._folders(layout):
+            if not store_exists(folder):
+                continue
+            rep = verify(folder, progress)
+            merged.records += rep.records
+            merged.sagas += rep.sagas
+            merged.corrupt += rep.corrupt
+            merged.inconsistent += rep.inconsistent
+        return merged
 
     def migrate(self) -> tuple[int, int]:
-        """Opening a folder upgrades it (one write transaction); report what was found."""
+        """Opening a folder upgrades it (one write transaction); report what was found (of a
+        sharded folder: the oldest format among its shards)."""
         from .layout import FORMAT_VERSION
         from .lmdb_store import LmdbStore
 
-        store = LmdbStore(self.path)
-        try:
-            return store.format_found, FORMAT_VERSION
-        finally:
-            store.close()
+        layout = read_layout(self.path)
+        folders = [self.path] if layout is None else [
+            f for f in self._folders(layout) if store_exists(f)]
+        found = FORMAT_VERSION
+        for folder in folders:
+            store = LmdbStore(folder)
+            try:
+                found = min(found, store.format_found)
+            finally:
+                store.close()
+        return found, FORMAT_VERSION
 
     def __repr__(self) -> str:
         return f"LmdbBackend({os.fspath(self.path)!r})"

@@ -204,6 +204,26 @@ class LmdbReader:
                     continue  # quarantined: one bad record must not hide every other saga
         return sagas, cursor
 
+    def find_sagas_keyed(self, query: Query, *, limit: int = 100, after: str | None = None
+                         ) -> tuple[list[tuple[bytes, dict]], bytes | None]:
+        """``find_sagas`` with each snapshot's index key and the raw key to resume after:
+        what a sharded store merges pages of shards by (``page_merge``)."""
+        if limit < 1:
+            raise InvalidInputError(f"limit must be >= 1, got {limit}")
+        with self._read() as txn:
+            keys, last = recent.scan_keys(txn, self._recent, query, limit, after)
+            out: list[tuple[bytes, dict]] = []
+            for ikey in keys:
+                key = scoped_key(query.tenant, recent.local_of(query, ikey))
+                raw = txn.get(key.encode(), db=self._sagas)
+                if raw is None:
+                    raise CorruptRecordError(f"recent entry for sagas/{key} has no snapshot")
+                try:
+                    out.append((ikey, self._decode(raw, f"sagas/{key}")))
+                except CorruptRecordError:
+                    continue  # quarantined, as in find_sagas
+        return out, last
+
     def tenant_counts(self, tenant_id: str) -> tuple[dict[str, int], int]:
         """({status: sagas}, parked sagas) of one tenant, from the list index."""
         with self._read() as txn:

@@ -163,6 +163,8 @@ class StoreOptions:
     max_batch: int = 1000
     on_commit: Callable[[int, float], None] | None = None  # (requests, seconds) per commit
     handoff: Handoff | None = None  # where the callbacks of each committed batch are run
+    shards: int | None = None  # LMDB, a new folder: None or 1 the one-environment layout, > 1 sharded
+    owned_shards: frozenset[int] | None = None  # LMDB, a sharded folder: the shards to open (None: all)
 
 
 class VerifyResult(Protocol):

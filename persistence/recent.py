@@ -122,22 +122,35 @@ def scan(txn: Txn, db: Any, q: Query, limit: int, after: str | None) -> tuple[li
 
     At most ``MAX_SCAN`` index entries are looked at: a very selective filter may answer fewer
     than ``limit`` sagas (even none) with a cursor to go on from."""
+    keys, last = scan_keys(txn, db, q, limit, after)
+    n = len(_prefix(q)) + 8
+    return [key[n:].decode() for key in keys], None if last is None else encode_cursor(last)
+
+
+def local_of(q: Query, key: bytes) -> str:
+    """The local saga id of an index key of ``q``'s range."""
+    return key[len(_prefix(q)) + 8 :].decode()
+
+
+def scan_keys(txn: Txn, db: Any, q: Query, limit: int,
+              after: str | None) -> tuple[list[bytes], bytes | None]:
+    """``scan`` with the index keys themselves (a sharded store merges pages by them)."""
     prefix = _prefix(q)
     lo = prefix + (micros(q.updated_after) if q.updated_after is not None else 0).to_bytes(8, "big")
     hi = prefix + (micros(q.updated_before) if q.updated_before is not None else 2**64 - 1).to_bytes(8, "big")
     start = decode_cursor(after, prefix) if after is not None else None
-    out: list[str] = []
+    out: list[bytes] = []
     last: bytes | None = None
     seen = 0
     for key, value in _walk(txn, db, q.order == "newest", lo, hi, start):
         seen += 1
         if _matches(q, decode_record(value, where="recent")):
             if len(out) == limit:
-                return out, encode_cursor(last) if last else None
-            out.append(key[len(prefix) + 8 :].decode())
+                return out, last if last else None
+            out.append(key)
         last = key
         if seen >= MAX_SCAN:
-            return out, encode_cursor(key)
+            return out, key
     return out, None
 
 

@@ -90,8 +90,12 @@ def create_layout(folder: str, shards: int) -> ShardLayout:
             f"{folder} already holds a store (data.mdb) of the one-environment layout; "
             "a sharded store needs a new folder", path=folder)
     os.makedirs(folder, exist_ok=True)
+    layout = ShardLayout(folder, shards)
+    from .lmdb_store import LmdbStore
+
+    LmdbStore(layout.catalog).close()  # there from the start: non-owners open it read-only
     write_atomically(path, json.dumps({"format": LAYOUT_FORMAT, "shards": shards}).encode() + b"\n")
-    return ShardLayout(folder, shards)
+    return layout
 
 
 def write_atomically(path: str, data: bytes) -> None:

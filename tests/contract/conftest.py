@@ -12,15 +12,31 @@ from pathlib import Path
 
 import pytest
 
+from dataclasses import replace
+
 from saga_journey.persistence.factory import backend_for
-from saga_journey.persistence.ports import StoreBackend
+from saga_journey.persistence.lmdb_backend import LmdbBackend
+from saga_journey.persistence.ports import Store, StoreBackend, StoreOptions
+
+SHARDS = 4  # the sharded LMDB backend's folders: more than one shard, so routing and merging run
 
 
 def _lmdb(tmp: Path, name: str) -> str:
     return f"lmdb:{tmp / name}"
 
 
-LOCATIONS: dict[str, Callable[[Path, str], str]] = {"lmdb": _lmdb}
+class ShardedLmdb(LmdbBackend):
+    """An LMDB location whose new folder is created with ``SHARDS`` shards."""
+
+    def open(self, options: StoreOptions = StoreOptions()) -> Store:
+        return super().open(replace(options, shards=SHARDS))
+
+
+def _lmdb_sharded(tmp: Path, name: str) -> str:
+    return f"lmdb-sharded:{tmp / name}"
+
+
+LOCATIONS: dict[str, Callable[[Path, str], str]] = {"lmdb": _lmdb, "lmdb-sharded": _lmdb_sharded}
 
 NewBackend = Callable[[str], StoreBackend]
 
@@ -31,6 +47,9 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NewBacke
     url_of = LOCATIONS[request.param]
 
     def make(name: str = "store") -> StoreBackend:
-        return backend_for(url_of(tmp_path, name))
+        url = url_of(tmp_path, name)
+        if url.startswith("lmdb-sharded:"):
+            return ShardedLmdb(url.partition(":")[2])
+        return backend_for(url)
 
     yield make

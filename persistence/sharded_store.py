@@ -1,0 +1,387 @@
+"""The Store port over a sharded data folder (``shard_layout``): one LmdbStore per owned shard
+plus the journey catalog.
+
+Routing: a saga (its writes, its idempotency record, its reads) lives in the shard of
+``shard_map.saga_shard``; journeys and their idempotency records live in the catalog. A batch
+touching several shards is one transaction per shard (atomic within each shard, not across);
+its callback runs once, when all committed, with the first error. Listings and figures merge
+the owned shards' answers.
+
+The catalog is opened read-write by the owner of ``CATALOG_SHARD`` (its single writer) and
+read-only by the others.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from saga_journey.runtime.errors import InvalidInputError, StorageError
+
+from . import recent
+from .keys import scoped_key
+from .lmdb_env import DEFAULT_MAP_SIZE
+from .lmdb_reads import LmdbReader
+from .page_merge import merge_pages
+from .ports import StoreOptions
+from .query import Query
+from .shard_layout import LAYOUT_FILE, ShardLayout, layout_file, write_atomically
+from .shard_map import CATALOG_SHARD, saga_shard, shard_of
+from .store import CommitCallback, JourneyWrite, PruneResult, PruneWrite, SagaWrite, Write, run_callback
+
+FeedRow = tuple[tuple[int, ...], str, dict[str, Any]]
+
+
+class ShardedStore:
+    """A store over ``owned`` shards of a sharded folder (default: all of them)."""
+
+    def __init__(self, layout: ShardLayout, owned: frozenset[int] | None = None,
+                 options: StoreOptions = StoreOptions(), *, read_only: bool = False) -> None:
+        from .lmdb_store import LmdbStore
+        from .readonly import ReadOnlyStore
+
+        self.layout = layout
+        self.shards = layout.shards
+        self.owned = frozenset(layout.all_shards()) if owned is None else frozenset(owned)
+        bad = sorted(s for s in self.owned if not 0 <= s < self.shards)
+        if bad or not self.owned:
+            raise InvalidInputError(f"owned shards {sorted(self.owned)} are not a non-empty subset of 0..{self.shards - 1}")
+        self.read_only = read_only
+
+        def open_rw(path: str) -> Any:
+            return LmdbStore(path, map_size=options.map_size or DEFAULT_MAP_SIZE,
+                             group_commit=options.group_commit, max_batch=options.max_batch,
+                             on_commit=options.on_commit, handoff=options.handoff)
+
+        opened: list[Any] = []
+        try:
+            self._stores: dict[int, Any] = {}
+            for s in sorted(self.owned):
+                store = ReadOnlyStore(layout.shard_dir(s)) if read_only else open_rw(layout.shard_dir(s))
+                opened.append(store)
+                self._stores[s] = store
+            self.catalog_owner = CATALOG_SHARD in self.owned and not read_only
+            if self.catalog_owner:
+                self._catalog: Any = open_rw(layout.catalog)
+            else:
+                self._catalog = ReadOnlyStore(layout.catalog)
+            opened.append(self._catalog)
+        except BaseException:
+            for store in reversed(opened):
+                store.close()
+            raise
+        self._closed = False
+
+    # ---- routing -------------------------------------------------------------------------
+
+    def _shard_store(self, shard: int) -> Any:
+        store = self._stores.get(shard)
+        if store is None:
+            raise StorageError(f"shard {shard} of {self.layout.folder} is not owned by this store "
+                               f"(it owns {sorted(self.owned)})")
+        return store
+
+    def _by_key(self, key: str) -> Any | None:
+        """The store of a saga's internal key (None: a shard this store does not own)."""
+        return self._stores.get(shard_of(key, self.shards))
+
+    def _readers(self) -> list[LmdbReader]:
+        return [self._stores[s] for s in sorted(self._stores)]
+
+    # ---- Recorder ------------------------------------------------------------------------
+
+    def submit(self, writes: Sequence[Write], callback: CommitCallback) -> None:
+        """One submit per store touched; ``callback`` once all committed (first error wins).
+
+        A batch with a ``PruneWrite`` runs shard after shard, each round given the limit the
+        earlier shards left, so that ``limit`` bounds the whole round."""
+        if self._closed:
+            raise StorageError(f"store at {self.layout.folder} is closed")
+        if self.read_only:
+            raise StorageError(f"{self.layout.folder} is open read-only")
+        groups: dict[int | None, list[Write]] = {}  # None: the catalog
+        prunes: list[PruneWrite] = []
+        for w in writes:
+            if isinstance(w, SagaWrite):
+                shard = saga_shard(w.tenant_id, w.saga_id, self.shards)
+                self._shard_store(shard)
+                groups.setdefault(shard, []).append(w)
+            elif isinstance(w, JourneyWrite):
+                if not self.catalog_owner:
+                    raise StorageError(f"journeys are written by the owner of shard {CATALOG_SHARD}")
+                groups.setdefault(None, []).append(w)
+            elif isinstance(w, PruneWrite):
+                prunes.append(w)
+            else:
+                raise InvalidInputError(f"unknown write {type(w).__name__}")
+        if prunes:
+            self._submit_chain(groups, prunes, callback)
+            return
+        self._submit_parallel(groups, callback)
+
+    def _store_of(self, group: int | None) -> Any:
+        return self._catalog if group is None else self._stores[group]
+
+    def _submit_parallel(self, groups: dict[int | None, list[Write]], callback: CommitCallback) -> None:
+        if not groups:
+            run_callback(callback, None)
+            return
+        lock = threading.Lock()
+        left = [len(groups)]
+        first: list[BaseException | None] = [None]
+
+        def done(error: BaseException | None) -> None:
+            with lock:
+                if error is not None and first[0] is None:
+                    first[0] = error
+                left[0] -= 1
+                last = left[0] == 0
+            if last:
+                callback(first[0])
+
+        for group, ws in groups.items():
+            self._store_of(group).submit(ws, done)
+
+    def _submit_chain(self, groups: dict[int | None, list[Write]], prunes: list[PruneWrite],
+                      callback: CommitCallback) -> None:
+        for p in prunes:
+            p.result.reset()
+        order: list[int | None] = [None] if None in groups else []
+        order += sorted(self._stores)
+
+        def step(i: int) -> None:
+            if i == len(order):
+                callback(None)
+                return
+            group = order[i]
+            ws = list(groups.get(group, []))
+            parts: list[tuple[PruneWrite, PruneWrite]] = []
+            if group is not None:
+                for p in prunes:
+                    remaining = p.limit - p.result.sagas
+                    if remaining > 0:
+                        part = PruneWrite(p.now, p.retention_s, remaining, PruneResult(), p.feed_keep, p.feed_budget)
+                        parts.append((p, part))
+                        ws.append(part)
+                    else:
+                        store = self._stores[group]
+                        p.result.more = p.result.more or store.count_expired(p.now, p.retention_s, 1) > 0
+                        if p.feed_budget:
+                            p.result.feed_more = p.result.feed_more or store.feed_pending(p.feed_keep)
+            if not ws:
+                step(i + 1)
+                return
+
+            def done(error: BaseException | None) -> None:
+                if error is not None:
+                    callback(error)
+                    return
+                for p, part in parts:
+                    _add_result(p.result, part.result)
+                step(i + 1)
+
+            self._store_of(group).submit(ws, done)
+
+        step(0)
+
+    def write(self, writes: Sequence[Write]) -> None:
+        event = threading.Event()
+        box: list[BaseException | None] = [None]
+
+        def callback(err: BaseException | None) -> None:
+            box[0] = err
+            event.set()
+
+        self.submit(writes, callback)
+        event.wait()
+        if box[0] is not None:
+            raise box[0]
+
+    # ---- Queries -------------------------------------------------------------------------
+
+    def load_saga(self, saga_id: str) -> dict[str, Any] | None:
+        store = self._by_key(saga_id)
+        return None if store is None else store.load_saga(saga_id)
+
+    def load_history(self, saga_id: str, *, after_seq: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        store = self._by_key(saga_id)
+        return [] if store is None else store.load_history(saga_id, after_seq=after_seq, limit=limit)
+
+    def load_journey(self, journey_id: str, version: int | None = None) -> dict[str, Any] | None:
+        return self._catalog.load_journey(journey_id, version)
+
+    def list_journeys(self, tenant_id: str) -> list[dict[str, Any]]:
+        return self._catalog.list_journeys(tenant_id)
+
+    def find_sagas(self, query: Query, *, limit: int = 100,
+                   after: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """Each owned shard's page after the same index key, merged (``page_merge``)."""
+        if limit < 1:
+            raise InvalidInputError(f"limit must be >= 1, got {limit}")
+        pages = [r.find_sagas_keyed(query, limit=limit, after=after) for r in self._readers()]
+        rows, last = merge_pages(pages, limit, newest=query.order == "newest")
+        return [snap for _, snap in rows], None if last is None else recent.encode_cursor(last)
+
+    def tenant_counts(self, tenant_id: str) -> tuple[dict[str, int], int]:
+        counts: dict[str, int] = {}
+        parked = 0
+        for r in self._readers():
+            c, p = r.tenant_counts(tenant_id)
+            for k, v in c.items():
+                counts[k] = counts.get(k, 0) + v
+            parked += p
+        return counts, parked
+
+    # The int feed of the port is that of a one-shard store; with more shards there is no
+    # global commit order, only a vector of per-shard positions (feed_vector_*).
+    def _single(self) -> Any:
+        if self.shards != 1:
+            raise StorageError(f"a store of {self.shards} shards has a vector feed: use feed_vector_*")
+        return self._stores[0]
+
+    def feed_floor(self) -> int:
+        return int(self._single().feed_floor())
+
+    def feed_end(self) -> int:
+        return int(self._single().feed_end())
+
+    def feed_scan(self, position: int, limit: int = 1000, *,
+                  tenant: str | None = None) -> tuple[list[tuple[int, str, dict[str, Any]]], int]:
+        rows, last = self._single().feed_scan(position, limit, tenant=tenant)
+        return rows, last
+
+    def feed_vector_end(self) -> tuple[int, ...]:
+        """Per shard (all S; an unowned shard reads 0), its last feed position."""
+        return tuple(self._stores[s].feed_end() if s in self._stores else 0 for s in range(self.shards))
+
+    def feed_vector_floor(self) -> tuple[int, ...]:
+        return tuple(self._stores[s].feed_floor() if s in self._stores else 0 for s in range(self.shards))
+
+    def feed_vector_scan(self, positions: Sequence[int], limit: int = 1000, *,
+                         tenant: str | None = None) -> tuple[list[FeedRow], tuple[int, ...]]:
+        """Rows after ``positions`` (shard by shard, each given ``limit // owned`` positions
+        to look at so that a busy shard cannot starve the others), each with the vector just
+        after it, and the vector of the positions looked at. Unowned shards' positions pass
+        through unchanged."""
+        if len(positions) != self.shards:
+            raise InvalidInputError(f"a feed position of this store has {self.shards} parts, got {len(positions)}")
+        current = list(positions)
+        budget = max(1, limit // len(self._stores))
+        out: list[FeedRow] = []
+        for s in sorted(self._stores):
+            rows, last = self._stores[s].feed_scan(current[s], budget, tenant=tenant)
+            for pos, key, entry in rows:
+                current[s] = pos
+                out.append((tuple(current), key, entry))
+            current[s] = last
+        return out, tuple(current)
+
+    def sagas_with_work_owed(self) -> list[str]:
+        return sorted(k for r in self._readers() for k in r.sagas_with_work_owed())
+
+    def pending_wakeups(self) -> list[tuple[str, float]]:
+        return sorted(w for r in self._readers() for w in r.pending_wakeups())
+
+    def get_idempotency(self, key: str) -> dict[str, Any] | None:
+        """An idempotency key does not name its saga, so its shard is unknown here: every
+        owned shard is asked, then the catalog (journey creates)."""
+        for r in [*self._readers(), self._catalog]:
+            found = r.get_idempotency(key)
+            if found is not None:
+                return dict(found)
+        return None
+
+    def count_by_status(self) -> dict[tuple[str, str], int]:
+        out: dict[tuple[str, str], int] = {}
+        for r in self._readers():
+            for k, v in r.count_by_status().items():
+                out[k] = out.get(k, 0) + v
+        return out
+
+    def oldest_active(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for r in self._readers():
+            for k, v in r.oldest_active().items():
+                out[k] = min(out.get(k, v), v)
+        return out
+
+    def count_compensation_failed(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self._readers():
+            for k, v in r.count_compensation_failed().items():
+                out[k] = out.get(k, 0) + v
+        return out
+
+    def quarantine(self, where: str, reason: str) -> None:
+        self._catalog.quarantine(where, reason)
+
+    def quarantined(self) -> list[dict[str, str]]:
+        return sorted((q for r in [*self._readers(), self._catalog] for q in r.quarantined()),
+                      key=lambda q: (q["where"], q["reason"]))
+
+    # ---- Admin ---------------------------------------------------------------------------
+
+    def feed_pending(self, keep: int) -> bool:
+        return any(r.feed_pending(keep) for r in self._readers())
+
+    def stats(self) -> dict[str, Any]:
+        """Sums over the owned shards and the catalog (maxima for the max_* figures)."""
+        out: dict[str, Any] = {}
+        for r in [*self._readers(), self._catalog]:
+            for k, v in r.stats().items() if hasattr(r, "stats") else ():
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    out[k] = max(out.get(k, 0), v) if k.startswith("max_") else out.get(k, 0) + v
+        out["shards"] = self.shards
+        out["owned_shards"] = sorted(self.owned)
+        return out
+
+    def count_expired(self, now: float, retention_s: float | None, limit: int | None = None) -> int:
+        total = sum(r.count_expired(now, retention_s, limit) for r in self._readers())
+        return total if limit is None else min(total, limit)
+
+    def prune(self, now: float, retention_s: float | None, limit: int) -> PruneResult:
+        op = PruneWrite(now, retention_s, limit)
+        self.write([op])
+        return op.result
+
+    def backup(self, dest_dir: str, *, compact: bool = True) -> None:
+        """Every owned shard, then the catalog, then ``shards.json`` last: a destination
+        without it is an unfinished backup. Only the owned shards are copied."""
+        if not self.catalog_owner:
+            raise StorageError(f"backup needs the catalog: open shard {CATALOG_SHARD} to back it up")
+        if os.path.exists(layout_file(dest_dir)):
+            raise StorageError(f"backup destination {dest_dir} already holds a {LAYOUT_FILE}")
+        os.makedirs(dest_dir, exist_ok=True)
+        dest = ShardLayout(dest_dir, self.shards)
+        for s in sorted(self._stores):
+            self._stores[s].backup(dest.shard_dir(s), compact=compact)
+        self._catalog.backup(dest.catalog, compact=compact)
+        with open(layout_file(self.layout.folder), "rb") as f:
+            write_atomically(layout_file(dest_dir), f.read())
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for r in [*self._readers(), self._catalog]:
+            r.close()
+
+    def __enter__(self) -> ShardedStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _add_result(into: PruneResult, part: PruneResult) -> None:
+    for k, v in part.pruned.items():
+        into.pruned[k] = into.pruned.get(k, 0) + v
+    into.records += part.records
+    into.more = into.more or part.more
+    into.feed_removed += part.feed_removed
+    into.feed_more = into.feed_more or part.feed_more
+
+
+__all__ = ["ShardedStore", "scoped_key"]
