@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from saga_journey.runtime.errors import InvalidInputError, StorageError
 
@@ -30,6 +30,9 @@ from .query import Query
 from .shard_layout import LAYOUT_FILE, ShardLayout, layout_file, write_atomically
 from .shard_map import CATALOG_SHARD, saga_shard, shard_of
 from .store import CommitCallback, JourneyWrite, PruneResult, PruneWrite, SagaWrite, Write, run_callback
+
+if TYPE_CHECKING:
+    from .lmdb_store import LmdbStore
 
 FeedRow = tuple[tuple[int, ...], str, dict[str, Any]]
 
@@ -88,6 +91,12 @@ class ShardedStore:
         return self._stores.get(shard_of(key, self.shards))
 
     def _readers(self) -> list[LmdbReader]:
+        return [self._stores[s] for s in sorted(self._stores)]
+
+    def _writers(self) -> list[LmdbStore]:
+        """The owned shards' stores, for the admin operations (refused when read-only)."""
+        if self.read_only:
+            raise StorageError(f"{self.layout.folder} is open read-only")
         return [self._stores[s] for s in sorted(self._stores)]
 
     # ---- Recorder ------------------------------------------------------------------------
@@ -167,9 +176,8 @@ class ShardedStore:
                         ws.append(part)
                     else:
                         store = self._stores[group]
-                        p.result.more = p.result.more or store.count_expired(p.now, p.retention_s, 1) > 0
-                        if p.feed_budget:
-                            p.result.feed_more = p.result.feed_more or store.feed_pending(p.feed_keep)
+                        p.result.add(PruneResult(), more=store.count_expired(p.now, p.retention_s, 1) > 0,
+                                     feed_more=bool(p.feed_budget) and store.feed_pending(p.feed_keep))
             if not ws:
                 step(i + 1)
                 return
@@ -179,7 +187,7 @@ class ShardedStore:
                     callback(error)
                     return
                 for p, part in parts:
-                    _add_result(p.result, part.result)
+                    p.result.add(part.result)
                 step(i + 1)
 
             self._store_of(group).submit(ws, done)
@@ -324,7 +332,7 @@ class ShardedStore:
     # ---- Admin ---------------------------------------------------------------------------
 
     def feed_pending(self, keep: int) -> bool:
-        return any(r.feed_pending(keep) for r in self._readers())
+        return any(r.feed_pending(keep) for r in self._writers())
 
     def stats(self) -> dict[str, Any]:
         """Sums over the owned shards and the catalog (maxima for the max_* figures)."""
@@ -338,7 +346,7 @@ class ShardedStore:
         return out
 
     def count_expired(self, now: float, retention_s: float | None, limit: int | None = None) -> int:
-        total = sum(r.count_expired(now, retention_s, limit) for r in self._readers())
+        total = sum(r.count_expired(now, retention_s, limit) for r in self._writers())
         return total if limit is None else min(total, limit)
 
     def prune(self, now: float, retention_s: float | None, limit: int) -> PruneResult:
@@ -373,15 +381,6 @@ class ShardedStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _add_result(into: PruneResult, part: PruneResult) -> None:
-    for k, v in part.pruned.items():
-        into.pruned[k] = into.pruned.get(k, 0) + v
-    into.records += part.records
-    into.more = into.more or part.more
-    into.feed_removed += part.feed_removed
-    into.feed_more = into.feed_more or part.feed_more
 
 
 __all__ = ["ShardedStore", "scoped_key"]

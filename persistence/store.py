@@ -49,6 +49,16 @@ class PruneResult:
         self.pruned, self.records, self.more = {}, 0, False
         self.feed_removed, self.feed_more = 0, False
 
+    def add(self, part: PruneResult, *, more: bool = False, feed_more: bool = False) -> None:
+        """Fold in one shard's round (a sharded store prunes shard by shard); ``more`` and
+        ``feed_more``: work seen in a shard the round had no limit left for."""
+        for journey_type, n in part.pruned.items():
+            self.pruned[journey_type] = self.pruned.get(journey_type, 0) + n
+        self.records += part.records
+        self.more = self.more or part.more or more
+        self.feed_removed += part.feed_removed
+        self.feed_more = self.feed_more or part.feed_more or feed_more
+
 
 @dataclass(frozen=True, slots=True)
 class PruneWrite:
