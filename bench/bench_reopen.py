@@ -74,8 +74,9 @@ print(json.dumps({"ready_s": ready, "found": found,
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), platform.processor())
+    with open("/proc/cpuinfo") as info:
+        cpu = next((line.split(":", 1)[1].strip() for line in info
+                    if line.startswith("model name")), platform.processor())
     return (f"{platform.platform()} | {cpu} | {os.cpu_count()} cpus | "
             f"load average {os.getloadavg()[0]:.1f} | Python {platform.python_version()}")
 
