@@ -33,7 +33,7 @@ from saga_journey.runtime.journeys import TEMPLATES
 UC = {"tenant_id": "bench", "user_id": "bench"}
 BATCH = 2000
 
-OPEN_RUNTIME = """
+PRELUDE = """
 import json, sys, time
 
 def hwm_mb():  # this process image's peak RSS (ru_maxrss would include the parent's, kept across fork/exec)
@@ -41,7 +41,9 @@ def hwm_mb():  # this process image's peak RSS (ru_maxrss would include the pare
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-t = time.perf_counter()
+"""
+
+OPEN_RUNTIME = PRELUDE + """t = time.perf_counter()
 from saga_journey.runtime import SagaOrchestrator
 from saga_journey.runtime.journeys import TEMPLATES
 handlers = {h: (lambda ctx: None) for steps in TEMPLATES.values() for _, h in steps}
@@ -53,15 +55,7 @@ print(json.dumps({"ready_s": ready, "status": status["status"],
                   "rss_mb": hwm_mb()}))
 """
 
-OPEN_RAW = """
-import json, sys, time
-
-def hwm_mb():  # this process image's peak RSS (ru_maxrss would include the parent's, kept across fork/exec)
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-t = time.perf_counter()
+OPEN_RAW = PRELUDE + """t = time.perf_counter()
 import lmdb
 env = lmdb.open(sys.argv[1], max_dbs=16, readonly=False, lock=True)
 db = env.open_db(b"sagas", create=False)
