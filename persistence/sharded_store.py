@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from saga_journey.runtime.errors import InvalidInputError, StorageError
 
 from . import recent
-from .keys import scoped_key
 from .lmdb_env import DEFAULT_MAP_SIZE
 from .lmdb_reads import LmdbReader
 from .page_merge import merge_pages
@@ -35,6 +34,16 @@ if TYPE_CHECKING:
     from .lmdb_store import LmdbStore
 
 FeedRow = tuple[tuple[int, ...], str, dict[str, Any]]
+K = TypeVar("K")
+
+
+def _summed(counts: Iterable[dict[K, int]]) -> dict[K, int]:
+    """Per-key sums of the shards' counts (keys absent from every shard stay absent)."""
+    out: dict[K, int] = {}
+    for part in counts:
+        for k, v in part.items():
+            out[k] = out.get(k, 0) + v
+    return out
 
 
 class ShardedStore:
@@ -233,14 +242,8 @@ class ShardedStore:
         return [snap for _, snap in rows], None if last is None else recent.encode_cursor(last)
 
     def tenant_counts(self, tenant_id: str) -> tuple[dict[str, int], int]:
-        counts: dict[str, int] = {}
-        parked = 0
-        for r in self._readers():
-            c, p = r.tenant_counts(tenant_id)
-            for k, v in c.items():
-                counts[k] = counts.get(k, 0) + v
-            parked += p
-        return counts, parked
+        answers = [r.tenant_counts(tenant_id) for r in self._readers()]
+        return _summed(c for c, _ in answers), sum(p for _, p in answers)
 
     # The int feed of the port is that of a one-shard store; with more shards there is no
     # global commit order, only a vector of per-shard positions (feed_vector_*).
@@ -302,11 +305,7 @@ class ShardedStore:
         return None
 
     def count_by_status(self) -> dict[tuple[str, str], int]:
-        out: dict[tuple[str, str], int] = {}
-        for r in self._readers():
-            for k, v in r.count_by_status().items():
-                out[k] = out.get(k, 0) + v
-        return out
+        return _summed(r.count_by_status() for r in self._readers())
 
     def oldest_active(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -316,11 +315,7 @@ class ShardedStore:
         return out
 
     def count_compensation_failed(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for r in self._readers():
-            for k, v in r.count_compensation_failed().items():
-                out[k] = out.get(k, 0) + v
-        return out
+        return _summed(r.count_compensation_failed() for r in self._readers())
 
     def quarantine(self, where: str, reason: str) -> None:
         self._catalog.quarantine(where, reason)
@@ -383,4 +378,4 @@ class ShardedStore:
         self.close()
 
 
-__all__ = ["ShardedStore", "scoped_key"]
+__all__ = ["ShardedStore"]
