@@ -188,21 +188,8 @@ class LmdbReader:
     def find_sagas(self, query: Query, *, limit: int = 100,
                    after: str | None = None) -> tuple[list[dict], str | None]:
         """A page of snapshots by ``updated_at`` (``query.order``), filtered from the index."""
-        if limit < 1:
-            raise InvalidInputError(f"limit must be >= 1, got {limit}")
-        with self._read() as txn:
-            ids, cursor = recent.scan(txn, self._recent, query, limit, after)
-            sagas = []
-            for local in ids:
-                key = scoped_key(query.tenant, local)
-                raw = txn.get(key.encode(), db=self._sagas)
-                if raw is None:
-                    raise CorruptRecordError(f"recent entry for sagas/{key} has no snapshot")
-                try:
-                    sagas.append(self._decode(raw, f"sagas/{key}"))
-                except CorruptRecordError:
-                    continue  # quarantined: one bad record must not hide every other saga
-        return sagas, cursor
+        rows, last = self.find_sagas_keyed(query, limit=limit, after=after)
+        return [snap for _, snap in rows], None if last is None else recent.encode_cursor(last)
 
     def find_sagas_keyed(self, query: Query, *, limit: int = 100, after: str | None = None
                          ) -> tuple[list[tuple[bytes, dict]], bytes | None]:
@@ -221,7 +208,7 @@ class LmdbReader:
                 try:
                     out.append((ikey, self._decode(raw, f"sagas/{key}")))
                 except CorruptRecordError:
-                    continue  # quarantined, as in find_sagas
+                    continue  # quarantined: one bad record must not hide every other saga
         return out, last
 
     def tenant_counts(self, tenant_id: str) -> tuple[dict[str, int], int]:

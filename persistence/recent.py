@@ -117,16 +117,6 @@ def decode_cursor(cursor: str, prefix: bytes) -> bytes:
     return key
 
 
-def scan(txn: Txn, db: Any, q: Query, limit: int, after: str | None) -> tuple[list[str], str | None]:
-    """Local ids of one page, and the cursor of the next page (None: no more).
-
-    At most ``MAX_SCAN`` index entries are looked at: a very selective filter may answer fewer
-    than ``limit`` sagas (even none) with a cursor to go on from."""
-    keys, last = scan_keys(txn, db, q, limit, after)
-    n = len(_prefix(q)) + 8
-    return [key[n:].decode() for key in keys], None if last is None else encode_cursor(last)
-
-
 def local_of(q: Query, key: bytes) -> str:
     """The local saga id of an index key of ``q``'s range."""
     return key[len(_prefix(q)) + 8 :].decode()
@@ -134,7 +124,11 @@ def local_of(q: Query, key: bytes) -> str:
 
 def scan_keys(txn: Txn, db: Any, q: Query, limit: int,
               after: str | None) -> tuple[list[bytes], bytes | None]:
-    """``scan`` with the index keys themselves (a sharded store merges pages by them)."""
+    """The index keys of one page, and the key to resume after (None: no more); a sharded store
+    merges pages by these keys, ``encode_cursor`` makes the list cursor of one.
+
+    At most ``MAX_SCAN`` index entries are looked at: a very selective filter may answer fewer
+    than ``limit`` sagas (even none) with a key to go on from."""
     prefix = _prefix(q)
     lo = prefix + (micros(q.updated_after) if q.updated_after is not None else 0).to_bytes(8, "big")
     hi = prefix + (micros(q.updated_before) if q.updated_before is not None else 2**64 - 1).to_bytes(8, "big")
