@@ -110,10 +110,28 @@ class LmdbReader:
             if self._env_closed:
                 raise StorageError(f"store at {self._path} is closed")
             try:
-                with self._env.begin(buffers=False) as txn:
-                    yield txn
+                txn = self._env.begin(buffers=False)
+            except lmdb.MapResizedError:
+                txn = None  # another process grew the map: adopt its size (below), then read
             except lmdb.Error as exc:
                 raise StorageError(f"read from {self._path} failed: {exc}") from exc
+            if txn is not None:
+                try:
+                    with txn:
+                        yield txn
+                except lmdb.Error as exc:
+                    raise StorageError(f"read from {self._path} failed: {exc}") from exc
+                return
+        self._adopt_map_size()
+        with self._read() as again:
+            yield again
+
+    def _adopt_map_size(self) -> None:
+        """Take the map size another process (the owner of a shard this one only reads) grew
+        the environment to; LMDB wants no transaction of this process open meanwhile."""
+        with self._gate.exclusive():
+            if not self._env_closed:
+                self._env.set_mapsize(0)
 
     def load_saga(self, saga_id: str) -> dict | None:
         """``saga_id`` is the internal key (``layout.scoped_key``), as for every read by id."""

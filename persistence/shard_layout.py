@@ -77,8 +77,8 @@ def read_layout(folder: str) -> ShardLayout | None:
 
 
 def create_layout(folder: str, shards: int) -> ShardLayout:
-    """Write ``shards.json`` into ``folder`` (created if absent); the shard folders are
-    created when they are opened. A folder that already holds a store is refused: its sagas
+    """Create the catalog and every shard's environment in ``folder`` (created if absent),
+    then write ``shards.json`` last (a folder without it is not a store). A folder that already holds a store is refused: its sagas
     would not be where the layout says."""
     shards = check_shard_count(shards)
     folder = os.fspath(folder)
@@ -93,7 +93,10 @@ def create_layout(folder: str, shards: int) -> ShardLayout:
     layout = ShardLayout(folder, shards)
     from .lmdb_store import LmdbStore
 
-    LmdbStore(layout.catalog).close()  # there from the start: non-owners open it read-only
+    # every environment is there from the start: each worker opens the shards it does not own
+    # (and, but for shard 0's owner, the catalog) read-only beside those it owns
+    for env_dir in (layout.catalog, *(layout.shard_dir(s) for s in layout.all_shards())):
+        LmdbStore(env_dir).close()
     write_atomically(path, json.dumps({"format": LAYOUT_FORMAT, "shards": shards}).encode() + b"\n")
     return layout
 

@@ -46,8 +46,38 @@ def _summed(counts: Iterable[dict[K, int]]) -> dict[K, int]:
     return out
 
 
+class OwnedView:
+    """Counts over a subset of a sharded store's shards (``ShardedStore.owned_view``)."""
+
+    def __init__(self, readers: list[LmdbReader]) -> None:
+        self._readers = readers
+
+    def count_by_status(self) -> dict[tuple[str, str], int]:
+        return _summed(r.count_by_status() for r in self._readers)
+
+    def oldest_active(self) -> dict[str, float]:
+        return _oldest(self._readers)
+
+    def count_compensation_failed(self) -> dict[str, int]:
+        return _summed(r.count_compensation_failed() for r in self._readers)
+
+
+def _oldest(readers: Iterable[LmdbReader]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for r in readers:
+        for k, v in r.oldest_active().items():
+            out[k] = min(out.get(k, v), v)
+    return out
+
+
 class ShardedStore:
-    """A store over ``owned`` shards of a sharded folder (default: all of them)."""
+    """A store over ``owned`` shards of a sharded folder (default: all of them).
+
+    The shards it does not own are opened read-only beside them (their owners are other
+    processes of ``serve --workers``): every read (a saga, lists, counts, the feed) sees the
+    whole folder, every write goes to an owned shard, and recovery (owed work, timers) and the
+    per-process figures (``stats``, ``owned_view``) cover the owned shards only.
+    """
 
     def __init__(self, layout: ShardLayout, owned: frozenset[int] | None = None,
                  options: StoreOptions = StoreOptions(), *, read_only: bool = False) -> None:
@@ -74,6 +104,11 @@ class ShardedStore:
                 store = ReadOnlyStore(layout.shard_dir(s)) if read_only else open_rw(layout.shard_dir(s))
                 opened.append(store)
                 self._stores[s] = store
+            self._others: dict[int, Any] = {}
+            for s in layout.all_shards():
+                if s not in self._stores:
+                    self._others[s] = ReadOnlyStore(layout.shard_dir(s))
+                    opened.append(self._others[s])
             self.catalog_owner = CATALOG_SHARD in self.owned and not read_only
             if self.catalog_owner:
                 self._catalog: Any = open_rw(layout.catalog)
@@ -95,12 +130,26 @@ class ShardedStore:
                                f"(it owns {sorted(self.owned)})")
         return store
 
-    def _by_key(self, key: str) -> Any | None:
-        """The store of a saga's internal key (None: a shard this store does not own)."""
-        return self._stores.get(shard_of(key, self.shards))
+    def _by_key(self, key: str) -> Any:
+        """The store (owned or read-only) of a saga's internal key."""
+        s = shard_of(key, self.shards)
+        return self._stores.get(s) or self._others[s]
+
+    def owns(self, key: str) -> bool:
+        """Whether this store writes the saga of internal key ``key`` (its shard is owned)."""
+        return shard_of(key, self.shards) in self._stores
 
     def _readers(self) -> list[LmdbReader]:
+        """Every shard's store, owned or read-only, in shard order."""
+        return [self._stores.get(s) or self._others[s] for s in range(self.shards)]
+
+    def _owned_readers(self) -> list[LmdbReader]:
         return [self._stores[s] for s in sorted(self._stores)]
+
+    def owned_view(self) -> OwnedView:
+        """The counts of the owned shards only: what this process reports as its own (metrics
+        of several worker processes add up instead of each counting the whole folder)."""
+        return OwnedView(self._owned_readers())
 
     def _writers(self) -> list[LmdbStore]:
         """The owned shards' stores, for the admin operations (refused when read-only)."""
@@ -219,12 +268,10 @@ class ShardedStore:
     # ---- Queries -------------------------------------------------------------------------
 
     def load_saga(self, saga_id: str) -> dict[str, Any] | None:
-        store = self._by_key(saga_id)
-        return None if store is None else store.load_saga(saga_id)
+        return self._by_key(saga_id).load_saga(saga_id)  # type: ignore[no-any-return]
 
     def load_history(self, saga_id: str, *, after_seq: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
-        store = self._by_key(saga_id)
-        return [] if store is None else store.load_history(saga_id, after_seq=after_seq, limit=limit)
+        return self._by_key(saga_id).load_history(saga_id, after_seq=after_seq, limit=limit)  # type: ignore[no-any-return]
 
     def load_journey(self, journey_id: str, version: int | None = None) -> dict[str, Any] | None:
         return self._catalog.load_journey(journey_id, version)
@@ -264,25 +311,24 @@ class ShardedStore:
         return rows, last
 
     def feed_vector_end(self) -> tuple[int, ...]:
-        """Per shard (all S; an unowned shard reads 0), its last feed position."""
-        return tuple(self._stores[s].feed_end() if s in self._stores else 0 for s in range(self.shards))
+        """Per shard (all S), its last feed position."""
+        return tuple(r.feed_end() for r in self._readers())
 
     def feed_vector_floor(self) -> tuple[int, ...]:
-        return tuple(self._stores[s].feed_floor() if s in self._stores else 0 for s in range(self.shards))
+        return tuple(r.feed_floor() for r in self._readers())
 
     def feed_vector_scan(self, positions: Sequence[int], limit: int = 1000, *,
                          tenant: str | None = None) -> tuple[list[FeedRow], tuple[int, ...]]:
         """Rows after ``positions`` (shard by shard, each given ``limit // owned`` positions
         to look at so that a busy shard cannot starve the others), each with the vector just
-        after it, and the vector of the positions looked at. Unowned shards' positions pass
-        through unchanged."""
+        after it, and the vector of the positions looked at."""
         if len(positions) != self.shards:
             raise InvalidInputError(f"a feed position of this store has {self.shards} parts, got {len(positions)}")
         current = list(positions)
-        budget = max(1, limit // len(self._stores))
+        budget = max(1, limit // self.shards)
         out: list[FeedRow] = []
-        for s in sorted(self._stores):
-            rows, last = self._stores[s].feed_scan(current[s], budget, tenant=tenant)
+        for s, reader in enumerate(self._readers()):
+            rows, last = reader.feed_scan(current[s], budget, tenant=tenant)
             for pos, key, entry in rows:
                 current[s] = pos
                 out.append((tuple(current), key, entry))
@@ -290,14 +336,15 @@ class ShardedStore:
         return out, tuple(current)
 
     def sagas_with_work_owed(self) -> list[str]:
-        return sorted(k for r in self._readers() for k in r.sagas_with_work_owed())
+        """Of the owned shards: their owner resumes them."""
+        return sorted(k for r in self._owned_readers() for k in r.sagas_with_work_owed())
 
     def pending_wakeups(self) -> list[tuple[str, float]]:
-        return sorted(w for r in self._readers() for w in r.pending_wakeups())
+        return sorted(w for r in self._owned_readers() for w in r.pending_wakeups())
 
     def get_idempotency(self, key: str) -> dict[str, Any] | None:
         """An idempotency key does not name its saga, so its shard is unknown here: every
-        owned shard is asked, then the catalog (journey creates)."""
+        shard is asked, then the catalog (journey creates)."""
         for r in [*self._readers(), self._catalog]:
             found = r.get_idempotency(key)
             if found is not None:
@@ -308,11 +355,7 @@ class ShardedStore:
         return _summed(r.count_by_status() for r in self._readers())
 
     def oldest_active(self) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for r in self._readers():
-            for k, v in r.oldest_active().items():
-                out[k] = min(out.get(k, v), v)
-        return out
+        return _oldest(self._readers())
 
     def count_compensation_failed(self) -> dict[str, int]:
         return _summed(r.count_compensation_failed() for r in self._readers())
@@ -332,7 +375,7 @@ class ShardedStore:
     def stats(self) -> dict[str, Any]:
         """Sums over the owned shards and the catalog (maxima for the max_* figures)."""
         out: dict[str, Any] = {}
-        for r in [*self._readers(), self._catalog]:
+        for r in [*self._owned_readers(), self._catalog]:
             for k, v in r.stats().items() if hasattr(r, "stats") else ():
                 if isinstance(v, (int, float)) and not isinstance(v, bool):
                     out[k] = max(out.get(k, 0), v) if k.startswith("max_") else out.get(k, 0) + v

@@ -97,10 +97,12 @@ def test_two_stores_on_one_shard_are_refused_disjoint_ones_open_together(tmp_pat
         other = subprocess.run([sys.executable, "-c", SECOND_WORKER, str(tmp_path / "d"),
                                 str(Path(__file__).parent)], capture_output=True, text=True, timeout=60)
         assert other.returncode == 0, other.stderr
-        assert other.stdout.strip() == ",".join(sorted([ids[1], ids[3]]))
+        # each reads the whole folder (the shards it does not own read-only), writes its own
+        assert other.stdout.strip() == ",".join(sorted(ids[s] for s in range(4)))
         with pytest.raises(StorageError, match="not owned"):
             first.write([saga(ids[1])])
-        assert {s["saga_id"] for s in first.find_sagas(Query("acme"))[0]} == {ids[0], ids[2]}
+        assert {s["saga_id"] for s in first.find_sagas(Query("acme"))[0]} == {ids[s] for s in range(4)}
+        assert first.owns(scoped_key("acme", ids[2])) and not first.owns(scoped_key("acme", ids[1]))
     finally:
         first.close()
     whole = backend.open()
