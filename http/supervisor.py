@@ -27,7 +27,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 from saga_journey.persistence.shard_layout import write_atomically
 from saga_journey.persistence.shard_map import owned_shards
@@ -174,11 +174,12 @@ class Supervisor:
 
     async def _wait_ready(self, stop: asyncio.Event) -> int | None:
         """None once every worker is ready; else the exit code of the start-up that failed."""
-        pending = {asyncio.ensure_future(w.ready): w for w in self.workers if w.ready is not None}
-        stopper = asyncio.ensure_future(stop.wait())
+        pending: dict[asyncio.Future[None], Worker] = {w.ready: w for w in self.workers if w.ready is not None}
+        stopper: asyncio.Future[bool] = asyncio.ensure_future(stop.wait())
         try:
             while pending:
-                done, _ = await asyncio.wait([*pending, stopper], return_when=asyncio.FIRST_COMPLETED)
+                waiting: list[asyncio.Future[Any]] = [*pending, stopper]
+                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 if stopper in done:
                     return 0
                 for fut in done:
