@@ -1,0 +1,763 @@
+"""``serve --workers 2`` against ``--workers 1`` (and bare aiohttp), measured in one run.
+
+Only ratios measured in the same run count (the VMs are shared and differ 3-6x), so every part
+alternates the configurations it compares, and prints the machine, the load average before each
+measurement and the CPU that other jobs took meanwhile ("foreign").
+
+  sagas    whole sagas over HTTP: 3 milestones, the third fails, 2 compensations through webhooks
+           (a webhook receiver process); N sagas (default 2000), C in flight (default 200); the
+           client (another process) long-polls GET /v1/sagas/{id}?wait=30&version=V. Runs
+           --workers 1 and --workers 2 alternately, --rounds times. Target: w2/w1 >= 1.7 on 2 cores.
+  advance  durable advances over HTTP (wrk, the settings of bench_http.py) against bare aiohttp
+           hello: --workers 2 vs 2 hello processes (SO_REUSEPORT), --workers 1 vs 1. Target >= 0.6.
+  hop      the added latency of the one hop: the same request sent straight to its owner's hop
+           socket (with the hop header: answered there) vs sent to the other worker's hop socket
+           without it (that worker forwards it), interleaved, sequential; p50 and mean of each.
+
+The share of requests forwarded is read from every worker's /metrics (asked over its hop socket
+with the hop header: its own answer), as deltas over each measured phase.
+
+  python bench/bench_workers.py [--parts sagas,advance,hop] [--rounds 2] [--sagas 2000]
+      [--inflight 200] [--duration 10] [--connections 100] [--hop-requests 3000]
+      [--configs w1,w2] [--profile DIR]
+
+--configs: w1 = ``serve`` (one process, one LMDB environment), w2 = ``--workers 2 --shards 16``,
+w1s = ``--workers 1 --shards 16`` (the supervisor and the sharded folder, one worker).
+--profile DIR: py-spy (``pip install py-spy``) samples every server process during the measured
+phase of each sagas run, and the script prints where their CPU went.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from bench_http import LUA, free_port, fsync_probe, run_wrk  # noqa: E402
+
+from saga_journey.http.hop import HOP_HEADER, WORKER_HEADER, hop_folder, peer_address  # noqa: E402
+
+TOKEN = "bench-token"
+TENANT = "bench"
+SHARDS = 16
+CONFIGS = {  # name -> extra serve arguments
+    "w1": [],
+    "w2": ["--workers", "2", "--shards", str(SHARDS)],
+    "w1s": ["--workers", "1", "--shards", str(SHARDS)],
+}
+
+HELLO = """
+import sys
+from aiohttp import web
+async def hello(request):
+    return web.Response(text="hello")
+app = web.Application()
+app.router.add_get("/", hello)
+if sys.argv[2] == "uvloop":
+    import uvloop
+    uvloop.install()
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None, reuse_port=True)
+"""
+
+WEBHOOKS = """
+import sys
+from aiohttp import web
+calls = 0
+async def compensate(request):
+    global calls
+    await request.read()
+    calls += 1
+    return web.json_response({"ok": True})
+async def count(request):
+    return web.json_response({"calls": calls})
+app = web.Application()
+app.router.add_post("/compensate/{name}", compensate)
+app.router.add_get("/count", count)
+if sys.argv[2] == "uvloop":
+    import uvloop
+    uvloop.install()
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+# The client of the sagas part, in its own process: WARM sagas, then "warm" on stdout, then the
+# measured N once a line arrives on stdin; one JSON line at the end.
+CLIENT = r"""
+import asyncio, json, math, sys, time
+import aiohttp
+GW, N, CONC, WARM, LOOP = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+STEPS = ("step1", "step2", "step3")
+
+async def main():
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONC)) as s:
+        async def post(path, body, want=200):
+            async with s.post(GW + path, json=body) as r:
+                out = await r.json(content_type=None)
+            assert r.status == want, (path, r.status, out)
+            return out
+        design = {"journey_type": "sbs_saga", "requirements": {"milestones": [
+            {"id": st, "compensation_handler": f"undo_{st}"} for st in STEPS]}}
+        journey = await post("/v1/journeys", design, 201)
+        assert not journey.get("missing_handlers"), journey
+        jid = journey["journey_id"]
+        waits = [0]
+
+        async def one():
+            sid = (await post("/v1/sagas", {"journey_id": jid, "context": {"k": 1}}, 201))["saga_id"]
+            await post(f"/v1/sagas/{sid}/advance", {"step_result": {"status": "complete", "milestone_id": "step1"}})
+            await post(f"/v1/sagas/{sid}/advance", {"step_result": {"status": "complete", "milestone_id": "step2"}})
+            st = await post(f"/v1/sagas/{sid}/advance",
+                            {"step_result": {"status": "failed", "milestone_id": "step3", "error": "step3 failed"}})
+            for _ in range(20):  # bounded: 20 long-polls of at most 30 s
+                if st["status"] == "FAILED":
+                    break
+                async with s.get(f"{GW}/v1/sagas/{sid}?wait=30&version={st['version']}") as r:
+                    st = await r.json(content_type=None)
+                assert r.status == 200, (r.status, st)
+                waits[0] += 1
+            assert st["status"] == "FAILED" and st["compensation_status"] == "succeeded", st
+            assert st["compensated_milestones"] == ["step2", "step1"], st
+
+        async def drive(n):
+            sem = asyncio.Semaphore(CONC)
+            lat = []
+            async def run():
+                async with sem:
+                    t0 = time.perf_counter()
+                    await one()
+                    lat.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            await asyncio.gather(*(run() for _ in range(n)))
+            return time.perf_counter() - t0, sorted(lat)
+
+        await drive(WARM)
+        print("warm", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        waits[0] = 0
+        wall, lat = await drive(N)
+        pct = lambda p: lat[max(0, min(len(lat) - 1, math.ceil(p / 100 * len(lat)) - 1))]
+        print(json.dumps({"wall_s": wall, "sagas_per_s": N / wall, "p50_ms": pct(50) * 1e3,
+                          "p99_ms": pct(99) * 1e3, "waits_per_saga": waits[0] / N}), flush=True)
+
+if LOOP == "uvloop":
+    import uvloop
+    uvloop.run(main())
+else:
+    asyncio.run(main())
+"""
+
+
+# ---- processes and CPU ------------------------------------------------------------------------
+
+def loadavg() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def proc_cpu(pid: int) -> float:
+    """utime + stime of ``pid`` in seconds (0 for one gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            rest = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy() -> float:
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds of named processes, and of the machine, between start() and stop()."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self.groups = groups
+
+    def start(self) -> None:
+        self.t0 = time.perf_counter()
+        self.m0 = machine_busy()
+        self.c0 = {g: sum(proc_cpu(p) for p in pids) for g, pids in self.groups.items()}
+
+    def stop(self) -> dict[str, float]:
+        elapsed = time.perf_counter() - self.t0
+        out = {g: sum(proc_cpu(p) for p in pids) - self.c0[g] for g, pids in self.groups.items()}
+        busy = machine_busy() - self.m0
+        out["machine"] = busy
+        out["foreign"] = max(0.0, busy - sum(v for k, v in out.items() if k != "machine"))
+        out["elapsed"] = elapsed
+        return out
+
+
+def stop(proc: subprocess.Popen, timeout: float = 40) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def http(url: str, method: str = "GET", body: Any = None, headers: dict[str, str] | None = None,
+         unix: str | None = None, timeout: float = 30) -> tuple[int, dict[str, str], bytes]:
+    """One request over TCP, or over the unix socket ``unix`` (then ``url`` is just the path)."""
+    data = None if body is None else json.dumps(body).encode()
+    hdrs = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json", **(headers or {})}
+    if unix is None:
+        req = urllib.request.Request(url, method=method, data=data, headers=hdrs)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.status, dict(resp.headers), resp.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+    import http.client
+    import socket
+
+    class UnixConnection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.settimeout(timeout)
+            self.sock.connect(unix)
+
+    conn = UnixConnection("worker", timeout=timeout)
+    try:
+        conn.request(method, url, body=data, headers=hdrs)
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+    finally:
+        conn.close()
+
+
+@dataclass
+class Server:
+    """A running ``saga-journey serve`` of one configuration."""
+
+    name: str
+    proc: subprocess.Popen
+    port: int
+    data: str
+    workers: int
+    log: str
+    pids: list[int] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def hop_socket(self, index: int) -> str:
+        return peer_address(self.data, index)
+
+    def hop_counts(self) -> list[dict[str, float]]:
+        """Each worker's own saga_http_hops_total / saga_http_hop_seconds_total."""
+        if self.workers < 2:
+            return []
+        out = []
+        for i in range(self.workers):
+            _, _, body = http("/metrics", headers={HOP_HEADER: "bench"}, unix=self.hop_socket(i))
+            text = body.decode()
+            row: dict[str, float] = {}
+            for outcome in ("local", "forwarded", "failed"):
+                m = re.search(rf'^saga_http_hops_total{{outcome="{outcome}"}} (\S+)', text, re.M)
+                row[outcome] = float(m.group(1)) if m else 0.0
+            m = re.search(r"^saga_http_hop_seconds_total (\S+)", text, re.M)
+            row["seconds"] = float(m.group(1)) if m else 0.0
+            out.append(row)
+        return out
+
+
+def start_server(name: str, work: str, loop: str, config: str, insecure: bool) -> Server:
+    data = os.path.join(work, f"data-{name}-{time.monotonic_ns()}")
+    port = free_port()
+    log = data + ".log"
+    argv = [sys.executable, "-m", "saga_journey.runtime.cli", "serve", "--create", "--data-dir", data,
+            "--host", "127.0.0.1", "--port", str(port), "--config", config, "--loop", loop, *CONFIGS[name]]
+    if insecure:
+        argv.append("--insecure-dev")
+    with open(log, "w") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+    workers = 2 if name == "w2" else 1
+    srv = Server(name, proc, port, data, workers, log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}; see {log}")
+        with open(log) as f:
+            if "listening on" in f.read():
+                break
+        time.sleep(0.05)
+    else:
+        stop(proc)
+        raise RuntimeError(f"{name} did not start in 60 s; see {log}")
+    if name == "w1":
+        srv.pids = [proc.pid]
+    else:
+        with open(os.path.join(hop_folder(data), "workers.json")) as f:
+            state = json.load(f)
+        srv.pids = [w["pid"] for w in state["workers"]]
+    return srv
+
+
+def stop_server(srv: Server) -> None:
+    stop(srv.proc)
+    shutil.rmtree(srv.data, ignore_errors=True)
+
+
+# ---- profiles ---------------------------------------------------------------------------------
+
+def start_profiles(srv: Server, folder: str, tag: str) -> list[tuple[subprocess.Popen, str]]:
+    spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
+    out = []
+    for i, pid in enumerate(srv.pids):
+        path = os.path.join(folder, f"{tag}-worker{i}.txt")
+        p = subprocess.Popen([spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "200",
+                              "--nonblocking", "--duration", "600", "--output", path],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        out.append((p, path))
+    return out
+
+
+def stop_profiles(profiles: list[tuple[subprocess.Popen, str]]) -> list[str]:
+    for p, _ in profiles:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+    for p, _ in profiles:
+        try:
+            p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    return [path for _, path in profiles if os.path.exists(path)]
+
+
+# What a sample is spent on: the first category whose pattern matches a frame of its stack, from
+# the innermost frame out (so the most specific owner of the time wins).
+CATEGORIES = [
+    ("fsync / LMDB commit", re.compile(r"\b(commit|fsync|fdatasync|sync)\b.*\((lmdb|.*persistence)")),
+    ("LMDB reads/writes", re.compile(r"persistence/")),
+    ("JSON / codec", re.compile(r"(orjson|json/|codec\.py|\bdumps\b|\bloads\b)")),
+    ("hop client (forwarding)", re.compile(r"routing\.py|aiohttp/client|aiohttp/connector")),
+    ("webhook calls", re.compile(r"webhooks\.py")),
+    ("auth", re.compile(r"auth\.py")),
+    ("runtime / actors", re.compile(r"(runtime/|actors/|pykka)")),
+    ("gateway handlers & middlewares", re.compile(r"http/(routes|middlewares|problems|admission|events)\.py")),
+    ("aiohttp server / HTTP parsing", re.compile(r"aiohttp/(web_|http_|base_protocol|streams|helpers|multidict)")),
+    ("metrics", re.compile(r"(prometheus|metrics/)")),
+    ("event loop / asyncio", re.compile(r"(asyncio/|uvloop)")),
+]
+
+
+def analyse(paths: list[str], top: int = 12) -> str:
+    """Where the sampled CPU went, summed over ``paths`` (py-spy raw: 'frame;frame;... count')."""
+    total = 0
+    cats: Counter[str] = Counter()
+    leaf: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    for path in paths:
+        with open(path) as f:
+            for line in f:
+                stack, _, n = line.rstrip("\n").rpartition(" ")
+                if not n.isdigit():
+                    continue
+                count = int(n)
+                frames = stack.split(";")
+                total += count
+                leaf[frames[-1]] += count
+                for fr in set(frames):
+                    inclusive[fr] += count
+                for fr in reversed(frames):
+                    hit = next((c for c, rx in CATEGORIES if rx.search(fr)), None)
+                    if hit is not None:
+                        cats[hit] += count
+                        break
+                else:
+                    cats["other"] += count
+    if not total:
+        return "  (no samples)"
+    lines = [f"  {total} samples; by category (innermost matching frame):"]
+    lines += [f"    {c:<32} {n / total:6.1%}" for c, n in cats.most_common()]
+    lines.append("  top self frames:")
+    lines += [f"    {n / total:6.1%}  {fr[:150]}" for fr, n in leaf.most_common(top)]
+    lines.append("  top inclusive frames (outside the event loop's own):")
+    shown = 0
+    for fr, n in inclusive.most_common(200):
+        if re.search(r"(asyncio/|uvloop|<module>|run_forever|run_until_complete|\brun\b \(|cli\.py|server\.py)", fr):
+            continue
+        lines.append(f"    {n / total:6.1%}  {fr[:150]}")
+        shown += 1
+        if shown >= top:
+            break
+    return "\n".join(lines)
+
+
+# ---- part 1: whole sagas ----------------------------------------------------------------------
+
+def part_sagas(args: argparse.Namespace, work: str, loop: str) -> None:
+    wh_port = free_port()
+    wh = subprocess.Popen([sys.executable, "-c", WEBHOOKS, str(wh_port), loop])
+    config = os.path.join(work, "sagas.toml")
+    with open(config, "w") as f:
+        for s in ("step1", "step2", "step3"):
+            f.write(f'[webhooks.undo_{s}]\nurl = "http://127.0.0.1:{wh_port}/compensate/undo_{s}"\n')
+    results: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    configs = args.configs
+    print(f"\n== sagas: {args.sagas} sagas (+{args.warm} warm-up), {args.inflight} in flight, 3 milestones, the third "
+          f"fails, 2 webhook compensations; client and webhook receiver in their own processes; "
+          f"{args.rounds} rounds of {', '.join(configs)} (order alternates)", flush=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{wh_port}/count", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(0.05)
+        for r in range(args.rounds):
+            order = configs if r % 2 == 0 else list(reversed(configs))
+            for name in order:
+                srv = start_server(name, work, loop, config, insecure=True)
+                try:
+                    client = subprocess.Popen(
+                        [sys.executable, "-c", CLIENT, srv.url, str(args.sagas), str(args.inflight),
+                         str(args.warm), loop], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                    try:
+                        line = client.stdout.readline()
+                        if line.strip() != "warm":
+                            raise RuntimeError(f"client: {line!r}; see {srv.log}")
+                        hops0 = srv.hop_counts()
+                        la = loadavg()
+                        meter = CpuMeter({"server": srv.pids, "client": [client.pid], "webhooks": [wh.pid]})
+                        profiles = start_profiles(srv, args.profile, f"sagas-{name}-r{r}") if args.profile else []
+                        if profiles:
+                            time.sleep(0.5)  # py-spy attaches
+                        meter.start()
+                        client.stdin.write("go\n")
+                        client.stdin.flush()
+                        line = client.stdout.readline()
+                        cpu = meter.stop()
+                        paths = stop_profiles(profiles)
+                        client.wait(timeout=60)
+                    finally:
+                        if client.poll() is None:
+                            client.kill()
+                            client.wait()
+                    if not line.strip():
+                        raise RuntimeError(f"client failed (rc {client.returncode}); see {srv.log}")
+                    res = json.loads(line)
+                    hops1 = srv.hop_counts()
+                finally:
+                    stop_server(srv)
+                res.update(cpu=cpu, load=la, hops=hop_delta(hops0, hops1), profiles=paths)
+                results[name].append(res)
+                c = cpu
+                per = 1000 / args.sagas
+                print(f"  round {r + 1} {name:<4} {res['sagas_per_s']:7.1f} sagas/s  p50 {res['p50_ms']:7.1f} ms  "
+                      f"p99 {res['p99_ms']:7.1f} ms  long-polls/saga {res['waits_per_saga']:.2f}  "
+                      f"load {la}", flush=True)
+                print(f"        CPU ms/saga: server {c['server'] * per:.2f}, client {c['client'] * per:.2f}, "
+                      f"webhooks {c['webhooks'] * per:.2f}; machine busy {c['machine'] / c['elapsed'] / os.cpu_count():.0%}"
+                      f" of {os.cpu_count()} cpus, foreign {c['foreign'] / c['elapsed'] / os.cpu_count():.0%}"
+                      + (f"; {describe_hops(res['hops'])}" if res["hops"] else ""), flush=True)
+    finally:
+        stop(wh)
+    print("  summary (sagas/s):", flush=True)
+    for name in configs:
+        rates = [x["sagas_per_s"] for x in results[name]]
+        srv_ms = [x["cpu"]["server"] * 1000 / args.sagas for x in results[name]]
+        print(f"    {name:<4} mean {statistics.mean(rates):7.1f}  runs {' '.join(f'{v:.1f}' for v in rates)}  "
+              f"server CPU {statistics.mean(srv_ms):.2f} ms/saga", flush=True)
+    if "w1" in results and "w2" in results:
+        pairs = [b["sagas_per_s"] / a["sagas_per_s"] for a, b in zip(results["w1"], results["w2"])]
+        ratio = statistics.mean(x["sagas_per_s"] for x in results["w2"]) / statistics.mean(
+            x["sagas_per_s"] for x in results["w1"])
+        print(f"  RATIO sagas/s workers 2 / workers 1: {ratio:.2f} (per round {' '.join(f'{p:.2f}' for p in pairs)}; "
+              f"target >= 1.70 on 2 cores)", flush=True)
+        cpu_ratio = statistics.mean(x["cpu"]["server"] for x in results["w2"]) / statistics.mean(
+            x["cpu"]["server"] for x in results["w1"])
+        print(f"  server CPU per saga workers 2 / workers 1: {cpu_ratio:.2f}", flush=True)
+    if "w1s" in results and "w1" in results:
+        ratio = statistics.mean(x["sagas_per_s"] for x in results["w1s"]) / statistics.mean(
+            x["sagas_per_s"] for x in results["w1"])
+        print(f"  ratio w1s (supervisor + 16 shards, 1 worker) / w1: {ratio:.2f}", flush=True)
+    if args.profile:
+        for name in configs:
+            paths = [p for x in results[name] for p in x["profiles"]]
+            print(f"  profile {name} (py-spy, {len(paths)} files, all rounds, all its processes):")
+            print(analyse(paths), flush=True)
+
+
+def hop_delta(before: list[dict[str, float]], after: list[dict[str, float]]) -> list[dict[str, float]]:
+    return [{k: a[k] - b[k] for k in a} for b, a in zip(before, after)]
+
+
+def describe_hops(hops: list[dict[str, float]]) -> str:
+    local = sum(h["local"] for h in hops)
+    fwd = sum(h["forwarded"] for h in hops)
+    failed = sum(h["failed"] for h in hops)
+    secs = sum(h["seconds"] for h in hops)
+    total = local + fwd + failed
+    share = fwd / total if total else 0.0
+    rt = secs / fwd * 1000 if fwd else 0.0
+    return (f"forwarded {share:.1%} of {total:.0f} requests ({failed:.0f} failed), "
+            f"mean forwarded round trip {rt:.2f} ms")
+
+
+# ---- part 2: advances vs hello ----------------------------------------------------------------
+
+def create_sagas(srv: Server, n: int, milestones: int) -> list[str]:
+    status, _, body = http(srv.url + "/v1/journeys", "POST", {
+        "journey_type": "bench_long", "requirements": {"milestones": [f"m{i}" for i in range(milestones)]}})
+    assert status == 201, (status, body)
+    jid = json.loads(body)["journey_id"]
+
+    def one(_: int) -> str:
+        st, _, b = http(srv.url + "/v1/sagas", "POST", {"journey_id": jid})
+        assert st == 201, (st, b)
+        return json.loads(b)["saga_id"]
+
+    with ThreadPoolExecutor(16) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def part_advance(args: argparse.Namespace, work: str, loop: str) -> None:
+    config = os.path.join(work, "advance.toml")
+    from saga_journey.http.auth import hash_token
+
+    with open(config, "w") as f:
+        f.write(f'[[api_keys]]\nsha256 = "{hash_token(TOKEN)}"\ntenant_id = "{TENANT}"\n'
+                'user_id = "bench"\nroles = ["admin"]\n')
+    print(f"\n== advance: wrk -t1 -c{args.connections} -d{args.duration}s --latency (as bench_http.py), "
+          f"{args.sagas} sagas x {args.milestones} milestones, POST /v1/sagas/{{id}}/advance round-robin; "
+          f"bare aiohttp hello with 1 and 2 processes (SO_REUSEPORT); {args.rounds} rounds", flush=True)
+    rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in range(args.rounds):
+        order = ["hello1", "w1", "hello2", "w2"] if r % 2 == 0 else ["w2", "hello2", "w1", "hello1"]
+        for name in order:
+            la = loadavg()
+            extra = ""
+            if name.startswith("hello"):
+                port = free_port()
+                procs = [subprocess.Popen([sys.executable, "-c", HELLO, str(port), loop])
+                         for _ in range(int(name[-1]))]
+                try:
+                    deadline = time.monotonic() + 30
+                    while time.monotonic() < deadline:
+                        try:
+                            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read()
+                            break
+                        except OSError:
+                            time.sleep(0.05)
+                    time.sleep(0.5)  # the second process binds too
+                    url = f"http://127.0.0.1:{port}/"
+                    run_wrk(url, 2, args.connections, None)
+                    meter = CpuMeter({"server": [p.pid for p in procs]})
+                    meter.start()
+                    res = run_wrk(url, args.duration, args.connections, None)
+                    cpu = meter.stop()
+                finally:
+                    for p in procs:
+                        stop(p)
+            else:
+                srv = start_server(name, work, loop, config, insecure=False)
+                try:
+                    ids = create_sagas(srv, args.sagas, args.milestones)
+                    script = os.path.join(work, f"advance-{name}.lua")
+                    with open(script, "w") as f:
+                        f.write(LUA % {"ids": ", ".join(json.dumps(i) for i in ids), "token": TOKEN})
+                    run_wrk(srv.url, 2, args.connections, script)
+                    hops0 = srv.hop_counts()
+                    meter = CpuMeter({"server": srv.pids})
+                    meter.start()
+                    res = run_wrk(srv.url, args.duration, args.connections, script)
+                    cpu = meter.stop()
+                    hops = hop_delta(hops0, srv.hop_counts())
+                    if hops:
+                        extra = "; " + describe_hops(hops)
+                finally:
+                    stop_server(srv)
+            res["cpu"] = cpu
+            rows[name].append(res)
+            per_req = cpu["server"] / (res["rps"] * args.duration) * 1e6 if res["rps"] else 0
+            print(f"  round {r + 1} {name:<6} {res['rps']:8.0f} req/s  p50 {res['p50']:>8}  p99 {res['p99']:>8}  "
+                  f"non-2xx {res['non_2xx']}  socket errors {res['socket_errors']}  load {la}", flush=True)
+            print(f"         server CPU {per_req:.0f} us/req, machine busy "
+                  f"{cpu['machine'] / cpu['elapsed'] / os.cpu_count():.0%}, foreign "
+                  f"{cpu['foreign'] / cpu['elapsed'] / os.cpu_count():.0%}{extra}", flush=True)
+
+    def mean(name: str) -> float:
+        return statistics.mean(x["rps"] for x in rows[name])
+
+    print("  summary (req/s, mean of rounds): " + ", ".join(f"{n} {mean(n):.0f}" for n in ("hello1", "hello2", "w1", "w2")))
+    print(f"  RATIO advance --workers 2 / hello x2: {mean('w2') / mean('hello2'):.2f} (target >= 0.60; per round "
+          + " ".join(f"{b['rps'] / a['rps']:.2f}" for a, b in zip(rows["hello2"], rows["w2"])) + ")")
+    print(f"  ratio advance --workers 1 / hello x1: {mean('w1') / mean('hello1'):.2f} (per round "
+          + " ".join(f"{b['rps'] / a['rps']:.2f}" for a, b in zip(rows["hello1"], rows["w1"])) + ")")
+    print(f"  scaling: hello x2 / x1 {mean('hello2') / mean('hello1'):.2f}, advance w2 / w1 {mean('w2') / mean('w1'):.2f}",
+          flush=True)
+
+
+# ---- part 3: the hop --------------------------------------------------------------------------
+
+async def hop_latency(srv: Server, n: int, milestones: int) -> dict[str, list[float]]:
+    import aiohttp
+
+    from saga_journey.persistence.shard_map import owner_of, saga_shard
+
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    sessions = [aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=srv.hop_socket(i)))
+                for i in range(srv.workers)]
+    try:
+        s0, s1 = sessions
+        hop = {HOP_HEADER: "bench", **auth}
+        async with s0.post("http://w/v1/journeys", json={"journey_type": "bench_hop", "requirements": {
+                "milestones": [f"m{i}" for i in range(milestones)]}}, headers=hop) as r:
+            assert r.status == 201, await r.text()
+            jid = (await r.json())["journey_id"]
+        # sagas created at worker 0 (with the hop header: placed in its own shards)
+        need = n // milestones + 2
+        direct, forwarded = [], []
+        for lst in (direct, forwarded):
+            for _ in range(need):
+                async with s0.post("http://w/v1/sagas", json={"journey_id": jid}, headers=hop) as r:
+                    assert r.status == 201, await r.text()
+                    sid = (await r.json())["saga_id"]
+                assert owner_of(saga_shard(TENANT, sid, SHARDS), 2) == 0, sid
+                lst.append(sid)
+        times: dict[str, list[float]] = defaultdict(list)
+        body = {"step_result": {"status": "complete"}}
+        workers_seen: Counter[str] = Counter()
+
+        async def timed(kind: str, session: aiohttp.ClientSession, method: str, path: str, headers: dict[str, str],
+                        **kw: Any) -> None:
+            t = time.perf_counter()
+            async with session.request(method, "http://w" + path, headers=headers, **kw) as r:
+                await r.read()
+                assert r.status == 200, (kind, r.status, await r.text())
+                workers_seen[f"{kind}:{r.headers.get(WORKER_HEADER)}"] += 1
+            times[kind].append((time.perf_counter() - t) * 1000)
+
+        for _ in range(50):  # warm both paths (the hop connection pool included)
+            await timed("warm", s0, "GET", f"/v1/sagas/{direct[0]}?wait=30&version=0", hop)
+            await timed("warm", s1, "GET", f"/v1/sagas/{direct[0]}?wait=30&version=0", auth)
+        times.pop("warm")
+        # 1. a read that is forwarded (a wait) but answered at once (version 0 < the saga's)
+        for i in range(n):
+            sid = direct[i % len(direct)]
+            await timed("wait direct", s0, "GET", f"/v1/sagas/{sid}?wait=30&version=0", hop)
+            await timed("wait forwarded", s1, "GET", f"/v1/sagas/{sid}?wait=30&version=0", auth)
+        # 2. durable advances: each saga gets `milestones` of them, alternately direct and forwarded
+        for i in range(n):
+            k, j = divmod(i, milestones)
+            await timed("advance direct", s0, "POST", f"/v1/sagas/{direct[k]}/advance", hop, json=body)
+            await timed("advance forwarded", s1, "POST", f"/v1/sagas/{forwarded[k]}/advance", auth, json=body)
+        times["_workers"] = workers_seen  # type: ignore[assignment]
+        return times
+    finally:
+        for s in sessions:
+            await s.close()
+
+
+def part_hop(args: argparse.Namespace, work: str, loop: str) -> None:
+    config = os.path.join(work, "hop.toml")
+    from saga_journey.http.auth import hash_token
+
+    with open(config, "w") as f:
+        f.write(f'[[api_keys]]\nsha256 = "{hash_token(TOKEN)}"\ntenant_id = "{TENANT}"\n'
+                'user_id = "bench"\nroles = ["admin"]\n')
+    print(f"\n== hop: --workers 2, {args.hop_requests} sequential requests of each kind over the workers' unix "
+          "sockets, direct (to the owner, hop header set) and forwarded (to the other worker) interleaved; "
+          f"load {loadavg()}", flush=True)
+    srv = start_server("w2", work, loop, config, insecure=False)
+    try:
+        hops0 = srv.hop_counts()
+        times = asyncio.run(hop_latency(srv, args.hop_requests, args.milestones))
+        hops = hop_delta(hops0, srv.hop_counts())
+    finally:
+        stop_server(srv)
+    seen = times.pop("_workers")
+    print(f"  answered by (X-Saga-Journey-Worker): {dict(seen)}")
+    print(f"  worker counters: {describe_hops(hops)}")
+    for what in ("wait", "advance"):
+        d, f = times[f"{what} direct"], times[f"{what} forwarded"]
+        dp, fp = statistics.median(d), statistics.median(f)
+        dm, fm = statistics.mean(d), statistics.mean(f)
+        q = lambda v, p: sorted(v)[int(len(v) * p)]  # noqa: E731
+        print(f"  {what:<8} direct    p50 {dp:6.3f} ms  mean {dm:6.3f} ms  p90 {q(d, .9):6.3f}  p99 {q(d, .99):6.3f}  (n={len(d)})")
+        print(f"  {what:<8} forwarded p50 {fp:6.3f} ms  mean {fm:6.3f} ms  p90 {q(f, .9):6.3f}  p99 {q(f, .99):6.3f}  (n={len(f)})")
+        print(f"  {what:<8} HOP: +{fp - dp:.3f} ms at p50, +{fm - dm:.3f} ms mean", flush=True)
+
+
+# ---- main -------------------------------------------------------------------------------------
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--parts", default="sagas,advance,hop")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--sagas", type=int, default=2000)
+    ap.add_argument("--warm", type=int, default=200)
+    ap.add_argument("--inflight", type=int, default=200)
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=100)
+    ap.add_argument("--milestones", type=int, default=25)
+    ap.add_argument("--hop-requests", type=int, default=3000)
+    ap.add_argument("--configs", default="w1,w2")
+    ap.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto")
+    ap.add_argument("--profile", default=None, help="folder for py-spy profiles of the sagas part")
+    args = ap.parse_args()
+    args.configs = args.configs.split(",")
+    parts = args.parts.split(",")
+    if "advance" in parts and shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
+        return 2
+    loop = args.loop
+    if loop == "auto":
+        try:
+            import uvloop  # noqa: F401
+
+            loop = "uvloop"
+        except ImportError:
+            loop = "asyncio"
+    if args.profile:
+        os.makedirs(args.profile, exist_ok=True)
+    import aiohttp
+
+    work = tempfile.mkdtemp(prefix="sj-bench-workers-")
+    fsync_p50, fsync_p99 = fsync_probe(work)
+    with open("/proc/cpuinfo") as f:
+        model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "?")
+    print(f"machine: {platform.platform()}, {os.cpu_count()} cpus ({model}), Python {platform.python_version()}, "
+          f"aiohttp {aiohttp.__version__}, loop {loop}")
+    print(f"load average at start: {loadavg()}; disk: fsync of 500 B p50 {fsync_p50:.2f} ms, p99 {fsync_p99:.2f} ms")
+    try:
+        if "sagas" in parts:
+            part_sagas(args, work, loop)
+        if "advance" in parts:
+            part_advance(args, work, loop)
+        if "hop" in parts:
+            part_hop(args, work, loop)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\nload average at end: {loadavg()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
