@@ -170,10 +170,11 @@ def loadavg() -> str:
         return " ".join(f.read().split()[:3])
 
 
-def proc_cpu(pid: int) -> float:
-    """utime + stime of ``pid`` in seconds (0 for one gone)."""
+def proc_cpu(pid: int, path: str = "/proc/{pid}/stat") -> float:
+    """utime + stime of ``pid`` in seconds (0 for one gone); with ``path`` /proc/{pid}/task/{pid}/stat:
+    of its main thread only (the event loop's)."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
+        with open(path.format(pid=pid)) as f:
             rest = f.read().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
@@ -186,6 +187,9 @@ def machine_busy() -> float:
     return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
 
 
+MAIN_THREAD = "/proc/{pid}/task/{pid}/stat"
+
+
 class CpuMeter:
     """CPU seconds of named processes, and of the machine, between start() and stop()."""
 
@@ -196,14 +200,17 @@ class CpuMeter:
         self.t0 = time.perf_counter()
         self.m0 = machine_busy()
         self.c0 = {g: sum(proc_cpu(p) for p in pids) for g, pids in self.groups.items()}
+        self.main0 = sum(proc_cpu(p, MAIN_THREAD) for p in self.groups.get("server", []))
 
     def stop(self) -> dict[str, float]:
         elapsed = time.perf_counter() - self.t0
         out = {g: sum(proc_cpu(p) for p in pids) - self.c0[g] for g, pids in self.groups.items()}
+        main = sum(proc_cpu(p, MAIN_THREAD) for p in self.groups.get("server", [])) - self.main0
         busy = machine_busy() - self.m0
         out["machine"] = busy
         out["foreign"] = max(0.0, busy - sum(v for k, v in out.items() if k != "machine"))
         out["elapsed"] = elapsed
+        out["server_main"] = main  # the event loop threads; the rest: writer, timer, pool threads
         return out
 
 
@@ -267,19 +274,28 @@ class Server:
         return peer_address(self.data, index)
 
     def hop_counts(self) -> list[dict[str, float]]:
-        """Each worker's own saga_http_hops_total / saga_http_hop_seconds_total."""
-        if self.workers < 2:
-            return []
+        """Each worker's own saga_http_hops_total / saga_http_hop_seconds_total (and its LMDB
+        commits: saga_store_commit_batch_size / _duration_seconds); a one-process server's
+        commits only (under the key "commits")."""
         out = []
         for i in range(self.workers):
-            _, _, body = http("/metrics", headers={HOP_HEADER: "bench"}, unix=self.hop_socket(i))
+            if self.name == "w1":
+                _, _, body = http(self.url + "/metrics")
+            else:
+                _, _, body = http("/metrics", headers={HOP_HEADER: "bench"}, unix=self.hop_socket(i))
             text = body.decode()
             row: dict[str, float] = {}
+
+            def value(rx: str) -> float:
+                m = re.search(rx, text, re.M)
+                return float(m.group(1)) if m else 0.0
+
             for outcome in ("local", "forwarded", "failed"):
-                m = re.search(rf'^saga_http_hops_total{{outcome="{outcome}"}} (\S+)', text, re.M)
-                row[outcome] = float(m.group(1)) if m else 0.0
-            m = re.search(r"^saga_http_hop_seconds_total (\S+)", text, re.M)
-            row["seconds"] = float(m.group(1)) if m else 0.0
+                row[outcome] = value(rf'^saga_http_hops_total{{outcome="{outcome}"}} (\S+)')
+            row["seconds"] = value(r"^saga_http_hop_seconds_total (\S+)")
+            row["commits"] = value(r"^saga_store_commit_batch_size_count (\S+)")
+            row["commit_records"] = value(r"^saga_store_commit_batch_size_sum (\S+)")
+            row["commit_seconds"] = value(r"^saga_store_commit_duration_seconds_sum (\S+)")
             out.append(row)
         return out
 
@@ -365,9 +381,13 @@ CATEGORIES = [
 ]
 
 
+IDLE = re.compile(r"^(Condition\.wait|Event\.wait|_worker \(concurrent|Thread\._wait_for_tstate_lock|select |"
+                  r"Semaphore\.acquire|SimpleQueue|_take )")
+
+
 def analyse(paths: list[str], top: int = 12) -> str:
     """Where the sampled CPU went, summed over ``paths`` (py-spy raw: 'frame;frame;... count')."""
-    total = 0
+    total = idle = 0
     cats: Counter[str] = Counter()
     leaf: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
@@ -379,6 +399,9 @@ def analyse(paths: list[str], top: int = 12) -> str:
                     continue
                 count = int(n)
                 frames = stack.split(";")
+                if IDLE.search(frames[-1]):
+                    idle += count
+                    continue
                 total += count
                 leaf[frames[-1]] += count
                 for fr in set(frames):
@@ -392,7 +415,8 @@ def analyse(paths: list[str], top: int = 12) -> str:
                     cats["other"] += count
     if not total:
         return "  (no samples)"
-    lines = [f"  {total} samples; by category (innermost matching frame):"]
+    lines = [f"  {total} samples of threads at work ({idle} more waiting on a lock/condition left out; a thread in "
+             f"fsync counts as at work: py-spy sees wall time, not CPU); by category (innermost matching frame):"]
     lines += [f"    {c:<32} {n / total:6.1%}" for c, n in cats.most_common()]
     lines.append("  top self frames:")
     lines += [f"    {n / total:6.1%}  {fr[:150]}" for fr, n in leaf.most_common(top)]
@@ -475,7 +499,10 @@ def part_sagas(args: argparse.Namespace, work: str, loop: str) -> None:
                 print(f"        CPU ms/saga: server {c['server'] * per:.2f}, client {c['client'] * per:.2f}, "
                       f"webhooks {c['webhooks'] * per:.2f}; machine busy {c['machine'] / c['elapsed'] / os.cpu_count():.0%}"
                       f" of {os.cpu_count()} cpus, foreign {c['foreign'] / c['elapsed'] / os.cpu_count():.0%}"
-                      + (f"; {describe_hops(res['hops'])}" if res["hops"] else ""), flush=True)
+                      + (f"; {describe_hops(res['hops'])}" if srv.workers > 1 else ""), flush=True)
+                print(f"        server CPU split: event-loop threads {c['server_main'] * per:.2f} ms/saga, other threads "
+                      f"(LMDB writers, timers, pools) {(c['server'] - c['server_main']) * per:.2f}; "
+                      f"{describe_commits(res['hops'], args.sagas)}", flush=True)
     finally:
         stop(wh)
     print("  summary (sagas/s):", flush=True)
@@ -502,6 +529,16 @@ def part_sagas(args: argparse.Namespace, work: str, loop: str) -> None:
             paths = [p for x in results[name] for p in x["profiles"]]
             print(f"  profile {name} (py-spy, {len(paths)} files, all rounds, all its processes):")
             print(analyse(paths), flush=True)
+
+
+def describe_commits(rows: list[dict[str, float]], sagas: int) -> str:
+    commits = sum(h["commits"] for h in rows)
+    records = sum(h["commit_records"] for h in rows)
+    secs = sum(h["commit_seconds"] for h in rows)
+    if not commits:
+        return "LMDB commits: none reported"
+    return (f"LMDB commits {commits:.0f} ({commits / sagas:.2f} per saga), {records / commits:.1f} writes per "
+            f"commit, mean commit {secs / commits * 1000:.2f} ms")
 
 
 def hop_delta(before: list[dict[str, float]], after: list[dict[str, float]]) -> list[dict[str, float]]:
@@ -589,8 +626,10 @@ def part_advance(args: argparse.Namespace, work: str, loop: str) -> None:
                     res = run_wrk(srv.url, args.duration, args.connections, script)
                     cpu = meter.stop()
                     hops = hop_delta(hops0, srv.hop_counts())
-                    if hops:
-                        extra = "; " + describe_hops(hops)
+                    extra = "; " + describe_commits(hops, max(1, int(res["rps"] * args.duration))).replace(
+                        "per saga", "per request")
+                    if srv.workers > 1:
+                        extra += "; " + describe_hops(hops)
                 finally:
                     stop_server(srv)
             res["cpu"] = cpu
@@ -598,6 +637,9 @@ def part_advance(args: argparse.Namespace, work: str, loop: str) -> None:
             per_req = cpu["server"] / (res["rps"] * args.duration) * 1e6 if res["rps"] else 0
             print(f"  round {r + 1} {name:<6} {res['rps']:8.0f} req/s  p50 {res['p50']:>8}  p99 {res['p99']:>8}  "
                   f"non-2xx {res['non_2xx']}  socket errors {res['socket_errors']}  load {la}", flush=True)
+            main_us = cpu["server_main"] / (res["rps"] * args.duration) * 1e6 if res["rps"] else 0
+            if not name.startswith("hello"):
+                extra = f"; event-loop threads {main_us:.0f} us/req, other threads {per_req - main_us:.0f}" + extra
             print(f"         server CPU {per_req:.0f} us/req, machine busy "
                   f"{cpu['machine'] / cpu['elapsed'] / os.cpu_count():.0%}, foreign "
                   f"{cpu['foreign'] / cpu['elapsed'] / os.cpu_count():.0%}{extra}", flush=True)
