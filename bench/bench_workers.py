@@ -61,6 +61,7 @@ CONFIGS = {  # name -> extra serve arguments
     "w1": [],
     "w2": ["--workers", "2", "--shards", str(SHARDS)],
     "w1s": ["--workers", "1", "--shards", str(SHARDS)],
+    "w2s2": ["--workers", "2", "--shards", "2"],  # one shard (one LMDB environment, one writer) per worker
 }
 
 HELLO = """
@@ -310,7 +311,7 @@ def start_server(name: str, work: str, loop: str, config: str, insecure: bool) -
         argv.append("--insecure-dev")
     with open(log, "w") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-    workers = 2 if name == "w2" else 1
+    workers = 2 if name.startswith("w2") else 1
     srv = Server(name, proc, port, data, workers, log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -370,8 +371,7 @@ CATEGORIES = [
     ("fsync / LMDB commit", re.compile(r"\b(commit|fsync|fdatasync|sync)\b.*\((lmdb|.*persistence)")),
     ("LMDB reads/writes", re.compile(r"persistence/")),
     ("JSON / codec", re.compile(r"(orjson|json/|codec\.py|\bdumps\b|\bloads\b)")),
-    ("hop client (forwarding)", re.compile(r"routing\.py|aiohttp/client|aiohttp/connector")),
-    ("webhook calls", re.compile(r"webhooks\.py")),
+    ("aiohttp client", re.compile(r"aiohttp/client|aiohttp/connector|aiohappyeyeballs")),
     ("auth", re.compile(r"auth\.py")),
     ("runtime / actors", re.compile(r"(runtime/|actors/|pykka)")),
     ("gateway handlers & middlewares", re.compile(r"http/(routes|middlewares|problems|admission|events)\.py")),
@@ -383,6 +383,14 @@ CATEGORIES = [
 
 IDLE = re.compile(r"^(Condition\.wait|Event\.wait|_worker \(concurrent|Thread\._wait_for_tstate_lock|select |"
                   r"Semaphore\.acquire|SimpleQueue|_take )")
+
+
+# Checked first, over the whole stack: a sample anywhere under these is theirs.
+WHOLE_STACK = [
+    ("LMDB txn.commit (writer threads; fsync included)", re.compile(r"GroupCommitWriter\._commit \(persistence/lmdb_writer\.py:197\)")),
+    ("forwarding a request (routing.forward, client side)", re.compile(r"\bforward \(routing\.py")),
+    ("webhook calls (client side)", re.compile(r"webhooks\.py")),
+]
 
 
 def analyse(paths: list[str], top: int = 12) -> str:
@@ -406,6 +414,10 @@ def analyse(paths: list[str], top: int = 12) -> str:
                 leaf[frames[-1]] += count
                 for fr in set(frames):
                     inclusive[fr] += count
+                whole = next((c for c, rx in WHOLE_STACK if any(rx.search(fr) for fr in frames)), None)
+                if whole is not None:
+                    cats[whole] += count
+                    continue
                 for fr in reversed(frames):
                     hit = next((c for c, rx in CATEGORIES if rx.search(fr)), None)
                     if hit is not None:
@@ -417,7 +429,7 @@ def analyse(paths: list[str], top: int = 12) -> str:
         return "  (no samples)"
     lines = [f"  {total} samples of threads at work ({idle} more waiting on a lock/condition left out; a thread in "
              f"fsync counts as at work: py-spy sees wall time, not CPU); by category (innermost matching frame):"]
-    lines += [f"    {c:<32} {n / total:6.1%}" for c, n in cats.most_common()]
+    lines += [f"    {c:<52} {n / total:6.1%}" for c, n in cats.most_common()]
     lines.append("  top self frames:")
     lines += [f"    {n / total:6.1%}  {fr[:150]}" for fr, n in leaf.most_common(top)]
     lines.append("  top inclusive frames (outside the event loop's own):")
@@ -520,6 +532,10 @@ def part_sagas(args: argparse.Namespace, work: str, loop: str) -> None:
         cpu_ratio = statistics.mean(x["cpu"]["server"] for x in results["w2"]) / statistics.mean(
             x["cpu"]["server"] for x in results["w1"])
         print(f"  server CPU per saga workers 2 / workers 1: {cpu_ratio:.2f}", flush=True)
+    if "w2s2" in results and "w1" in results:
+        ratio = statistics.mean(x["sagas_per_s"] for x in results["w2s2"]) / statistics.mean(
+            x["sagas_per_s"] for x in results["w1"])
+        print(f"  ratio w2s2 (2 workers, 2 shards: one LMDB environment each) / w1: {ratio:.2f}", flush=True)
     if "w1s" in results and "w1" in results:
         ratio = statistics.mean(x["sagas_per_s"] for x in results["w1s"]) / statistics.mean(
             x["sagas_per_s"] for x in results["w1"])
@@ -586,7 +602,8 @@ def part_advance(args: argparse.Namespace, work: str, loop: str) -> None:
           f"bare aiohttp hello with 1 and 2 processes (SO_REUSEPORT); {args.rounds} rounds", flush=True)
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in range(args.rounds):
-        order = ["hello1", "w1", "hello2", "w2"] if r % 2 == 0 else ["w2", "hello2", "w1", "hello1"]
+        order = ["hello1", "hello2", *args.configs]
+        order = order if r % 2 == 0 else list(reversed(order))
         for name in order:
             la = loadavg()
             extra = ""
@@ -647,13 +664,17 @@ def part_advance(args: argparse.Namespace, work: str, loop: str) -> None:
     def mean(name: str) -> float:
         return statistics.mean(x["rps"] for x in rows[name])
 
-    print("  summary (req/s, mean of rounds): " + ", ".join(f"{n} {mean(n):.0f}" for n in ("hello1", "hello2", "w1", "w2")))
-    print(f"  RATIO advance --workers 2 / hello x2: {mean('w2') / mean('hello2'):.2f} (target >= 0.60; per round "
-          + " ".join(f"{b['rps'] / a['rps']:.2f}" for a, b in zip(rows["hello2"], rows["w2"])) + ")")
-    print(f"  ratio advance --workers 1 / hello x1: {mean('w1') / mean('hello1'):.2f} (per round "
-          + " ".join(f"{b['rps'] / a['rps']:.2f}" for a, b in zip(rows["hello1"], rows["w1"])) + ")")
-    print(f"  scaling: hello x2 / x1 {mean('hello2') / mean('hello1'):.2f}, advance w2 / w1 {mean('w2') / mean('w1'):.2f}",
-          flush=True)
+    print("  summary (req/s, mean of rounds): " + ", ".join(f"{n} {mean(n):.0f}" for n in rows))
+    for name in args.configs:
+        hello = "hello2" if name.startswith("w2") else "hello1"
+        label = "RATIO" if name == "w2" else "ratio"
+        target = " target >= 0.60;" if name == "w2" else ""
+        print(f"  {label} advance {name} / {hello}: {mean(name) / mean(hello):.2f} ({target} per round "
+              + " ".join(f"{b['rps'] / a['rps']:.2f}" for a, b in zip(rows[hello], rows[name])) + ")")
+    if "w1" in rows and "w2" in rows:
+        print(f"  scaling: hello x2 / x1 {mean('hello2') / mean('hello1'):.2f}, advance w2 / w1 "
+              f"{mean('w2') / mean('w1'):.2f}" + (f", w2s2 / w1 {mean('w2s2') / mean('w1'):.2f}" if "w2s2" in rows else ""),
+              flush=True)
 
 
 # ---- part 3: the hop --------------------------------------------------------------------------
