@@ -22,7 +22,10 @@ with the hop header: its own answer), as deltas over each measured phase.
       [--configs w1,w2] [--profile DIR]
 
 --configs: w1 = ``serve`` (one process, one LMDB environment), w2 = ``--workers 2 --shards 16``,
-w1s = ``--workers 1 --shards 16`` (the supervisor and the sharded folder, one worker).
+w1s = ``--workers 1 --shards 16`` (the supervisor and the sharded folder, one worker), w2s2 =
+``--workers 2 --shards 2`` (one shard, so one LMDB environment and one writer, per worker). Each
+run prints the servers' CPU per saga or request (event-loop threads vs the others, share in the
+kernel) and their LMDB commits (writes per commit), from /proc and /metrics.
 --profile DIR: py-spy (``pip install py-spy``) samples every server process during the measured
 phase of each sagas run, and the script prints where their CPU went.
 """
@@ -171,15 +174,15 @@ def loadavg() -> str:
         return " ".join(f.read().split()[:3])
 
 
-def proc_cpu(pid: int, path: str = "/proc/{pid}/stat") -> float:
+def proc_cpu(pid: int, path: str = "/proc/{pid}/stat", only_sys: bool = False) -> float:
     """utime + stime of ``pid`` in seconds (0 for one gone); with ``path`` /proc/{pid}/task/{pid}/stat:
-    of its main thread only (the event loop's)."""
+    of its main thread only (the event loop's); ``only_sys``: stime alone (time in the kernel)."""
     try:
         with open(path.format(pid=pid)) as f:
             rest = f.read().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+    return ((0 if only_sys else int(rest[11])) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def machine_busy() -> float:
@@ -202,16 +205,19 @@ class CpuMeter:
         self.m0 = machine_busy()
         self.c0 = {g: sum(proc_cpu(p) for p in pids) for g, pids in self.groups.items()}
         self.main0 = sum(proc_cpu(p, MAIN_THREAD) for p in self.groups.get("server", []))
+        self.sys0 = sum(proc_cpu(p, only_sys=True) for p in self.groups.get("server", []))
 
     def stop(self) -> dict[str, float]:
         elapsed = time.perf_counter() - self.t0
         out = {g: sum(proc_cpu(p) for p in pids) - self.c0[g] for g, pids in self.groups.items()}
         main = sum(proc_cpu(p, MAIN_THREAD) for p in self.groups.get("server", [])) - self.main0
+        out_sys = sum(proc_cpu(p, only_sys=True) for p in self.groups.get("server", [])) - self.sys0
         busy = machine_busy() - self.m0
         out["machine"] = busy
         out["foreign"] = max(0.0, busy - sum(v for k, v in out.items() if k != "machine"))
         out["elapsed"] = elapsed
         out["server_main"] = main  # the event loop threads; the rest: writer, timer, pool threads
+        out["server_sys"] = out_sys  # in the kernel (syscalls: socket writes, fsync, futex, epoll)
         return out
 
 
@@ -377,6 +383,7 @@ CATEGORIES = [
     ("gateway handlers & middlewares", re.compile(r"http/(routes|middlewares|problems|admission|events)\.py")),
     ("aiohttp server / HTTP parsing", re.compile(r"aiohttp/(web_|http_|base_protocol|streams|helpers|multidict)")),
     ("metrics", re.compile(r"(prometheus|metrics/)")),
+    ("uvloop's native loop (incl. waiting in epoll)", re.compile(r"^Runner\.run \(asyncio/runners\.py")),
     ("event loop / asyncio", re.compile(r"(asyncio/|uvloop)")),
 ]
 
@@ -513,7 +520,8 @@ def part_sagas(args: argparse.Namespace, work: str, loop: str) -> None:
                       f" of {os.cpu_count()} cpus, foreign {c['foreign'] / c['elapsed'] / os.cpu_count():.0%}"
                       + (f"; {describe_hops(res['hops'])}" if srv.workers > 1 else ""), flush=True)
                 print(f"        server CPU split: event-loop threads {c['server_main'] * per:.2f} ms/saga, other threads "
-                      f"(LMDB writers, timers, pools) {(c['server'] - c['server_main']) * per:.2f}; "
+                      f"(LMDB writers, timers, pools) {(c['server'] - c['server_main']) * per:.2f}; in the kernel "
+                      f"{c['server_sys'] / c['server']:.0%}; "
                       f"{describe_commits(res['hops'], args.sagas)}", flush=True)
     finally:
         stop(wh)
@@ -532,6 +540,17 @@ def part_sagas(args: argparse.Namespace, work: str, loop: str) -> None:
         cpu_ratio = statistics.mean(x["cpu"]["server"] for x in results["w2"]) / statistics.mean(
             x["cpu"]["server"] for x in results["w1"])
         print(f"  server CPU per saga workers 2 / workers 1: {cpu_ratio:.2f}", flush=True)
+    caps = {}
+    for name in configs:
+        runs = results[name]
+        loop_ms = statistics.mean(x["cpu"]["server_main"] for x in runs) / args.sagas
+        total = statistics.mean(x["cpu"]["server"] + x["cpu"]["client"] + x["cpu"]["webhooks"] for x in runs) / args.sagas
+        workers = 2 if name.startswith("w2") else 1
+        caps[name] = min(workers / loop_ms, (os.cpu_count() or 1) / total)
+    print(f"  CPU-bound estimate on {os.cpu_count()} idle cpus (min of workers / event-loop CPU per saga, cpus / all "
+          "CPU per saga incl. client and webhooks; from this run's CPU figures, which other jobs' load distorts "
+          "less than throughput): " + ", ".join(f"{n} {c:.0f} sagas/s" for n, c in caps.items())
+          + (f"; w2/w1 {caps['w2'] / caps['w1']:.2f}" if "w2" in caps and "w1" in caps else ""), flush=True)
     if "w2s2" in results and "w1" in results:
         ratio = statistics.mean(x["sagas_per_s"] for x in results["w2s2"]) / statistics.mean(
             x["sagas_per_s"] for x in results["w1"])
@@ -656,7 +675,8 @@ def part_advance(args: argparse.Namespace, work: str, loop: str) -> None:
                   f"non-2xx {res['non_2xx']}  socket errors {res['socket_errors']}  load {la}", flush=True)
             main_us = cpu["server_main"] / (res["rps"] * args.duration) * 1e6 if res["rps"] else 0
             if not name.startswith("hello"):
-                extra = f"; event-loop threads {main_us:.0f} us/req, other threads {per_req - main_us:.0f}" + extra
+                extra = (f"; event-loop threads {main_us:.0f} us/req, other threads {per_req - main_us:.0f}, in the kernel "
+                         f"{cpu['server_sys'] / max(cpu['server'], 1e-9):.0%}" + extra)
             print(f"         server CPU {per_req:.0f} us/req, machine busy "
                   f"{cpu['machine'] / cpu['elapsed'] / os.cpu_count():.0%}, foreign "
                   f"{cpu['foreign'] / cpu['elapsed'] / os.cpu_count():.0%}{extra}", flush=True)
@@ -721,16 +741,29 @@ async def hop_latency(srv: Server, n: int, milestones: int) -> dict[str, list[fl
             await timed("warm", s0, "GET", f"/v1/sagas/{direct[0]}?wait=30&version=0", hop)
             await timed("warm", s1, "GET", f"/v1/sagas/{direct[0]}?wait=30&version=0", auth)
         times.pop("warm")
-        # 1. a read that is forwarded (a wait) but answered at once (version 0 < the saga's)
-        for i in range(n):
-            sid = direct[i % len(direct)]
-            await timed("wait direct", s0, "GET", f"/v1/sagas/{sid}?wait=30&version=0", hop)
-            await timed("wait forwarded", s1, "GET", f"/v1/sagas/{sid}?wait=30&version=0", auth)
-        # 2. durable advances: each saga gets `milestones` of them, alternately direct and forwarded
-        for i in range(n):
-            k, j = divmod(i, milestones)
-            await timed("advance direct", s0, "POST", f"/v1/sagas/{direct[k]}/advance", hop, json=body)
-            await timed("advance forwarded", s1, "POST", f"/v1/sagas/{forwarded[k]}/advance", auth, json=body)
+        # Alternating blocks of BLOCK requests, direct then forwarded, so that drift in the machine's load
+        # hits both alike; the CPU of both workers is metered per block (the hop's own cost).
+        cpu: dict[str, float] = defaultdict(float)
+        block = 250
+        for what in ("wait", "advance"):
+            done = 0
+            while done < n:
+                size = min(block, n - done)
+                for kind, session, headers, sagas in (("direct", s0, hop, direct), ("forwarded", s1, auth, forwarded)):
+                    meter = CpuMeter({"server": srv.pids})
+                    meter.start()
+                    for i in range(done, done + size):
+                        if what == "wait":  # forwarded (a wait) but answered at once: version 0 < the saga's
+                            await timed(f"wait {kind}", session, "GET", f"/v1/sagas/{direct[i % len(direct)]}"
+                                        "?wait=30&version=0", headers)
+                        else:  # durable advances: each saga gets `milestones` of them
+                            await timed(f"advance {kind}", session, "POST",
+                                        f"/v1/sagas/{sagas[i // milestones]}/advance", headers, json=body)
+                    used = meter.stop()
+                    cpu[f"{what} {kind}"] += used["server"]
+                    cpu[f"{what} {kind} sys"] += used["server_sys"]
+                done += size
+        times["_cpu"] = cpu  # type: ignore[assignment]
         times["_workers"] = workers_seen  # type: ignore[assignment]
         return times
     finally:
@@ -746,16 +779,21 @@ def part_hop(args: argparse.Namespace, work: str, loop: str) -> None:
         f.write(f'[[api_keys]]\nsha256 = "{hash_token(TOKEN)}"\ntenant_id = "{TENANT}"\n'
                 'user_id = "bench"\nroles = ["admin"]\n')
     print(f"\n== hop: --workers 2, {args.hop_requests} sequential requests of each kind over the workers' unix "
-          "sockets, direct (to the owner, hop header set) and forwarded (to the other worker) interleaved; "
+          "sockets, direct (to the owner, hop header set) and forwarded (to the other worker) in alternating blocks of 250; "
           f"load {loadavg()}", flush=True)
     srv = start_server("w2", work, loop, config, insecure=False)
     try:
         hops0 = srv.hop_counts()
+        # worker 1 only forwards here (every saga is worker 0's): its profile is the hop's sending side
+        profiles = start_profiles(Server("w2", srv.proc, 0, srv.data, 1, srv.log, srv.pids[1:]), args.profile,
+                                  "hop-forwarder") if args.profile else []
         times = asyncio.run(hop_latency(srv, args.hop_requests, args.milestones))
+        paths = stop_profiles(profiles)
         hops = hop_delta(hops0, srv.hop_counts())
     finally:
         stop_server(srv)
     seen = times.pop("_workers")
+    cpu = times.pop("_cpu")
     print(f"  answered by (X-Saga-Journey-Worker): {dict(seen)}")
     print(f"  worker counters: {describe_hops(hops)}")
     for what in ("wait", "advance"):
@@ -765,7 +803,15 @@ def part_hop(args: argparse.Namespace, work: str, loop: str) -> None:
         q = lambda v, p: sorted(v)[int(len(v) * p)]  # noqa: E731
         print(f"  {what:<8} direct    p50 {dp:6.3f} ms  mean {dm:6.3f} ms  p90 {q(d, .9):6.3f}  p99 {q(d, .99):6.3f}  (n={len(d)})")
         print(f"  {what:<8} forwarded p50 {fp:6.3f} ms  mean {fm:6.3f} ms  p90 {q(f, .9):6.3f}  p99 {q(f, .99):6.3f}  (n={len(f)})")
-        print(f"  {what:<8} HOP: +{fp - dp:.3f} ms at p50, +{fm - dm:.3f} ms mean", flush=True)
+        dc, fc = cpu[f"{what} direct"] / len(d) * 1e6, cpu[f"{what} forwarded"] / len(f) * 1e6
+        print(f"  {what:<8} HOP: +{fp - dp:.3f} ms at p50, +{fm - dm:.3f} ms mean; server CPU (both workers) "
+              f"{dc:.0f} us direct, {fc:.0f} us forwarded: the hop costs {fc - dc:.0f} us of CPU, "
+              f"{(cpu[f'{what} forwarded sys'] - cpu[f'{what} direct sys']) / len(f) * 1e6:.0f} us of it in the kernel",
+              flush=True)
+    if args.profile:
+        print("  profile of worker 1, which only forwards here (py-spy; the warm-up and the sagas' creation "
+              "excluded only in part):")
+        print(analyse(paths), flush=True)
 
 
 # ---- main -------------------------------------------------------------------------------------
