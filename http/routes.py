@@ -22,8 +22,10 @@ from saga_journey.runtime.retention import prune_round
 from . import events
 from .admission import Admission
 from .auth import Principal
-from .codec import read_body, render
+from .codec import dumps, read_body, render
+from .hop import HOP_HEADER
 from .problems import Problem
+from .routing import LocalRouter, Router
 from .routedef import Handler, RouteTable
 from .schemas import FILTER_NAMES, parse_body, spec_of
 from .settings import GatewaySettings
@@ -41,10 +43,12 @@ class Gateway:
 
     def __init__(
         self, orchestrator: SagaOrchestrator | None, settings: GatewaySettings, admission: Admission,
-        *, openapi_body: bytes = b"",
+        *, openapi_body: bytes = b"", router: Router | None = None,
     ) -> None:
-        """``openapi_body``: the document GET /openapi.json serves (built by ``create_app``)."""
+        """``openapi_body``: the document GET /openapi.json serves (built by ``create_app``);
+        ``router``: where requests run (default: all here, one process)."""
         self.settings = settings
+        self.router: Router = router or LocalRouter()
         self.admission = admission
         self.ready = True
         self.openapi_body = openapi_body
@@ -173,6 +177,11 @@ async def execute(request: web.Request) -> web.Response:
     gw = gateway(request)
     body = await gw.body(request)
     who = principal(request)
+    target = gw.router.create_target(who.tenant_id, body.get("saga_id"), _idempotency_key(request)) \
+        if gw.router.peers() and HOP_HEADER not in request.headers else None
+    if target is not None:  # its id (or its Idempotency-Key) is in another worker's shard
+        return await gw.router.forward(request, target, dumps(body), timeout_s=gw.settings.reply_timeout_s + 10,
+                                       content_type="application/json")
     status = await gw.orch.execute_saga_journey(
         body["journey_id"],
         body.get("user_id") or who.user_id,
