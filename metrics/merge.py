@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 WORKER_LABEL = "worker"
@@ -44,14 +44,39 @@ class ExpositionError(ValueError):
     """A part is not valid Prometheus text (0.0.4); ``merge_expositions`` counts it as missing."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Family:
     """One family of one exposition: its header lines' text and its sample lines."""
 
     name: str
     help: str | None = None  # as written: still escaped
     type: str | None = None
-    samples: list[Sample] = field(default_factory=list)
+    samples: tuple[Sample, ...] = ()
+
+
+class _Families:
+    """Families being collected, in first-seen order; the first HELP and TYPE of each win."""
+
+    def __init__(self) -> None:
+        self._help: dict[str, str] = {}
+        self._type: dict[str, str] = {}
+        self._samples: dict[str, list[Sample]] = {}
+
+    def header(self, name: str, help: str | None = None, type: str | None = None) -> None:
+        self._samples.setdefault(name, [])
+        if help is not None:
+            self._help.setdefault(name, help)
+        if type is not None:
+            self._type.setdefault(name, type)
+
+    def type_of(self, name: str) -> str | None:
+        return self._type.get(name)
+
+    def add(self, name: str, samples: Iterable[Sample]) -> None:
+        self._samples.setdefault(name, []).extend(samples)
+
+    def families(self) -> list[Family]:
+        return [Family(n, self._help.get(n), self._type.get(n), tuple(s)) for n, s in self._samples.items()]
 
 
 @dataclass(frozen=True)
@@ -157,8 +182,8 @@ def _sample(line: str, lineno: int) -> Sample:
     return Sample(name, labels, _value(rest[0], lineno), timestamp)
 
 
-def _belongs(sample: str, family: Family) -> bool:
-    return any(sample == family.name + sfx for sfx in _SUFFIXES.get(family.type, ("",)))
+def _belongs(sample: str, family: str, type_: str | None) -> bool:
+    return any(sample == family + sfx for sfx in _SUFFIXES.get(type_, ("",)))
 
 
 def parse_exposition(text: str) -> list[Family]:
@@ -169,33 +194,31 @@ def parse_exposition(text: str) -> list[Family]:
     histogram, ...); otherwise it is a family of its own, without header. Comments other than
     HELP and TYPE are dropped. Raises ``ExpositionError`` on a line that is not valid text.
     """
-    families: dict[str, Family] = {}
-    current: Family | None = None
+    families = _Families()
+    current: str | None = None  # the family of the last HELP/TYPE or sample line
     for lineno, raw in enumerate(text.split("\n"), 1):
         line = raw.rstrip("\r")
         if not line.strip():
             continue
         if line.startswith("#"):
             if (m := _HELP.fullmatch(line)) is not None:
-                current = families.setdefault(m.group(1), Family(m.group(1)))
-                if current.help is None:
-                    current.help = m.group(2) or ""
+                current = m.group(1)
+                families.header(current, help=m.group(2) or "")
             elif (m := _TYPE.fullmatch(line)) is not None:
                 if m.group(2) not in _TYPES:
                     raise ExpositionError(f"line {lineno}: unknown metric type {m.group(2)!r}")
-                current = families.setdefault(m.group(1), Family(m.group(1)))
-                if current.type is None:
-                    current.type = m.group(2)
+                current = m.group(1)
+                families.header(current, type=m.group(2))
             elif re.match(r"#[ \t]+(HELP|TYPE)\b", line):
                 raise ExpositionError(f"line {lineno}: malformed {line.split()[1]} line")
             elif line.strip() == "# EOF":
                 raise ExpositionError(f"line {lineno}: OpenMetrics text, not 0.0.4")
             continue
         sample = _sample(line.strip(), lineno)
-        if current is None or not _belongs(sample.name, current):
-            current = families.setdefault(sample.name, Family(sample.name))
-        current.samples.append(sample)
-    return list(families.values())
+        if current is None or not _belongs(sample.name, current, families.type_of(current)):
+            current = sample.name
+        families.add(current, (sample,))
+    return families.families()
 
 
 def _with_worker(sample: Sample, worker: str) -> Sample:
@@ -264,7 +287,7 @@ def merge_expositions(parts: Sequence[tuple[str, bytes | None]]) -> bytes:
     labels = [label for label, _ in parts]
     if len(set(labels)) != len(labels):
         raise ValueError(f"worker labels must be distinct, got {labels}")
-    merged: dict[str, Family] = {}
+    merged = _Families()
     up: list[tuple[str, bool]] = []
     for worker, body in parts:
         if body is None:
@@ -277,23 +300,18 @@ def merge_expositions(parts: Sequence[tuple[str, bytes | None]]) -> bytes:
             continue
         up.append((worker, True))
         for fam in families:
-            if fam.name == WORKER_UP:
-                continue
-            into = merged.setdefault(fam.name, Family(fam.name))
-            if into.help is None:
-                into.help = fam.help
-            if into.type is None:
-                into.type = fam.type
-            into.samples.extend(_with_worker(s, worker) for s in fam.samples)
-    return "".join(_render(merged.values(), up)).encode("utf-8")
+            if fam.name != WORKER_UP:
+                merged.header(fam.name, fam.help, fam.type)
+                merged.add(fam.name, (_with_worker(s, worker) for s in fam.samples))
+    return "".join(_render(merged.families(), up)).encode("utf-8")
 
 
 def _render(families: Iterable[Family], up: list[tuple[str, bool]]) -> Iterator[str]:
     for fam in families:
         yield from _render_family(fam)
-    yield from _render_family(Family(WORKER_UP, WORKER_UP_HELP, "gauge", [
+    yield from _render_family(Family(WORKER_UP, WORKER_UP_HELP, "gauge", tuple(
         Sample(WORKER_UP, ((WORKER_LABEL, escape_label_value(w)),), "1.0" if ok else "0.0")
-        for w, ok in up]))
+        for w, ok in up)))
 
 
 def _render_family(fam: Family) -> Iterator[str]:
