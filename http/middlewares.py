@@ -51,7 +51,7 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         resp = problem_response(500, "internal_error", "unexpected server error; see the server log")
     if gateway.router.peers():
         if not resp.prepared:
-            resp.headers[WORKER_HEADER] = str(gateway.router.index)
+            resp.headers.setdefault(WORKER_HEADER, str(gateway.router.index))  # a forwarded answer names its owner
         if HOP_HEADER in request.headers:
             return resp  # counted by the worker it reached first (which timed the whole round trip)
     if gateway.orch is not None:
