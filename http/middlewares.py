@@ -123,6 +123,7 @@ async def to_owner(request: web.Request, handler: Handler) -> web.StreamResponse
     elif name == "design_saga_journey":
         target = router.journey_target()
     if target is None:
+        router.stats.local += 1
         return await handler(request)
     body = await request.read() if request.body_exists else None
     return await router.forward(request, target, body, timeout_s=timeout_s)

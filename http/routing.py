@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
@@ -37,6 +37,7 @@ class Router(Protocol):
     """Where a request runs: ``None`` is here, an int is the index of another worker."""
 
     index: int
+    stats: HopStats
 
     def saga_target(self, tenant_id: str, saga_id: str) -> int | None: ...
 
@@ -58,6 +59,9 @@ class LocalRouter:
     """One process owns every saga: everything runs here."""
 
     index = 0
+
+    def __init__(self) -> None:
+        self.stats = HopStats()
 
     def saga_target(self, tenant_id: str, saga_id: str) -> int | None:
         return None
@@ -95,6 +99,29 @@ class HopStats:
     def as_dict(self) -> dict[str, float]:
         return {"local": self.local, "forwarded": self.forwarded, "failed": self.failed,
                 "forward_seconds": self.forward_seconds}
+
+
+class HopCollector:
+    """``saga_http_hops_total{outcome}`` and ``saga_http_hop_seconds_total`` of one worker (read
+    at scrape time from its ``HopStats``): the share of requests forwarded, and their round trip."""
+
+    def __init__(self, stats: HopStats) -> None:
+        self.stats = stats
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily
+
+        hops = CounterMetricFamily("saga_http_hops", "Requests of serve --workers by where they ran: "
+                                   "local (here), forwarded (to their owner), failed (owner unreachable)",
+                                   labels=["outcome"])
+        for outcome in ("local", "forwarded", "failed"):
+            hops.add_metric([outcome], getattr(self.stats, outcome))
+        yield hops
+        yield CounterMetricFamily("saga_http_hop_seconds", "Round-trip seconds of forwarded requests "
+                                  "(the hop and the owner's own work)", value=self.stats.forward_seconds)
 
 
 class WorkerRouter:

@@ -38,7 +38,7 @@ from .app import GATEWAY, RuntimeContext, create_app
 from .auth import Authenticator
 from .devmode import template_noop_handlers
 from .hop import peer_address
-from .routing import WorkerRouter
+from .routing import HopCollector, WorkerRouter
 from .supervisor import READY_FD_ENV
 from .settings import ServeConfig, load_config
 from .webhooks import build_webhooks
@@ -122,6 +122,8 @@ async def serve(
     handler = metrics_handler(metric_obs.registry) if metric_obs is not None else None
     auth = Authenticator(settings.api_keys, insecure_dev=settings.insecure_dev)
     router = None if worker is None else WorkerRouter(worker.data_folder, worker.index, worker.workers, worker.shards)
+    if router is not None and metric_obs is not None:
+        metric_obs.registry.register(HopCollector(router.stats))
     app = create_app(None, settings, metrics_handler=handler, authenticator=auth, router=router,
                      runtime=runtime_context(store_url, config, metric_obs, None if worker is None else worker.owned))
     runner = web.AppRunner(
