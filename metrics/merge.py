@@ -100,54 +100,36 @@ def escape_label_value(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+# One label pair (and the comma or the closing brace after it); the value keeps its escapes.
+_PAIR = re.compile(r'[ \t]*([a-zA-Z_][a-zA-Z0-9_]*)[ \t]*=[ \t]*"((?:[^"\\]|\\.)*)"[ \t]*(,|\})')
+_BAD_ESCAPE = re.compile(r'\\[^\\"n]')
+_CLOSE = re.compile(r"[ \t]*\}")
+
+
 def _labels(line: str, pos: int, lineno: int) -> tuple[tuple[tuple[str, str], ...], int]:
     """The label pairs of ``line`` from just after its ``{``; returns them and the position
     after the ``}``."""
     out: list[tuple[str, str]] = []
-    seen: set[str] = set()
-    n = len(line)
     while True:
-        while pos < n and line[pos] in " \t":
-            pos += 1
-        if pos < n and line[pos] == "}":
-            return tuple(out), pos + 1
-        m = _LABEL_NAME.match(line, pos)
+        if (m := _CLOSE.match(line, pos)) is not None:
+            return _checked(out, lineno), m.end()
+        m = _PAIR.match(line, pos)
         if m is None:
-            raise ExpositionError(f"line {lineno}: expected a label name at column {pos + 1}")
-        name, pos = m.group(0), m.end()
-        while pos < n and line[pos] in " \t":
-            pos += 1
-        if line[pos:pos + 1] != "=":
-            raise ExpositionError(f"line {lineno}: expected '=' after label {name}")
-        pos += 1
-        while pos < n and line[pos] in " \t":
-            pos += 1
-        if line[pos:pos + 1] != '"':
-            raise ExpositionError(f"line {lineno}: expected '\"' to open the value of label {name}")
-        start = pos = pos + 1
-        while True:
-            if pos >= n:
-                raise ExpositionError(f"line {lineno}: the value of label {name} is not closed")
-            c = line[pos]
-            if c == "\\":
-                if line[pos + 1:pos + 2] not in ("\\", '"', "n"):
-                    raise ExpositionError(f"line {lineno}: bad escape in the value of label {name}")
-                pos += 2
-            elif c == '"':
-                break
-            else:
-                pos += 1
-        if name in seen:
-            raise ExpositionError(f"line {lineno}: label {name} appears twice")
-        seen.add(name)
-        out.append((name, line[start:pos]))
-        pos += 1
-        while pos < n and line[pos] in " \t":
-            pos += 1
-        if line[pos:pos + 1] == ",":
-            pos += 1
-        elif line[pos:pos + 1] != "}":
-            raise ExpositionError(f"line {lineno}: expected ',' or '}}' after label {name}")
+            raise ExpositionError(f"line {lineno}: bad label at column {pos + 1}: {line[pos:pos + 40]!r}")
+        name, value, sep = m.groups()
+        if "\\" in value and _BAD_ESCAPE.search(value.replace("\\\\", "")):
+            raise ExpositionError(f"line {lineno}: bad escape in the value of label {name}")
+        out.append((name, value))
+        pos = m.end()
+        if sep == "}":
+            return _checked(out, lineno), pos
+
+
+def _checked(labels: list[tuple[str, str]], lineno: int) -> tuple[tuple[str, str], ...]:
+    names = [k for k, _ in labels]
+    if len(set(names)) != len(names):
+        raise ExpositionError(f"line {lineno}: a label appears twice in {names}")
+    return tuple(labels)
 
 
 def _value(text: str, lineno: int) -> str:
