@@ -8,7 +8,9 @@ them up: ``sum without (worker) (...)``.
 
 The parts are read with a line parser, not re-rendered from floats: every value, timestamp,
 HELP text and label value is copied as its worker wrote it (escapes included), and the
-``_bucket``/``_sum``/``_count``/``_created``/``_total`` samples of a family stay with it.
+``_bucket``/``_sum``/``_count``/``_created``/``_total`` samples of a family stay with it. (An
+OpenMetrics part, which our own peers never send, is first rewritten as 0.0.4.) The merge adds
+``saga_worker_up``, one sample per worker asked.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ WORKER_UP_HELP = ("Whether this worker's series are in this scrape (1) or missin
                   "it timed out or failed)")
 
 _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _HELP = re.compile(r"#[ \t]+HELP[ \t]+([a-zA-Z_:][a-zA-Z0-9_:]*)(?:[ \t](.*))?")
 _TYPE = re.compile(r"#[ \t]+TYPE[ \t]+([a-zA-Z_:][a-zA-Z0-9_:]*)[ \t]+([a-z]+)[ \t]*")
 _TYPES = {"counter", "gauge", "histogram", "summary", "untyped"}
@@ -298,7 +299,7 @@ def _render(families: Iterable[Family], up: list[tuple[str, bool]]) -> Iterator[
 
 def _render_family(fam: Family) -> Iterator[str]:
     if fam.help is not None:
-        yield f"# HELP {fam.name} {fam.help}\n"
+        yield f"# HELP {fam.name} {fam.help}\n" if fam.help else f"# HELP {fam.name}\n"
     if fam.type is not None:
         yield f"# TYPE {fam.name} {fam.type}\n"
     for s in fam.samples:
