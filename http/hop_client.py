@@ -40,6 +40,9 @@ class _Conn:
     def close(self) -> None:
         self.writer.close()
 
+    def rest(self) -> None:
+        self.idle_since = time.monotonic()
+
 
 class HopClient:
     """Requests to one peer at the unix socket ``path``."""
@@ -63,7 +66,7 @@ class HopClient:
         if self._closed or len(self._idle) >= MAX_IDLE:
             conn.close()
             return
-        conn.idle_since = time.monotonic()
+        conn.rest()
         self._idle.append(conn)
 
     async def request(self, method: str, target: str, headers: Headers, body: bytes | None,
