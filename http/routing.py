@@ -140,6 +140,7 @@ class WorkerRouter:
         self.shards = shards
         self.stats = HopStats()
         self._clients: dict[int, HopClient] = {}
+        self._peers = tuple(i for i in range(workers) if i != index)
 
     def _here(self, shard: int) -> int | None:
         owner = owner_of(shard, self.workers)
@@ -159,7 +160,7 @@ class WorkerRouter:
         return self._here(CATALOG_SHARD)
 
     def peers(self) -> Sequence[int]:
-        return [i for i in range(self.workers) if i != self.index]
+        return self._peers
 
     def _client(self, target: int) -> HopClient:
         client = self._clients.get(target)
