@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from saga_journey.persistence.shard_map import DEFAULT_SHARDS, check_shard_count
+from saga_journey.persistence.shard_map import DEFAULT_SHARDS
 
 from .errors import InvalidInputError, SagaError
 from .migrate import add_parser as add_migrate_parser
@@ -200,32 +200,15 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _sharded_folder(where: StoreArg, workers: int, shards: int | None, create: bool) -> tuple[str, int]:
-    """The folder and shard count of a sharded store for ``--workers``/``--shards``: created
-    (with ``--create``) if absent; refused if it has the one-environment layout, fewer shards
-    than workers, or a shard count other than ``--shards``."""
-    from saga_journey.persistence.lmdb_backend import LmdbBackend
-    from saga_journey.persistence.shard_layout import create_layout, read_layout
-
-    backend = where.backend()
-    if not isinstance(backend, LmdbBackend):
+    """The folder and shard count of a sharded store for ``--workers``/``--shards`` (the
+    backend's ``prepare_workers``: created with ``--create`` if absent, else checked)."""
+    prepare = getattr(where.backend(), "prepare_workers", None)
+    if prepare is None:
         raise InvalidInputError(f"--workers and --shards need an LMDB data folder; {where.shown} is not one")
-    layout = read_layout(backend.path)
-    if layout is None:
-        if backend.exists():
-            raise InvalidInputError(
-                f"{where.shown} holds a one-process store (no shards): serve it with --workers 1, or "
-                "create a sharded folder with `serve --create --workers N` in a new folder")
-        if not create:
-            where.existing(create_flag="--create")
-        layout = create_layout(backend.path, check_shard_count(shards if shards is not None else DEFAULT_SHARDS))
-    elif shards is not None and shards != layout.shards:
-        raise InvalidInputError(
-            f"{where.shown} has {layout.shards} shards (fixed when it was created); --shards {shards} "
-            "cannot change it")
-    if workers > layout.shards:
-        raise InvalidInputError(f"--workers {workers} is more than the {layout.shards} shards of {where.shown}: "
-                                "each worker needs at least one shard")
-    return backend.path, layout.shards
+    if not create:
+        where.existing(create_flag="--create")
+    folder, count = prepare(workers, shards, create=create)
+    return str(folder), int(count)
 
 
 def _worker_spec(where: StoreArg, index: int, workers: int) -> WorkerSpec:
@@ -328,8 +311,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .cli_sagas import run
 
         return run(argv)
-    args = build_parser().parse_args(argv)
-    args.argv = argv  # serve --workers starts each worker with the same arguments
+    # argv rides along: serve --workers starts each worker with the same arguments
+    args = build_parser().parse_args(argv, namespace=argparse.Namespace(argv=argv))
     try:
         return COMMANDS[args.command](args)
     except SagaError as exc:
