@@ -620,6 +620,7 @@ def part_advance(args: argparse.Namespace, work: str, loop: str) -> None:
           f"{args.sagas} sagas x {args.milestones} milestones, POST /v1/sagas/{{id}}/advance round-robin; "
           f"bare aiohttp hello with 1 and 2 processes (SO_REUSEPORT); {args.rounds} rounds", flush=True)
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    profiled: dict[str, list[str]] = defaultdict(list)
     for r in range(args.rounds):
         order = ["hello1", "hello2", *args.configs]
         order = order if r % 2 == 0 else list(reversed(order))
@@ -657,10 +658,12 @@ def part_advance(args: argparse.Namespace, work: str, loop: str) -> None:
                         f.write(LUA % {"ids": ", ".join(json.dumps(i) for i in ids), "token": TOKEN})
                     run_wrk(srv.url, 2, args.connections, script)
                     hops0 = srv.hop_counts()
+                    profiles = start_profiles(srv, args.profile, f"advance-{name}-r{r}") if args.profile else []
                     meter = CpuMeter({"server": srv.pids})
                     meter.start()
                     res = run_wrk(srv.url, args.duration, args.connections, script)
                     cpu = meter.stop()
+                    profiled[name] += stop_profiles(profiles)
                     hops = hop_delta(hops0, srv.hop_counts())
                     extra = "; " + describe_commits(hops, max(1, int(res["rps"] * args.duration))).replace(
                         "per saga", "per request")
@@ -695,6 +698,9 @@ def part_advance(args: argparse.Namespace, work: str, loop: str) -> None:
         print(f"  scaling: hello x2 / x1 {mean('hello2') / mean('hello1'):.2f}, advance w2 / w1 "
               f"{mean('w2') / mean('w1'):.2f}" + (f", w2s2 / w1 {mean('w2s2') / mean('w1'):.2f}" if "w2s2" in rows else ""),
               flush=True)
+    for name, paths in profiled.items():
+        print(f"  profile advance {name} (py-spy, {len(paths)} files, all rounds, all its processes):")
+        print(analyse(paths), flush=True)
 
 
 # ---- part 3: the hop --------------------------------------------------------------------------
