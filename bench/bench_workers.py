@@ -698,6 +698,17 @@ def part_advance(args: argparse.Namespace, work: str, loop: str) -> None:
         print(f"  scaling: hello x2 / x1 {mean('hello2') / mean('hello1'):.2f}, advance w2 / w1 "
               f"{mean('w2') / mean('w1'):.2f}" + (f", w2s2 / w1 {mean('w2s2') / mean('w1'):.2f}" if "w2s2" in rows else ""),
               flush=True)
+    caps = {}
+    for name, runs in rows.items():
+        served = sum(x["rps"] * args.duration for x in runs)
+        total = sum(x["cpu"]["server"] for x in runs) / served
+        main = sum(x["cpu"].get("server_main", x["cpu"]["server"]) for x in runs) / served
+        procs = 2 if name in ("hello2",) or name.startswith("w2") else 1
+        caps[name] = min(procs / main, (os.cpu_count() or 1) / total)
+    print(f"  CPU-bound estimate on {os.cpu_count()} idle cpus (min of processes / event-loop CPU per request, cpus / "
+          "server CPU per request; wrk's own CPU not counted): " + ", ".join(f"{n} {c:.0f}" for n, c in caps.items())
+          + " req/s" + (f"; w2/hello2 {caps['w2'] / caps['hello2']:.2f}, w1/hello1 {caps['w1'] / caps['hello1']:.2f}"
+                        if "w2" in caps and "w1" in caps else ""), flush=True)
     for name, paths in profiled.items():
         print(f"  profile advance {name} (py-spy, {len(paths)} files, all rounds, all its processes):")
         print(analyse(paths), flush=True)
