@@ -1,0 +1,253 @@
+"""SSE over a sharded folder written by two processes (``serve --workers``): this one owns shards
+{0, 2} and serves the gateway, a second process (``WORKER``) owns {1, 3} and writes sagas there.
+The global stream's ids are feed vectors; both streams get the other process's commits live
+(FeedTail polls), resume after a Last-Event-ID without loss or repeats, and refuse a pruned (410)
+or malformed (422) one."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+
+import saga_journey.runtime.compose as compose
+from saga_journey.http.app import GATEWAY
+from saga_journey.http.events import FeedTail, Subscriber
+from saga_journey.persistence.shard_map import decode_feed_id, saga_shard
+from saga_journey.runtime import SagaOrchestrator
+from saga_journey.runtime.journeys import TEMPLATES
+
+from .conftest import Calls, auth
+from .test_events import ADMIN, WAIT, _advance, _setup, _start, read_events
+
+SHARDS = 4
+OURS = frozenset({0, 2})
+THEIRS = frozenset({1, 3})
+
+# The second worker: opens the folder owning {1, 3}, then runs one command per stdin line
+# (start ID / advance ID / prune KEEP) and answers "ok" once it committed.
+WORKER = r"""
+import dataclasses, sys, time
+from unittest import mock
+import saga_journey.runtime.compose as compose
+from saga_journey.persistence.store import PruneWrite
+from saga_journey.runtime import SagaOrchestrator
+from saga_journey.runtime.journeys import TEMPLATES
+
+real = compose.backend_for
+
+class Owning:
+    def __init__(self, url):
+        self.backend = real(url)
+
+    def open(self, options):
+        return self.backend.open(dataclasses.replace(options, owned_shards=frozenset({1, 3})))
+
+with mock.patch.object(compose, "backend_for", Owning):
+    orch = SagaOrchestrator.open(sys.argv[1], handlers={h: lambda ctx: None for steps in TEMPLATES.values() for _, h in steps})
+UC = {"tenant_id": "acme", "user_id": "u1"}
+print("ready", flush=True)
+for line in sys.stdin:
+    cmd, arg = line.split()
+    if cmd == "start":
+        orch.execute_saga_journey_sync("orders", "u1", {}, UC, saga_id=arg)
+    elif cmd == "advance":
+        orch.advance_saga_step_sync(arg, None, "u1", {"status": "complete"}, UC)
+    elif cmd == "prune":
+        orch.store.write([PruneWrite(time.time(), None, 10, feed_keep=int(arg), feed_budget=10_000)])
+    print("ok", cmd, arg, flush=True)
+orch.close()
+"""
+
+
+def open_owning(data: str, owned: frozenset[int], **kwargs: Any) -> SagaOrchestrator:
+    """An orchestrator owning ``owned`` of a SHARDS-shard folder (created if new). RuntimeConfig
+    does not name owned shards (yet): the options are set where construct_runtime opens the store."""
+    real = compose.backend_for
+
+    class Owning:
+        def __init__(self, url: str) -> None:
+            self.backend = real(url)
+
+        def open(self, options: Any) -> Any:
+            return self.backend.open(dataclasses.replace(options, shards=SHARDS, owned_shards=owned))
+
+    with mock.patch.object(compose, "backend_for", Owning):
+        return SagaOrchestrator.open(data, **kwargs)
+
+
+class Worker:
+    """The second process: ``await worker.do("start", id)`` returns once it committed."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    async def line(self) -> str:
+        assert self.proc.stdout is not None
+        text = (await asyncio.wait_for(self.proc.stdout.readline(), WAIT)).decode().strip()
+        assert text, "the worker process ended"
+        return text
+
+    async def do(self, cmd: str, arg: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"{cmd} {arg}\n".encode())
+        await self.proc.stdin.drain()
+        assert await self.line() == f"ok {cmd} {arg}"
+
+
+def ids_in(shards: frozenset[int], prefix: str, n: int = 2) -> list[str]:
+    """``n`` saga ids of tenant acme, one per shard of ``shards`` in turn."""
+    wanted = sorted(shards) * n
+    out: list[str] = []
+    i = 0
+    while len(out) < n:
+        candidate = f"{prefix}-{i}"
+        if saga_shard("acme", candidate, SHARDS) == wanted[len(out)]:
+            out.append(candidate)
+        i += 1
+    return out
+
+
+@pytest.fixture
+async def orch(tmp_path: Path, calls: Calls) -> AsyncIterator[SagaOrchestrator]:
+    """Overrides conftest's: the gateway's orchestrator owns OURS of a sharded folder."""
+    handlers = {h: calls.handler(h) for steps in TEMPLATES.values() for _, h in steps}
+    o = open_owning(str(tmp_path / "data"), OURS, handlers=handlers)
+    yield o
+    await asyncio.get_running_loop().run_in_executor(None, o.close)
+
+
+@pytest.fixture
+async def worker(client, tmp_path: Path) -> AsyncIterator[Worker]:
+    await _setup(client)  # the journey, in the catalog (written by the owner of shard 0: this process)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", WORKER, str(tmp_path / "data"),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )
+    w = Worker(proc)
+    try:
+        assert await w.line() == "ready"
+        yield w
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), WAIT)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0
+
+
+async def next_events(resp: Any, n: int) -> list[dict[str, Any]]:
+    """``read_events`` bounded as a whole (each ``: ping`` would restart its per-line timeout)."""
+    return await asyncio.wait_for(read_events(resp, n), WAIT)
+
+
+def pairs(got: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    return [(e["data"]["saga_id"], e["data"]["seq"]) for e in got]
+
+
+def check_order(got: list[dict[str, Any]]) -> None:
+    """Per shard, positions strictly increase (each event once); per saga, seqs are in order."""
+    last: dict[int, int] = {}
+    seqs: dict[str, int] = {}
+    for e in got:
+        vector = decode_feed_id(e["id"], SHARDS)
+        shard = saga_shard("acme", e["data"]["saga_id"], SHARDS)
+        assert vector[shard] > last.get(shard, 0), got
+        last[shard] = vector[shard]
+        assert e["data"]["seq"] == seqs.get(e["data"]["saga_id"], 0) + 1, got
+        seqs[e["data"]["saga_id"]] = e["data"]["seq"]
+
+
+async def test_the_global_stream_gets_the_other_process_commits_live_and_resumes_exactly_once(client, worker):
+    r1, r3 = ids_in(THEIRS, "remote")
+    l0, l2 = ids_in(OURS, "local")
+    resp = await client.get("/v1/events", headers=ADMIN)  # from now
+    assert resp.status == 200
+    await worker.do("start", r1)
+    got = await next_events(resp, 1)  # no commit here: the other process's come through the poll
+    await _start(client, l0)
+    await worker.do("start", r3)
+    got += await next_events(resp, 2)
+    assert sorted(pairs(got)) == sorted([(r1, 1), (l0, 1), (r3, 1)])
+    assert all(len(decode_feed_id(e["id"], SHARDS)) == SHARDS for e in got)
+    resp.close()  # mid-stream: the third event is not acknowledged by the id we resume from
+    got = got[:2]
+    await worker.do("advance", r1)
+    await worker.do("advance", r3)
+    await _advance(client, l0)
+    await _start(client, l2)
+    resp = await client.get("/v1/events", headers={**ADMIN, "Last-Event-ID": got[-1]["id"]})
+    assert resp.status == 200
+    got += await next_events(resp, 5)  # the third, then the four written while away
+    await worker.do("advance", r1)  # live again, after the replay
+    await _advance(client, l2)
+    got += await next_events(resp, 2)
+    await worker.do("advance", r3)
+    got += await next_events(resp, 1)
+    resp.close()
+    expected = [(r1, 1), (l0, 1), (r3, 1), (r1, 2), (r3, 2), (l0, 2), (l2, 1), (r1, 3), (l2, 2), (r3, 3)]
+    assert sorted(pairs(got)) == sorted(expected)  # every event, once
+    check_order(got)
+
+
+async def test_the_per_saga_stream_of_a_saga_another_process_owns(client, worker):
+    (saga,) = ids_in(THEIRS, "theirs", 1)
+    await worker.do("start", saga)
+    await worker.do("advance", saga)
+    resp = await client.get(f"/v1/sagas/{saga}/events", headers=ADMIN)
+    assert resp.status == 200
+    assert [e["id"] for e in await next_events(resp, 2)] == ["1", "2"]  # replayed from its history
+    await worker.do("advance", saga)
+    live = await next_events(resp, 1)
+    assert live[0]["id"] == "3" and live[0]["data"]["saga"]["saga_id"] == saga
+    resp.close()
+    await worker.do("advance", saga)
+    resp = await client.get(f"/v1/sagas/{saga}/events", headers={**ADMIN, "Last-Event-ID": "2"})
+    assert [e["id"] for e in await next_events(resp, 2)] == ["3", "4"]
+    resp.close()
+
+
+async def test_resuming_below_a_shard_floor_is_410_and_a_bad_vector_is_422(client, worker):
+    for saga in ids_in(THEIRS, "p", 4):
+        await worker.do("start", saga)
+    now = client.app[GATEWAY].orch.store.feed_vector_end()
+    await worker.do("prune", "1")  # each of their shards keeps its newest feed entry
+    r = await client.get("/v1/events", headers={**ADMIN, "Last-Event-ID": "0.0.0.0"})
+    assert r.status == 410
+    body = await r.json()
+    assert body["code"] == "events_pruned" and decode_feed_id(body["floor"], SHARDS)[1] == now[1] - 1
+    r = await client.get("/v1/events", headers={**ADMIN, "Last-Event-ID": ".".join(map(str, now))})
+    assert r.status == 200  # at the end: resumable
+    r.close()
+    for bad in ("5", "1.2.3", "1.2.3.4.5", "a.b.c.d", "1.-2.3.4", "1..3.4"):
+        r = await client.get(f"/v1/events?last_event_id={bad}", headers=ADMIN)
+        assert r.status == 422, bad
+        assert (await r.json())["code"] == "invalid_input"
+
+
+async def test_the_tail_polls_only_while_it_has_subscribers(client, tmp_path: Path):
+    tail = client.app[GATEWAY].tail
+    sub = Subscriber("acme/", lambda item: True)
+    tail.subscribe(sub)
+    poller = tail._poller
+    assert poller is not None and not poller.done()
+    tail.unsubscribe(sub)
+    await asyncio.wait_for(poller, WAIT)  # ends at its next turn
+    one = SagaOrchestrator.open(str(tmp_path / "one"))  # the one-environment layout: no poll at all
+    try:
+        plain = FeedTail(one)
+        plain.start()
+        plain.subscribe(Subscriber("acme/", lambda item: True))
+        assert plain._poller is None and plain.position == (0,)
+        plain.close()
+    finally:
+        await asyncio.get_running_loop().run_in_executor(None, one.close)
