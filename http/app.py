@@ -25,6 +25,7 @@ from .middlewares import AUTHENTICATOR, MIDDLEWARES, ROUTE_TABLES
 from .openapi import build_openapi
 from .routedef import Handler, Route, RouteTable
 from .routes import GATEWAY, Gateway, routes
+from .routing import Router
 from .settings import GatewaySettings
 from .ui_routes import console_routes, static_routes
 
@@ -53,6 +54,7 @@ def create_app(
     authenticator: Authenticator | None = None,
     runtime: RuntimeContext | None = None,
     extra_routes: Sequence[RouteTable] = (),
+    router: Router | None = None,
 ) -> web.Application:
     """Build the gateway app. ``metrics_handler`` (optional) is mounted, unauthenticated, at GET /metrics;
     ``extra_routes``: more route tables (their roles are honoured like the gateway's own)."""
@@ -64,7 +66,7 @@ def create_app(
     admission = Admission(settings.max_in_flight, settings.max_queued_per_saga, settings.retry_after_s)
     tables = (routes, console_routes, public_routes(metrics_handler), *extra_routes)
     document = build_openapi(routes.routes + console_routes.routes, metrics=metrics_handler is not None)
-    gateway = Gateway(orchestrator, settings, admission, openapi_body=json.dumps(document).encode())
+    gateway = Gateway(orchestrator, settings, admission, openapi_body=json.dumps(document).encode(), router=router)
 
     app = web.Application(
         middlewares=MIDDLEWARES,
@@ -103,6 +105,12 @@ def create_app(
     async def on_shutdown(_: web.Application) -> None:
         gateway.ready = False
         gateway.tail.close()  # event streams end now, so they never hold up the shutdown
+
+    async def hop_sessions(_: web.Application) -> AsyncIterator[None]:
+        yield
+        await gateway.router.close()
+
+    app.cleanup_ctx.append(hop_sessions)
 
     app.cleanup_ctx.append(event_feed)
     app.on_shutdown.append(on_shutdown)

@@ -21,8 +21,11 @@ def parse_port(raw: str) -> int:
     return int(text)
 
 
-def bind_listeners(host: str, port: int) -> list[socket.socket]:
-    """One bound (not yet listening) socket per address of ``host``, as asyncio would bind."""
+def bind_listeners(host: str, port: int, *, reuse_port: bool = False) -> list[socket.socket]:
+    """One bound (not yet listening) socket per address of ``host``, as asyncio would bind.
+
+    ``reuse_port``: SO_REUSEPORT, so that the workers of ``serve --workers`` (and their
+    supervisor, which holds the port) bind the same port; the kernel spreads connections."""
     try:
         infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
@@ -37,6 +40,8 @@ def bind_listeners(host: str, port: int) -> list[socket.socket]:
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             try:

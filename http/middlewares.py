@@ -3,7 +3,9 @@
 ``problems`` (outermost) times every request for the metrics and renders every error as
 problem+json; ``access`` turns an unmatched path or method into a problem, refuses repeated
 identity headers, authenticates and checks the matched route's role (declared on the route),
-parses its query parameters (``schemas.REQUESTS``) and holds an admission slot while it runs.
+parses its query parameters (``schemas.REQUESTS``) and holds an admission slot while it runs;
+``to_owner`` (innermost) sends a request that belongs to another worker of ``serve --workers``
+to it (``routing``), so that handlers only ever see requests for this process.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from saga_journey.runtime.errors import SagaError
 from .auth import Authenticator, repeated_headers
 from .problems import Problem, from_problem, from_saga_error, problem_response
 from .routedef import Handler, RouteTable, role_of
-from .routes import GATEWAY, set_principal, set_query
+from .hop import HOP_HEADER, WORKER_HEADER
+from .routes import GATEWAY, principal, query, set_principal, set_query
 from .schemas import parse_query, spec_of
 
 log = logging.getLogger("saga_journey.http")
@@ -46,6 +49,11 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
     except Exception:
         log.exception("unhandled error on %s %s", request.method, template)
         resp = problem_response(500, "internal_error", "unexpected server error; see the server log")
+    if gateway.router.peers():
+        if not resp.prepared:
+            resp.headers.setdefault(WORKER_HEADER, str(gateway.router.index))  # a forwarded answer names its owner
+        if HOP_HEADER in request.headers:
+            return resp  # counted by the worker it reached first (which timed the whole round trip)
     if gateway.orch is not None:
         gateway.orch.observer.on_http_request(template, resp.status, time.perf_counter() - started)
     return resp
@@ -91,4 +99,34 @@ async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
         admission.leave()
 
 
-MIDDLEWARES = (problems, access)
+# Requests that change one saga: they run in its owner (path parameter ``saga_id``).
+SAGA_WRITES = frozenset({"advance_saga_step", "fail_saga_step", "compensate_saga", "retry_compensation",
+                         "skip_compensation"})
+HOP_MARGIN_S = 10.0  # a forwarded request may take the owner's own timeout plus this
+
+
+@web.middleware
+async def to_owner(request: web.Request, handler: Handler) -> web.StreamResponse:
+    gateway = request.app[GATEWAY]
+    router = gateway.router
+    if not router.peers() or HOP_HEADER in request.headers or request.match_info.http_exception is not None:
+        return await handler(request)
+    name = request.match_info.route.name
+    target: int | None = None
+    timeout_s = gateway.settings.reply_timeout_s + HOP_MARGIN_S
+    if name in SAGA_WRITES:
+        target = router.saga_target(principal(request).tenant_id, request.match_info["saga_id"])
+    elif name == "get_saga_status" and query(request).get("wait"):
+        # a wait is woken by the owner's commits
+        target = router.saga_target(principal(request).tenant_id, request.match_info["saga_id"])
+        timeout_s += float(query(request)["wait"])
+    elif name == "design_saga_journey":
+        target = router.journey_target()
+    if target is None:
+        router.stats.local += 1
+        return await handler(request)
+    body = await request.read() if request.body_exists else None
+    return await router.forward(request, target, body, timeout_s=timeout_s)
+
+
+MIDDLEWARES = (problems, access, to_owner)

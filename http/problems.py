@@ -27,9 +27,12 @@ STATUS_BY_CODE: dict[str, int] = {
     "storage_error": 503,
     "corrupt_record": 500,  # permanent: a retry reads the same bytes
     "runtime_closed": 503,
+    "not_owner": 503,  # its owner is restarting (the gateway forwards to the owner otherwise)
+    "owner_unavailable": 503,
     "saga_error": 500,
 }
-RETRY_CODES = frozenset({"overloaded", "storage_error", "runtime_closed", "reply_timeout"})
+RETRY_CODES = frozenset({"overloaded", "storage_error", "runtime_closed", "reply_timeout", "not_owner",
+                         "owner_unavailable"})
 # What an operator should do about a fault that no retry clears.
 HINTS: dict[str, str] = {
     "corrupt_record": (

@@ -5,9 +5,7 @@ A layer of ``LmdbStore`` (over its writer).
 
 from __future__ import annotations
 
-import os
 
-import lmdb
 
 from saga_journey.persistence.lmdb_writer import GroupCommitWriter
 from saga_journey.persistence.retention import expired_count
@@ -51,16 +49,4 @@ class LmdbAdmin(GroupCommitWriter):
         self.write([op])
         return op.result
 
-    def backup(self, dest_dir: str, *, compact: bool = True) -> None:
-        """Consistent copy of the environment into ``dest_dir`` (created; must hold no data.mdb)."""
-        os.makedirs(dest_dir, exist_ok=True)
-        if os.path.exists(os.path.join(dest_dir, "data.mdb")):
-            raise StorageError(f"backup destination {dest_dir} already holds a data.mdb")
-        with self._gate.shared():
-            if self._env_closed:
-                raise StorageError(f"store at {self._path} is closed")
-            try:
-                self._env.copy(dest_dir, compact=compact)
-            except lmdb.Error as exc:
-                raise StorageError(f"backup of {self._path} to {dest_dir} failed: {exc}") from exc
 

@@ -7,6 +7,7 @@ quarantined (remembered, and counted in ``stats``) and skipped by the listings.
 from __future__ import annotations
 
 import logging
+import os
 import struct
 import threading
 from contextlib import contextmanager
@@ -132,6 +133,25 @@ class LmdbReader:
         with self._gate.exclusive():
             if not self._env_closed:
                 self._env.set_mapsize(0)
+
+    def backup(self, dest_dir: str, *, compact: bool = True) -> None:
+        """Consistent copy of the environment into ``dest_dir`` (created; must hold no data.mdb)."""
+        os.makedirs(dest_dir, exist_ok=True)
+        if os.path.exists(os.path.join(dest_dir, "data.mdb")):
+            raise StorageError(f"backup destination {dest_dir} already holds a data.mdb")
+        for attempt in (1, 2):
+            with self._gate.shared():
+                if self._env_closed:
+                    raise StorageError(f"store at {self._path} is closed")
+                try:
+                    self._env.copy(dest_dir, compact=compact)
+                    return
+                except lmdb.MapResizedError:
+                    if attempt == 2:
+                        raise StorageError(f"backup of {self._path}: its map keeps growing") from None
+                except lmdb.Error as exc:
+                    raise StorageError(f"backup of {self._path} to {dest_dir} failed: {exc}") from exc
+            self._adopt_map_size()
 
     def load_saga(self, saga_id: str) -> dict | None:
         """``saga_id`` is the internal key (``layout.scoped_key``), as for every read by id."""

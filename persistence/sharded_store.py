@@ -268,10 +268,10 @@ class ShardedStore:
     # ---- Queries -------------------------------------------------------------------------
 
     def load_saga(self, saga_id: str) -> dict[str, Any] | None:
-        return self._by_key(saga_id).load_saga(saga_id)  # type: ignore[no-any-return]
+        return self._by_key(saga_id).load_saga(saga_id)
 
     def load_history(self, saga_id: str, *, after_seq: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
-        return self._by_key(saga_id).load_history(saga_id, after_seq=after_seq, limit=limit)  # type: ignore[no-any-return]
+        return self._by_key(saga_id).load_history(saga_id, after_seq=after_seq, limit=limit)
 
     def load_journey(self, journey_id: str, version: int | None = None) -> dict[str, Any] | None:
         return self._catalog.load_journey(journey_id, version)
@@ -393,16 +393,15 @@ class ShardedStore:
         return op.result
 
     def backup(self, dest_dir: str, *, compact: bool = True) -> None:
-        """Every owned shard, then the catalog, then ``shards.json`` last: a destination
-        without it is an unfinished backup. Only the owned shards are copied."""
-        if not self.catalog_owner:
-            raise StorageError(f"backup needs the catalog: open shard {CATALOG_SHARD} to back it up")
+        """Every shard (those of other workers through their read-only views), then the
+        catalog, then ``shards.json`` last: a destination without it is an unfinished backup.
+        Each shard's copy is consistent in itself; shards are copied one after another."""
         if os.path.exists(layout_file(dest_dir)):
             raise StorageError(f"backup destination {dest_dir} already holds a {LAYOUT_FILE}")
         os.makedirs(dest_dir, exist_ok=True)
         dest = ShardLayout(dest_dir, self.shards)
-        for s in sorted(self._stores):
-            self._stores[s].backup(dest.shard_dir(s), compact=compact)
+        for s, reader in enumerate(self._readers()):
+            reader.backup(dest.shard_dir(s), compact=compact)
         self._catalog.backup(dest.catalog, compact=compact)
         with open(layout_file(self.layout.folder), "rb") as f:
             write_atomically(layout_file(dest_dir), f.read())

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from .catalog import JourneyCatalog
     from .idempotency import IdempotencyGuard
+    from .placement import Placement
     from .requests import Requests
 
 
@@ -29,6 +30,7 @@ class ApiBase:
     _directory: Directory
     _requests: Requests
     _idem: IdempotencyGuard
+    _placement: Placement
 
     def _check_open(self) -> None:
         if self._closed:

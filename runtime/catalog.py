@@ -25,8 +25,13 @@ from .model import Journey
 
 
 class JourneyCatalog:
-    def __init__(self, store: RuntimeStore, handlers: HandlerRegistry, clock: Clock) -> None:
+    def __init__(self, store: RuntimeStore, handlers: HandlerRegistry, clock: Clock, *,
+                 latest_cached: bool = True) -> None:
+        """``latest_cached``: whether this process designs every journey of the store (one
+        process, or the catalog's owner among workers); otherwise another process may add a
+        version at any time, so the latest version is read from the store on every lookup."""
         self.store = store
+        self._latest_cached = latest_cached
         self.handlers = handlers
         self.clock = clock
         self._journeys: dict[tuple[str, int], Journey] = {}
@@ -55,8 +60,8 @@ class JourneyCatalog:
             raw = self.store.load_journey(key, version)
             if raw is not None:
                 journey = self.load(key, int(raw["version"]))
-                if version is None:
-                    # This process owns the store (folder lock), so the cache stays authoritative.
+                if version is None and self._latest_cached:
+                    # This process writes the catalog (folder lock), so the cache stays authoritative.
                     self._latest[key] = journey
         if journey is None or journey.tenant_id != tenant:
             suffix = f" v{version}" if version is not None else ""

@@ -10,10 +10,15 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from saga_journey.persistence.shard_map import DEFAULT_SHARDS
 
 from .errors import InvalidInputError, SagaError
 from .migrate import add_parser as add_migrate_parser
 from .cli_store import StoreArg, add_store_options
+if TYPE_CHECKING:
+    from saga_journey.http.server import WorkerSpec
 from .ops_cli import (
     add_backup_parser,
     add_prune_parser,
@@ -43,6 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--loop", choices=["auto", "asyncio", "uvloop"], default="auto",
         help="event loop (auto: uvloop when installed)",
     )
+    serve.add_argument(
+        "--workers", default="1",
+        help="worker processes (a number, or auto: one per core); more than 1 needs a sharded data folder",
+    )
+    serve.add_argument(
+        "--shards", type=int, default=None,
+        help=f"with --create: shard a new data folder into this many shards (default {DEFAULT_SHARDS} when "
+             "--workers > 1; fixed for the folder's life)",
+    )
+    serve.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     add_serve_options(serve)
     hash_key = sub.add_parser("hash-key", help="make an API key and print its config entry")
     hash_key.add_argument("--token", help="hash this token instead of generating one")
@@ -156,17 +171,70 @@ def _serve(args: argparse.Namespace) -> int:
 
         gateway = dataclasses.replace(config.gateway, grafana_url=check_grafana_url(args.grafana_url))
         config = dataclasses.replace(config, gateway=gateway)
+    from saga_journey.http.supervisor import parse_workers
+
     where = StoreArg.of(args)
-    if not args.create:
+    workers = parse_workers(args.workers)
+    if args.worker_index is not None:  # started by the supervisor of serve --workers
+        spec = _worker_spec(where, args.worker_index, workers)
+        sockets = bind_listeners(args.host, port, reuse_port=True)
+        try:
+            run(where.url, args.host, port, config, use_uvloop=use_uvloop, sockets=sockets,
+                access_log=args.access_log, config_path=args.config, worker=spec)
+        finally:
+            for sock in sockets:
+                sock.close()
+        return 0
+    if workers == 1 and args.shards is None:  # one process, as ever
+        if not args.create:
+            where.existing(create_flag="--create")
+        sockets = bind_listeners(args.host, port)
+        try:
+            run(where.url, args.host, port, config, use_uvloop=use_uvloop, sockets=sockets,
+                access_log=args.access_log, config_path=args.config)
+        finally:
+            for sock in sockets:
+                sock.close()
+        return 0
+    return _supervise(args, where, workers, port, config.gateway.shutdown_timeout_s)
+
+
+def _sharded_folder(where: StoreArg, workers: int, shards: int | None, create: bool) -> tuple[str, int]:
+    """The folder and shard count of a sharded store for ``--workers``/``--shards`` (the
+    backend's ``prepare_workers``: created with ``--create`` if absent, else checked)."""
+    prepare = getattr(where.backend(), "prepare_workers", None)
+    if prepare is None:
+        raise InvalidInputError(f"--workers and --shards need an LMDB data folder; {where.shown} is not one")
+    if not create:
         where.existing(create_flag="--create")
-    sockets = bind_listeners(args.host, port)
+    folder, count = prepare(workers, shards, create=create)
+    return str(folder), int(count)
+
+
+def _worker_spec(where: StoreArg, index: int, workers: int) -> WorkerSpec:
+    from saga_journey.http.server import WorkerSpec
+
+    folder, shards = _sharded_folder(where, workers, None, create=False)
+    if not 0 <= index < workers:
+        raise InvalidInputError(f"--worker-index {index} is out of range for --workers {workers}")
+    return WorkerSpec(folder, index, workers, shards)
+
+
+def _supervise(args: argparse.Namespace, where: StoreArg, workers: int, port: int, shutdown_timeout_s: float) -> int:
+    from saga_journey.http.listeners import bind_listeners
+    from saga_journey.http.supervisor import supervise
+
+    folder, shards = _sharded_folder(where, workers, args.shards, args.create)
+    sockets = bind_listeners(args.host, port, reuse_port=True)  # held for the supervisor's life
     try:
-        run(where.url, args.host, port, config, use_uvloop=use_uvloop, sockets=sockets,
-            access_log=args.access_log, config_path=args.config)
+        bound = sockets[0].getsockname()[1]
+        argv = [*args.argv, "--port", str(bound), "--workers", str(workers)]
+        listening = (f"saga-journey gateway listening on http://{args.host}:{bound} ({workers} workers, "
+                     f"{shards} shards, data {where.backend().describe()})")
+        return supervise(argv, folder, workers, shards, sockets, listening, shutdown_timeout_s=shutdown_timeout_s)
     finally:
         for sock in sockets:
             sock.close()
-    return 0
 
 
 def _hash_key(args: argparse.Namespace) -> int:
@@ -243,7 +311,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .cli_sagas import run
 
         return run(argv)
-    args = build_parser().parse_args(argv)
+    # argv rides along: serve --workers starts each worker with the same arguments
+    args = build_parser().parse_args(argv, namespace=argparse.Namespace(argv=argv))
     try:
         return COMMANDS[args.command](args)
     except SagaError as exc:

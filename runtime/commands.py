@@ -38,6 +38,7 @@ class CommandApi(ApiBase):
         self._check_open()
         check_id(saga_id, "saga_id")
         assert command.reply is not None and command.tenant_id is not None
+        self._placement.check_owner(command.tenant_id, saga_id)
         key = scoped_key(command.tenant_id, saga_id)
         return self._requests.admitted(command.reply, lambda: self._directory.send(key, command))
 
@@ -54,6 +55,7 @@ class CommandApi(ApiBase):
         idempotency_key: str | None = None,
     ) -> Reply:
         self._check_open()
+        self._placement.check_journey_writer()
         tenant = self._tenant(user_context)
         if requirements is not None and not isinstance(requirements, Mapping):
             raise InvalidInputError("requirements must be an object")
@@ -160,10 +162,11 @@ class CommandApi(ApiBase):
             )
         if saga_id is not None:
             check_id(saga_id, "saga_id")
+            self._placement.check_owner(tenant, saga_id)
         request = ["execute", journey_id, journey_version, user_id, ctx, saga_id]
 
         def submit(idem: tuple[str, str] | None, release: Release | None) -> Reply:
-            sid = saga_id if saga_id is not None else new_saga_id()
+            sid = saga_id if saga_id is not None else self._placement.new_saga_id(tenant, idempotency_key, new_saga_id)
             reply = self._requests.new_reply(is_async, "execute", release)
             command = Command(
                 build=lambda now: StartSaga(sid, journey, user_id, ctx, now),

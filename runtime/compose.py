@@ -30,6 +30,7 @@ from .idempotency import IdempotencyGuard
 from .logs import warn_missing_handlers
 from .observer import RuntimeObserver
 from .orchestrator import RuntimeParts, SagaOrchestrator, tune_gc
+from .placement import Placement
 from .requests import Requests
 from .retention import Pruner
 from .timers import TimerService
@@ -49,8 +50,14 @@ def construct_runtime(
     clock: Clock | None = None,
     observer: RuntimeObserver | None = None,
     handlers: Mapping[str, Handler] | None = None,
+    shards: int | None = None,
+    owned_shards: frozenset[int] | None = None,
 ) -> SagaOrchestrator:
     """Open the store at ``store_url``, build the runtime on it, start it and resume owed work.
+
+    ``shards``: a new data folder is created sharded into this many shards (None/1: the
+    one-environment layout). ``owned_shards``: of a sharded folder, the shards this runtime
+    writes (a worker of ``serve --workers``; None: all); it reads the others.
 
     The runtime loop is the running loop (an async host) or a loop thread started here.
     ``handlers`` are registered before recovery, so compensations owed from a previous run find
@@ -67,7 +74,7 @@ def construct_runtime(
     try:
         store = backend.open(StoreOptions(
             map_size=config.map_size, group_commit=config.group_commit, max_batch=config.max_batch,
-            on_commit=observer.on_commit, handoff=handoff,
+            on_commit=observer.on_commit, handoff=handoff, shards=shards, owned_shards=owned_shards,
         ))
     except BaseException:
         runtime.close()
@@ -94,12 +101,13 @@ def assemble(
     handlers: Mapping[str, Handler] | None = None,
 ) -> RuntimeParts:
     """Build the parts of a runtime over an open store (nothing is started)."""
+    placement = placement_of(store)
     registry = HandlerRegistry()
     for name, fn in (handlers or {}).items():
         registry.register(name, fn)
     transitions = TransitionHub()
     timers = TimerService(clock)
-    journeys = JourneyCatalog(store, registry, clock)
+    journeys = JourneyCatalog(store, registry, clock, latest_cached=placement.writes_journeys)
     pool = ThreadPoolExecutor(
         max_workers=max(1, config.max_handler_threads), thread_name_prefix="saga-journey-handler"
     )
@@ -121,4 +129,11 @@ def assemble(
         idempotency=IdempotencyGuard(store.get_idempotency),
         requests=Requests(config, observer, runtime.on_loop),
         timers=timers, runtime=runtime, pool=pool, services=directory.services, directory=directory,
+        placement=placement,
     )
+
+
+def placement_of(store: Store) -> Placement:
+    """What ``store`` lets this runtime write: every saga, or those of its owned shards."""
+    owned = getattr(store, "owned", None)
+    return Placement(int(getattr(store, "shards", 1)), None if owned is None else frozenset(owned))

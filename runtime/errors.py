@@ -83,6 +83,12 @@ class OverloadedError(SagaError):
     code = "overloaded"
 
 
+class NotOwnerError(SagaError):
+    """A worker of ``serve --workers`` was asked to change a saga of a shard another owns."""
+
+    code = "not_owner"
+
+
 class RuntimeClosedError(SagaError):
     """The orchestrator was closed; no further requests are accepted."""
 

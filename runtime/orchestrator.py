@@ -34,6 +34,7 @@ from .handlers import Handler, HandlerRegistry
 from .idempotency import IdempotencyGuard
 from .events import TransitionHub
 from .observer import RuntimeObserver
+from .placement import Placement
 from .queries import QueryApi
 from .requests import Requests
 from .retention import Pruner
@@ -59,6 +60,7 @@ class RuntimeParts:
     pool: ThreadPoolExecutor
     services: Services
     directory: Directory
+    placement: Placement
 
 
 class SagaOrchestrator(CommandApi, QueryApi):
@@ -86,6 +88,7 @@ class SagaOrchestrator(CommandApi, QueryApi):
         self._pool = parts.pool
         self._svc = parts.services
         self._directory = parts.directory
+        self._placement = parts.placement
         self._closed = False
         self.recovered = 0
 
@@ -99,18 +102,21 @@ class SagaOrchestrator(CommandApi, QueryApi):
         clock: Clock | None = None,
         observer: RuntimeObserver | None = None,
         handlers: Mapping[str, Handler] | None = None,
+        shards: int | None = None,
+        owned_shards: frozenset[int] | None = None,
     ) -> SagaOrchestrator:
         """Open (or create) the store in ``data_dir`` (or at the store URL ``store``, e.g.
         ``lmdb:./data``) and resume every saga with work owed.
 
         Pass ``handlers`` to register compensation handlers before recovery starts, so that
-        compensations owed from a previous run find their handler at once.
+        compensations owed from a previous run find their handler at once. ``shards`` and
+        ``owned_shards``: see ``compose.construct_runtime`` (a sharded folder, a worker's part).
         """
         from .compose import construct_runtime, store_url  # the composition root builds this class
 
         return construct_runtime(
             config or RuntimeConfig(), store_url=store_url(data_dir, store), clock=clock,
-            observer=observer, handlers=handlers,
+            observer=observer, handlers=handlers, shards=shards, owned_shards=owned_shards,
         )
 
     def start(self) -> None:
