@@ -7,16 +7,13 @@ or malformed (422) one."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
 
-import saga_journey.runtime.compose as compose
 from saga_journey.http.app import GATEWAY
 from saga_journey.http.events import FeedTail, Subscriber
 from saga_journey.persistence.shard_map import decode_feed_id, saga_shard
@@ -33,24 +30,13 @@ THEIRS = frozenset({1, 3})
 # The second worker: opens the folder owning {1, 3}, then runs one command per stdin line
 # (start ID / advance ID / prune KEEP) and answers "ok" once it committed.
 WORKER = r"""
-import dataclasses, sys, time
-from unittest import mock
-import saga_journey.runtime.compose as compose
+import sys, time
 from saga_journey.persistence.store import PruneWrite
 from saga_journey.runtime import SagaOrchestrator
 from saga_journey.runtime.journeys import TEMPLATES
 
-real = compose.backend_for
-
-class Owning:
-    def __init__(self, url):
-        self.backend = real(url)
-
-    def open(self, options):
-        return self.backend.open(dataclasses.replace(options, owned_shards=frozenset({1, 3})))
-
-with mock.patch.object(compose, "backend_for", Owning):
-    orch = SagaOrchestrator.open(sys.argv[1], handlers={h: lambda ctx: None for steps in TEMPLATES.values() for _, h in steps})
+handlers = {h: lambda ctx: None for steps in TEMPLATES.values() for _, h in steps}
+orch = SagaOrchestrator.open(sys.argv[1], handlers=handlers, owned_shards=frozenset({1, 3}))
 UC = {"tenant_id": "acme", "user_id": "u1"}
 print("ready", flush=True)
 for line in sys.stdin:
@@ -64,22 +50,6 @@ for line in sys.stdin:
     print("ok", cmd, arg, flush=True)
 orch.close()
 """
-
-
-def open_owning(data: str, owned: frozenset[int], **kwargs: Any) -> SagaOrchestrator:
-    """An orchestrator owning ``owned`` of a SHARDS-shard folder (created if new). RuntimeConfig
-    does not name owned shards (yet): the options are set where construct_runtime opens the store."""
-    real = compose.backend_for
-
-    class Owning:
-        def __init__(self, url: str) -> None:
-            self.backend = real(url)
-
-        def open(self, options: Any) -> Any:
-            return self.backend.open(dataclasses.replace(options, shards=SHARDS, owned_shards=owned))
-
-    with mock.patch.object(compose, "backend_for", Owning):
-        return SagaOrchestrator.open(data, **kwargs)
 
 
 class Worker:
@@ -118,7 +88,7 @@ def ids_in(shards: frozenset[int], prefix: str, n: int = 2) -> list[str]:
 async def orch(tmp_path: Path, calls: Calls) -> AsyncIterator[SagaOrchestrator]:
     """Overrides conftest's: the gateway's orchestrator owns OURS of a sharded folder."""
     handlers = {h: calls.handler(h) for steps in TEMPLATES.values() for _, h in steps}
-    o = open_owning(str(tmp_path / "data"), OURS, handlers=handlers)
+    o = SagaOrchestrator.open(str(tmp_path / "data"), handlers=handlers, shards=SHARDS, owned_shards=OURS)
     yield o
     await asyncio.get_running_loop().run_in_executor(None, o.close)
 
