@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from saga_journey.http.app import GATEWAY
@@ -21,7 +22,7 @@ from saga_journey.runtime import SagaOrchestrator
 from saga_journey.runtime.journeys import TEMPLATES
 
 from .conftest import Calls, auth
-from .test_events import ADMIN, WAIT, _advance, _setup, _start, read_events
+from .test_events import ADMIN, COMPLETE, WAIT, _advance, _setup, _start, read_events
 
 SHARDS = 4
 OURS = frozenset({0, 2})
@@ -124,13 +125,13 @@ def pairs(got: list[dict[str, Any]]) -> list[tuple[str, int]]:
     return [(e["data"]["saga_id"], e["data"]["seq"]) for e in got]
 
 
-def check_order(got: list[dict[str, Any]]) -> None:
+def check_order(got: list[dict[str, Any]], tenant: str = "acme") -> None:
     """Per shard, positions strictly increase (each event once); per saga, seqs are in order."""
     last: dict[int, int] = {}
     seqs: dict[str, int] = {}
     for e in got:
         vector = decode_feed_id(e["id"], SHARDS)
-        shard = saga_shard("acme", e["data"]["saga_id"], SHARDS)
+        shard = saga_shard(tenant, e["data"]["saga_id"], SHARDS)
         assert vector[shard] > last.get(shard, 0), got
         last[shard] = vector[shard]
         assert e["data"]["seq"] == seqs.get(e["data"]["saga_id"], 0) + 1, got
@@ -221,3 +222,35 @@ async def test_the_tail_polls_only_while_it_has_subscribers(client, tmp_path: Pa
         plain.close()
     finally:
         await asyncio.get_running_loop().run_in_executor(None, one.close)
+
+
+async def test_serve_workers_streams_every_workers_events_and_resumes_on_any_worker(tmp_path: Path) -> None:
+    """End to end: ``serve --workers 2``; a stream lands on one worker and gets both workers'
+    commits; resuming (on whichever worker the connection lands) sends the rest once."""
+    from .test_workers import TENANT, Served, call, worker_of
+
+    served = await Served(tmp_path / "data", "--create", "--workers", "2", "--shards", str(SHARDS)).start()
+    try:
+        async with aiohttp.ClientSession(served.base) as s:
+            status, journey, _ = await call(s, "POST", "/v1/journeys", {"journey_type": "order_processing", "journey_id": "orders"})
+            assert status == 201, journey
+            candidates = [f"w-{n}" for n in range(64)]
+            ids = [sid for w in (0, 1) for sid in [c for c in candidates if worker_of(c, 2) == w][:2]]
+            resp = await s.get("/v1/events")
+            assert resp.status == 200
+            for sid in ids:
+                assert (await call(s, "POST", "/v1/sagas", {"journey_id": "orders", "saga_id": sid}))[0] == 201
+                assert (await call(s, "POST", f"/v1/sagas/{sid}/advance", COMPLETE))[0] == 200
+            got = await next_events(resp, 8)
+            resp.close()
+            got = got[:6]
+            for sid in ids:
+                assert (await call(s, "POST", f"/v1/sagas/{sid}/advance", COMPLETE))[0] == 200
+            resp = await s.get("/v1/events", headers={"Last-Event-ID": got[-1]["id"]})
+            assert resp.status == 200
+            got += await next_events(resp, 6)
+            resp.close()
+        assert sorted(pairs(got)) == sorted((sid, seq) for sid in ids for seq in (1, 2, 3))
+        check_order(got, TENANT)
+    finally:
+        assert await served.stop() == 0
