@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from saga_journey.http.app import GATEWAY
-from saga_journey.http.events import FeedTail, Subscriber
+from saga_journey.http.events import FeedPosition, FeedTail, Item, Subscriber
 from saga_journey.persistence.shard_map import decode_feed_id, saga_shard
 from saga_journey.runtime import SagaOrchestrator
 from saga_journey.runtime.journeys import TEMPLATES
@@ -203,6 +203,19 @@ async def test_resuming_below_a_shard_floor_is_410_and_a_bad_vector_is_422(clien
         r = await client.get(f"/v1/events?last_event_id={bad}", headers=ADMIN)
         assert r.status == 422, bad
         assert (await r.json())["code"] == "invalid_input"
+
+
+def test_a_stream_position_never_goes_back_in_any_shard():
+    """A replay may have read a shard further than the tail that later offers live items: an
+    item is new only by its own shard's part, and the id sent merges the two (no part goes back,
+    so resuming from it repeats nothing)."""
+    replayed = FeedPosition((5, 3, 0, 9))
+    stale = Item("acme/a", {"seq": 1}, None, (5, 3, 0, 2), shard=1)  # shard 1 at 3: replayed already
+    fresh = Item("acme/b", {"seq": 1}, None, (7, 1, 1, 2), shard=2)
+    assert not replayed.after(stale) and replayed.after(fresh)
+    sent = replayed.then(fresh)
+    assert sent.vector == (7, 3, 1, 9) and sent.ident() == b"7.3.1.9"
+    assert not sent.after(fresh)
 
 
 async def test_the_tail_polls_only_while_it_has_subscribers(client, tmp_path: Path):
