@@ -108,8 +108,8 @@ def env_defaults(parser: argparse.ArgumentParser, command: str) -> None:
     import os
 
     for action in parser._actions:  # argparse has no public list of a parser's options
-        if not action.option_strings or action.dest == "help":
-            continue
+        if not action.option_strings or action.dest == "help" or action.help == argparse.SUPPRESS:
+            continue  # (a hidden option, e.g. --worker-index, is for the supervisor alone)
         name = ENV_PREFIX + action.option_strings[-1].lstrip("-").replace("-", "_").upper()
         action.help = f"{action.help or ''} [env {name}]".strip()
         raw = os.environ.get(name)
