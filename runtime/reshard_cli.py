@@ -1,0 +1,56 @@
+"""``saga-journey reshard``: copy a closed store into a new sharded folder (persistence/reshard.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TextIO
+
+from saga_journey.persistence.shard_map import DEFAULT_SHARDS, check_shard_count
+
+from .errors import InvalidInputError
+
+
+def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    from .cli_store import add_store_options
+
+    reshard = sub.add_parser(
+        "reshard", help="copy a closed store into a new sharded folder (serve --workers N needs one)")
+    add_store_options(reshard, "the LMDB data folder to copy (closed; one-process or sharded)")
+    reshard.add_argument("--into", required=True, metavar="DEST",
+                         help="the new sharded folder (absent or empty)")
+    reshard.add_argument("--shards", type=int, default=DEFAULT_SHARDS,
+                         help=f"shards of the new folder, 1-256 (default {DEFAULT_SHARDS}; fixed for its life)")
+    reshard.add_argument("--json", action="store_true", help="print a summary as JSON")
+
+
+def run_reshard(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    from saga_journey.persistence.lmdb_backend import LmdbBackend
+    from saga_journey.persistence.reshard import reshard
+
+    from .cli_progress import bar
+    from .cli_store import StoreArg
+
+    shards = check_shard_count(args.shards)
+    where = StoreArg.of(args)
+    backend = where.existing()
+    if not isinstance(backend, LmdbBackend):
+        raise InvalidInputError(f"reshard copies an LMDB data folder; {where.shown} is not one")
+    with bar(as_json=args.json) as progress:
+        task = progress.add_task("resharding", total=None)
+        summary = reshard(backend.path, args.into, shards,
+                          lambda done, total: progress.update(task, completed=done, total=total))
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=2), file=out)
+        return 0
+    was = "one-process" if summary.source_shards is None else f"{summary.source_shards}-shard"
+    print(f"{where.shown} ({was}) -> {summary.dest} ({summary.shards} shards): {summary.journeys} journey "
+          f"versions, {summary.sagas} sagas, {summary.history} history entries, {summary.idempotency} "
+          f"idempotency records; verified ({summary.records_verified} records) in {summary.seconds:.1f}s", file=out)
+    if summary.orphans:
+        print(f"  {summary.orphans} idempotency record(s) named no saga or journey of the source: not copied",
+              file=out)
+    print("  event ids (Last-Event-ID) from before the reshard are answered 410: list again, then follow",
+          file=out)
+    return 0
