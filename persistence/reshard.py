@@ -353,7 +353,7 @@ class Copier:
         def write(snapshot: dict[str, Any], events: tuple[dict[str, Any], ...], prev: str | None,
                   idem: tuple[str, Any] | None) -> SagaWrite:
             return SagaWrite(saga_id, snapshot, events, 1, tenant, journey_type, status, prev, owed,
-                             wake_at, retention, idem)
+                             idempotency=idem, wake_at=wake_at, retention_s=retention)
 
         events = tuple(entry for _, entry in history)
         entered = _entered(e, sid, status)

@@ -25,13 +25,14 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     reshard.add_argument("--json", action="store_true", help="print a summary as JSON")
 
 
-def run_reshard(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run_reshard(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from saga_journey.persistence.lmdb_backend import LmdbBackend
     from saga_journey.persistence.reshard import reshard
 
     from .cli_progress import bar
     from .cli_store import StoreArg
 
+    out = sys.stdout if out is None else out
     shards = check_shard_count(args.shards)
     where = StoreArg.of(args)
     backend = where.existing()

@@ -90,7 +90,7 @@ def fill(path: Path, clock: ManualClock, handlers: Handlers, **open_kw: Any) -> 
         parked = start("parked", broken["journey_id"])
         report(orch, parked)
         report(orch, parked, "failed", error="b broke")
-        comp = start("compensating", "checkout")  # v2: the undo_charge retry waits 100 s
+        comp = start("compensating", "checkout", idempotency_key="create-comp")  # v2: undo_charge retries in 100 s
         report(orch, comp)
         report(orch, comp)
         orch.compensate_saga_sync(comp, "customer cancelled", UC, idempotency_key="abort-comp")
@@ -136,6 +136,12 @@ def check_served(dest: Path, clock: ManualClock, handlers: Handlers, filled: dic
         again = orch.execute_saga_journey_sync("checkout", "u1", {"n": "completed"}, UC, journey_version=1,
                                                idempotency_key="create-completed")
         assert again["saga_id"] == sid and again["replayed"] is True
+        comp_sid = filled["sagas"]["compensating"][0]
+        again = orch.execute_saga_journey_sync("checkout", "u1", {"n": "compensating"}, UC,
+                                               idempotency_key="create-comp")
+        assert again["saga_id"] == comp_sid and again["replayed"] is True
+        again = orch.compensate_saga_sync(comp_sid, "customer cancelled", UC, idempotency_key="abort-comp")
+        assert again["replayed"] is True
         fresh = orch.execute_saga_journey_sync("checkout", "u1", {"n": "fresh"}, UC, saga_id="order-fresh",
                                                idempotency_key="create-fresh")
         assert fresh["saga_id"] == "order-fresh" and fresh["replayed"] is True
@@ -173,7 +179,8 @@ def test_a_one_process_folder_resharded_into_four_shards_serves_every_saga(tmp_p
     assert summary["shards"] == 4 and summary["source_shards"] is None
     assert summary["sagas"] == len(filled["sagas"]) and sum(summary["sagas_per_shard"]) == summary["sagas"]
     assert summary["journeys"] == 4 and summary["orphan_idempotency_records_skipped"] == 0
-    assert summary["idempotency_records"] == 5  # design-v1, create-completed, fail-once, abort-comp, create-fresh
+    # design-v1, create-completed, create-comp and abort-comp (two of one saga), create-fresh
+    assert summary["idempotency_records"] == 5
     layout = read_layout(str(dest))
     assert layout is not None and layout.shards == 4
     assert not [p for p in tmp_path.iterdir() if ".reshard-" in p.name]
