@@ -296,19 +296,19 @@ class Copier:
             for ikey, raw in e.items("idem"):
                 where = f"{e.path}: idem/{ikey.decode(errors='replace')}"
                 record = decode(raw, where)
-                key = ikey.decode()
-                sid = owner.get(ikey)
+                idem_key = ikey.decode()
+                saga: bytes | None = owner.get(ikey)
                 response = record.get("response") if isinstance(record, dict) else None
-                if sid is None and isinstance(response, dict) and isinstance(response.get("saga_id"), str):
-                    sid = f"{key.partition(SCOPE_SEP)[0]}{SCOPE_SEP}{response['saga_id']}".encode()
-                if sid is not None and sid in self.sids:
-                    self.saga_idem.setdefault(sid, []).append((key, record))
+                if saga is None and isinstance(response, dict) and isinstance(response.get("saga_id"), str):
+                    saga = f"{idem_key.partition(SCOPE_SEP)[0]}{SCOPE_SEP}{response['saga_id']}".encode()
+                if saga is not None and saga in self.sids:
+                    self.saga_idem.setdefault(saga, []).append((idem_key, record))
                     continue
                 if isinstance(response, dict) and isinstance(response.get("journey_id"), str) \
                         and isinstance(response.get("tenant_id"), str):
                     jkey = (f"{response['tenant_id']}{SCOPE_SEP}{response['journey_id']}", response.get("version"))
                     if isinstance(jkey[1], int) and jkey in self.journeys and jkey not in self.journey_idem:
-                        self.journey_idem[(jkey[0], jkey[1])] = (key, record)
+                        self.journey_idem[(jkey[0], jkey[1])] = (idem_key, record)
                         continue
                 self.summary.orphans += 1
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TextIO
 
 from saga_journey.persistence.shard_map import DEFAULT_SHARDS, check_shard_count
@@ -25,6 +29,30 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     reshard.add_argument("--json", action="store_true", help="print a summary as JSON")
 
 
+@contextmanager
+def no_supervisor(folder: str) -> Iterator[None]:
+    """Hold the lock of ``serve --workers`` on ``folder`` (if one ever ran there) for the copy: a
+    running supervisor is refused even while its workers are down, and none starts meanwhile.
+    (The shards' folder locks, taken by the copy, refuse the running workers themselves.)"""
+    from saga_journey.http.hop import hop_folder
+
+    path = os.path.join(hop_folder(folder), "supervisor.lock")
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        yield  # never supervised (or its lock folder is gone)
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InvalidInputError(f"{folder} is served by `serve --workers` (pid in "
+                                    f"{os.path.dirname(path)}): stop it before resharding") from None
+        yield
+    finally:
+        os.close(fd)
+
+
 def run_reshard(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from saga_journey.persistence.lmdb_backend import LmdbBackend
     from saga_journey.persistence.reshard import reshard
@@ -38,7 +66,7 @@ def run_reshard(args: argparse.Namespace, out: TextIO | None = None) -> int:
     backend = where.existing()
     if not isinstance(backend, LmdbBackend):
         raise InvalidInputError(f"reshard copies an LMDB data folder; {where.shown} is not one")
-    with bar(as_json=args.json) as progress:
+    with no_supervisor(backend.path), bar(as_json=args.json) as progress:
         task = progress.add_task("resharding", total=None)
         summary = reshard(backend.path, args.into, shards,
                           lambda done, total: progress.update(task, completed=done, total=total))
