@@ -312,3 +312,32 @@ def test_an_interrupted_reshard_leaves_no_folder_that_looks_complete(
     assert not [p for p in tmp_path.iterdir() if ".reshard-" in p.name]
     monkeypatch.setattr(ShardedStore, "write", real)
     assert reshard_mod.reshard(str(small_src), str(dest), 4).sagas == 5  # a second run succeeds
+
+
+def test_an_event_id_from_before_the_reshard_is_answered_410(tmp_path: Path, small_src: Path) -> None:
+    from saga_journey.http.events import check_resumable
+    from saga_journey.http.problems import Problem
+
+    old = LmdbBackend(str(small_src)).open_read_only()
+    try:
+        old_end = old.feed_end()
+    finally:
+        old.close()
+    assert old_end == 5
+    dest = tmp_path / "one"
+    assert reshard_mod.reshard(str(small_src), str(dest), 1).feed_floor == old_end + 1
+    orch = SagaOrchestrator.open(store=f"lmdb:{dest}", handlers=Handlers().all())
+    try:
+        for after in (0, old_end):
+            with pytest.raises(Problem) as err:
+                check_resumable(orch, after)
+            assert err.value.status == 410
+        end = orch.store.feed_end()
+        assert end == old_end + 1 + 5  # the copied histories, above the floor
+        check_resumable(orch, end)  # an id of the new feed resumes
+        rows, _ = orch.store.feed_scan(old_end + 1)
+        assert len(rows) == 5
+        orch.execute_saga_journey_sync("c", "u1", {}, UC)
+        assert orch.store.feed_end() == end + 1
+    finally:
+        orch.close()
