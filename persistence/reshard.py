@@ -45,12 +45,13 @@ from typing import Any
 
 import lmdb
 
-from saga_journey.runtime.errors import CorruptRecordError, StorageError
+from saga_journey.runtime.errors import CorruptRecordError, InvalidInputError, StorageError
 
 from . import lmdb_keys as K
 from .keys import SCOPE_SEP
 from .layout import FORMAT_KEY, FORMAT_VERSION
 from .lmdb_env import LOCK_FILE, MAX_DBS
+from .ports import StoreBackend
 from .records import decode_record
 from .retention import GLOBAL
 from .shard_layout import LAYOUT_FORMAT, ShardLayout, create_layout, layout_file, read_layout, write_atomically
@@ -373,6 +374,15 @@ class Copier:
         return tenant, saga_id, writes
 
 
+def source_folder(backend: StoreBackend, shown: str) -> str:
+    """The data folder of a store backend (``--data-dir``/``--store``): reshard copies LMDB folders."""
+    from .lmdb_backend import LmdbBackend
+
+    if not isinstance(backend, LmdbBackend):
+        raise InvalidInputError(f"reshard copies an LMDB data folder; {shown} is not one")
+    return backend.path
+
+
 def reshard(source: str, dest: str, shards: int, progress: Progress | None = None) -> ReshardSummary:
     """Copy the closed store in ``source`` into a new sharded folder ``dest`` of ``shards`` shards."""
     from .sharded_store import ShardedStore
@@ -459,4 +469,4 @@ def publish(tmp: str, dest: str) -> None:
         os.close(fd)
 
 
-__all__ = ["ReshardSummary", "reshard"]
+__all__ = ["ReshardSummary", "reshard", "source_folder"]

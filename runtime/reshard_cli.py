@@ -54,8 +54,7 @@ def no_supervisor(folder: str) -> Iterator[None]:
 
 
 def run_reshard(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    from saga_journey.persistence.lmdb_backend import LmdbBackend
-    from saga_journey.persistence.reshard import reshard
+    from saga_journey.persistence.reshard import reshard, source_folder
 
     from .cli_progress import bar
     from .cli_store import StoreArg
@@ -63,12 +62,10 @@ def run_reshard(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = sys.stdout if out is None else out
     shards = check_shard_count(args.shards)
     where = StoreArg.of(args)
-    backend = where.existing()
-    if not isinstance(backend, LmdbBackend):
-        raise InvalidInputError(f"reshard copies an LMDB data folder; {where.shown} is not one")
-    with no_supervisor(backend.path), bar(as_json=args.json) as progress:
+    folder = source_folder(where.existing(), where.shown)
+    with no_supervisor(folder), bar(as_json=args.json) as progress:
         task = progress.add_task("resharding", total=None)
-        summary = reshard(backend.path, args.into, shards,
+        summary = reshard(folder, args.into, shards,
                           lambda done, total: progress.update(task, completed=done, total=total))
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2), file=out)
