@@ -79,6 +79,9 @@ class ReshardSummary:
     records_verified: int = 0
     seconds: float = 0.0
 
+    def done(self, records_verified: int, seconds: float) -> None:
+        self.records_verified, self.seconds = records_verified, seconds
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source, "dest": self.dest, "source_shards": self.source_shards,
@@ -317,7 +320,7 @@ class Copier:
         out: list[Write] = []
         for jkey in sorted(self.journeys):
             out.append(JourneyWrite(self.journeys[jkey], idempotency=self.journey_idem.get(jkey)))
-        self.summary.journeys = len(out)
+        self.summary.journeys += len(out)
         self.summary.idempotency += len(self.journey_idem)
         return out
 
@@ -395,16 +398,16 @@ def reshard(source: str, dest: str, shards: int, progress: Progress | None = Non
     check_dest(dest, source)
     report = progress or (lambda done, total: None)
     with open_source(source) as (source_shards, envs):
-        summary = ReshardSummary(source, dest, source_shards, shards, per_shard=[0] * shards)
+        floor = max((e.feed_end() for e in envs), default=0) + 1
+        summary = ReshardSummary(source, dest, source_shards, shards, per_shard=[0] * shards, feed_floor=floor)
         parent, name = os.path.split(os.path.abspath(dest))
         tmp = os.path.join(parent, f".{name}.reshard-{os.getpid()}")
         if os.path.lexists(tmp):
             shutil.rmtree(tmp)
         try:
             layout = create_layout(tmp, shards, finish=False)
-            summary.feed_floor = max((e.feed_end() for e in envs), default=0) + 1
             for s in layout.all_shards():
-                set_feed_floor(layout.shard_dir(s), summary.feed_floor)
+                set_feed_floor(layout.shard_dir(s), floor)
             copier = Copier(envs, summary)
             total, done = copier.total(), 0
             report(0, total)
@@ -433,18 +436,19 @@ def reshard(source: str, dest: str, shards: int, progress: Progress | None = Non
                     report(done, total)
             finally:
                 store.close()
-            check_copy(layout, summary)
+            records = check_copy(layout, summary)
             write_atomically(layout_file(tmp), json.dumps({"format": LAYOUT_FORMAT, "shards": shards}).encode() + b"\n")
             publish(tmp, dest)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-    summary.seconds = time.monotonic() - started
+    summary.done(records, time.monotonic() - started)
     return summary
 
 
-def check_copy(layout: ShardLayout, summary: ReshardSummary) -> None:
-    """``verify`` every environment of the new folder, and count what it holds against the copy."""
+def check_copy(layout: ShardLayout, summary: ReshardSummary) -> int:
+    """``verify`` every environment of the new folder, and count what it holds against the copy;
+    returns the records verified."""
     merged = VerifyReport()
     for folder in [layout.catalog, *(layout.shard_dir(s) for s in layout.all_shards())]:
         rep = verify(folder)
@@ -456,7 +460,7 @@ def check_copy(layout: ShardLayout, summary: ReshardSummary) -> None:
         problems = [*(c["where"] for c in merged.corrupt), *merged.inconsistent][:5]
         raise StorageError(f"the resharded copy does not verify ({merged.sagas} of {summary.sagas} sagas; "
                            f"{'; '.join(problems)}); the destination was not written")
-    summary.records_verified = merged.records
+    return merged.records
 
 
 def publish(tmp: str, dest: str) -> None:
