@@ -341,3 +341,21 @@ def test_an_event_id_from_before_the_reshard_is_answered_410(tmp_path: Path, sma
         assert orch.store.feed_end() == end + 1
     finally:
         orch.close()
+
+
+def test_a_reshard_killed_mid_copy_leaves_no_store_at_the_destination(tmp_path: Path, small_src: Path) -> None:
+    import subprocess
+    import sys
+
+    dest = tmp_path / "dest"
+    env = {**os.environ, "SAGA_JOURNEY_CRASH": "store.after_commit:2"}  # SIGKILL after a shard's commit
+    proc = subprocess.run([sys.executable, "-m", "saga_journey.runtime.cli", "reshard", "--data-dir",
+                           str(small_src), "--into", str(dest), "--shards", "4"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    assert not dest.exists() and not LmdbBackend(str(dest)).exists()
+    partial = [p for p in tmp_path.iterdir() if ".reshard-" in p.name]
+    assert len(partial) == 1 and read_layout(str(partial[0])) is None  # no shards.json: not a store
+    # the source's locks died with the process: a second run succeeds
+    assert main(["reshard", "--data-dir", str(small_src), "--into", str(dest), "--shards", "4"]) == 0
+    assert main(["verify", "--data-dir", str(dest)]) == 0
