@@ -386,8 +386,10 @@ def source_folder(backend: StoreBackend, shown: str) -> str:
     return backend.path
 
 
-def reshard(source: str, dest: str, shards: int, progress: Progress | None = None) -> ReshardSummary:
-    """Copy the closed store in ``source`` into a new sharded folder ``dest`` of ``shards`` shards."""
+def reshard(source: str, dest: str, shards: int, progress: Progress | None = None,
+            verifying: Progress | None = None) -> ReshardSummary:
+    """Copy the closed store in ``source`` into a new sharded folder ``dest`` of ``shards`` shards;
+    ``progress(done, total)`` counts sagas and journeys copied, ``verifying`` records verified."""
     from .sharded_store import ShardedStore
 
     started = time.monotonic()
@@ -436,7 +438,7 @@ def reshard(source: str, dest: str, shards: int, progress: Progress | None = Non
                     report(done, total)
             finally:
                 store.close()
-            records = check_copy(layout, summary)
+            records = check_copy(layout, summary, verifying)
             write_atomically(layout_file(tmp), json.dumps({"format": LAYOUT_FORMAT, "shards": shards}).encode() + b"\n")
             publish(tmp, dest)
         except BaseException:
@@ -446,12 +448,20 @@ def reshard(source: str, dest: str, shards: int, progress: Progress | None = Non
     return summary
 
 
-def check_copy(layout: ShardLayout, summary: ReshardSummary) -> int:
+def check_copy(layout: ShardLayout, summary: ReshardSummary, progress: Progress | None = None) -> int:
     """``verify`` every environment of the new folder, and count what it holds against the copy;
     returns the records verified."""
     merged = VerifyReport()
+    report = progress or (lambda done, total: None)
+    seen = [0, 0]  # steps of the folders verified, of the current one (verify counts its own)
+
+    def step(done: int, total: int) -> None:
+        seen[1] = total
+        report(seen[0] + done, seen[0] + total)
+
     for folder in [layout.catalog, *(layout.shard_dir(s) for s in layout.all_shards())]:
-        rep = verify(folder)
+        rep = verify(folder, step)
+        seen[0] += seen[1]
         merged.records += rep.records
         merged.sagas += rep.sagas
         merged.corrupt += rep.corrupt

@@ -64,9 +64,11 @@ def run_reshard(args: argparse.Namespace, out: TextIO | None = None) -> int:
     where = StoreArg.of(args)
     folder = source_folder(where.existing(), where.shown)
     with no_supervisor(folder), bar(as_json=args.json) as progress:
-        task = progress.add_task("resharding", total=None)
+        copying = progress.add_task("copying", total=None)
+        checking = progress.add_task("verifying the copy", total=None)
         summary = reshard(folder, args.into, shards,
-                          lambda done, total: progress.update(task, completed=done, total=total))
+                          lambda done, total: progress.update(copying, completed=done, total=total),
+                          lambda done, total: progress.update(checking, completed=done, total=total))
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2), file=out)
         return 0
