@@ -65,10 +65,15 @@ def run_reshard(args: argparse.Namespace, out: TextIO | None = None) -> int:
     folder = source_folder(where.existing(), where.shown)
     with no_supervisor(folder), bar(as_json=args.json) as progress:
         copying = progress.add_task("copying", total=None)
-        checking = progress.add_task("verifying the copy", total=None)
+        checking = progress.add_task("verifying the copy", total=None, start=False)
+
+        def verifying(done: int, total: int) -> None:
+            progress.start_task(checking)  # its clock starts with the verification
+            progress.update(checking, completed=done, total=total)
+
         summary = reshard(folder, args.into, shards,
                           lambda done, total: progress.update(copying, completed=done, total=total),
-                          lambda done, total: progress.update(checking, completed=done, total=total))
+                          verifying)
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2), file=out)
         return 0
