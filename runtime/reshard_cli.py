@@ -23,7 +23,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         "reshard", help="copy a closed store into a new sharded folder (serve --workers N needs one)")
     add_store_options(reshard, "the LMDB data folder to copy (closed; one-process or sharded)")
     reshard.add_argument("--into", required=True, metavar="DEST",
-                         help="the new sharded folder (absent or empty)")
+                         help="the new sharded folder (absent or empty; a folder or an lmdb: URL)")
     reshard.add_argument("--shards", type=int, default=DEFAULT_SHARDS,
                          help=f"shards of the new folder, 1-256 (default {DEFAULT_SHARDS}; fixed for its life)")
     reshard.add_argument("--json", action="store_true", help="print a summary as JSON")
@@ -63,6 +63,11 @@ def run_reshard(args: argparse.Namespace, out: TextIO | None = None) -> int:
     shards = check_shard_count(args.shards)
     where = StoreArg.of(args)
     folder = source_folder(where.existing(), where.shown)
+    into = args.into
+    if into.startswith("lmdb:"):  # a store URL, as --store takes
+        from saga_journey.persistence.factory import backend_for
+
+        into = source_folder(backend_for(into), into)
     with no_supervisor(folder), bar(as_json=args.json) as progress:
         copying = progress.add_task("copying", total=None)
         checking = progress.add_task("verifying the copy", total=None, start=False)
@@ -71,7 +76,7 @@ def run_reshard(args: argparse.Namespace, out: TextIO | None = None) -> int:
             progress.start_task(checking)  # its clock starts with the verification
             progress.update(checking, completed=done, total=total)
 
-        summary = reshard(folder, args.into, shards,
+        summary = reshard(folder, into, shards,
                           lambda done, total: progress.update(copying, completed=done, total=total),
                           verifying)
     if args.json:

@@ -14,6 +14,7 @@ import pytest
 
 from saga_journey.persistence import reshard as reshard_mod
 from saga_journey.persistence.lmdb_backend import LmdbBackend
+from saga_journey.persistence.ports import StoreOptions
 from saga_journey.persistence.shard_layout import read_layout
 from saga_journey.persistence.shard_map import saga_shard
 from saga_journey.persistence.sharded_store import ShardedStore
@@ -231,6 +232,13 @@ def test_a_sharded_folder_resharded_from_four_to_eight_shards(tmp_path: Path) ->
     src, four, eight = tmp_path / "src", tmp_path / "four", tmp_path / "eight"
     filled = fill(src, clock, handlers, shards=4)
     assert read_layout(str(src)) is not None
+    worker = LmdbBackend(str(src)).open(StoreOptions(owned_shards=frozenset({1})))  # one worker's shards
+    try:
+        with pytest.raises(StorageError, match="in use by another process"):
+            reshard_mod.reshard(str(src), str(four), 4)
+    finally:
+        worker.close()
+    assert not four.exists()
     summary = reshard_mod.reshard(str(src), str(four), 4)
     assert summary.source_shards == 4
     before = folder_digest(four)
@@ -286,7 +294,7 @@ def test_refusals_exit_2_and_leave_nothing(tmp_path: Path, small_src: Path, caps
     # a source that is absent and a served one give no destination; an empty one is filled
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert main(["reshard", "--store", f"lmdb:{small_src}", "--into", str(empty), "--shards", "2"]) == 0
+    assert main(["reshard", "--store", f"lmdb:{small_src}", "--into", f"lmdb:{empty}", "--shards", "2"]) == 0
     assert (empty / "shards.json").is_file()
     assert "5 sagas" in capsys.readouterr().out
 
