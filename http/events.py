@@ -311,10 +311,11 @@ def feed_id(vector: Vector) -> int | str:
     return vector[0] if len(vector) == 1 else encode_feed_id(vector)
 
 
-def check_resumable(orch: SagaOrchestrator, after: Vector) -> None:
-    """A global stream resumed after ``after``: refused (410) once the feed retention removed
-    events past it (in any shard), so the client knows to list again instead of silently
-    missing events."""
+def check_resumable(orch: SagaOrchestrator, after: Vector | int) -> None:
+    """A global stream resumed after ``after`` (a feed vector; a one-shard store's may be its
+    int): refused (410) once the feed retention removed events past it (in any shard), so the
+    client knows to list again instead of silently missing events."""
+    after = (after,) if isinstance(after, int) else after
     floor = feed_floor(orch)
     if any(map(int.__lt__, after, floor)):
         raise Problem(
