@@ -16,6 +16,7 @@ from saga_journey.persistence.shard_map import DEFAULT_SHARDS
 
 from .errors import InvalidInputError, SagaError
 from .migrate import add_parser as add_migrate_parser
+from .reshard_cli import add_parser as add_reshard_parser
 from .cli_store import StoreArg, add_store_options
 if TYPE_CHECKING:
     from saga_journey.http.server import WorkerSpec
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_migrate_parser(sub)
     add_prune_parser(sub)
     add_backup_parser(sub)
+    add_reshard_parser(sub)
     # Parsed by click (runtime/cli_sagas.py); listed here so that --help shows them.
     for name, text in (("sagas", "list, show, watch, abort, retry, skip sagas (see sagas --help)"),
                        ("journeys", "list and show journeys"), ("events", "follow transitions live")):
@@ -108,8 +110,8 @@ def env_defaults(parser: argparse.ArgumentParser, command: str) -> None:
     import os
 
     for action in parser._actions:  # argparse has no public list of a parser's options
-        if not action.option_strings or action.dest == "help":
-            continue
+        if not action.option_strings or action.dest == "help" or action.help == argparse.SUPPRESS:
+            continue  # (a hidden option, e.g. --worker-index, is for the supervisor alone)
         name = ENV_PREFIX + action.option_strings[-1].lstrip("-").replace("-", "_").upper()
         action.help = f"{action.help or ''} [env {name}]".strip()
         raw = os.environ.get(name)
@@ -299,9 +301,16 @@ def _prune(args: argparse.Namespace) -> int:
     return run_prune(args)
 
 
+def _reshard(args: argparse.Namespace) -> int:
+    from .reshard_cli import run_reshard
+
+    return run_reshard(args)
+
+
 COMMANDS = {
     "demo": _demo, "backup": _backup, "serve": _serve, "hash-key": _hash_key,
     "verify": _verify, "quarantine": _verify, "migrate": _migrate, "prune": _prune,
+    "reshard": _reshard,
 }
 
 
