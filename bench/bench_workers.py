@@ -53,9 +53,8 @@ from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from bench_http import LUA, free_port, fsync_probe, run_wrk  # noqa: E402
-
-from saga_journey.http.hop import HOP_HEADER, WORKER_HEADER, hop_folder, peer_address  # noqa: E402
+from bench_http import LUA, free_port, fsync_probe, run_wrk
+from saga_journey.http.hop import HOP_HEADER, WORKER_HEADER, hop_folder, peer_address
 
 TOKEN = "bench-token"
 TENANT = "bench"
@@ -294,7 +293,7 @@ class Server:
             row: dict[str, float] = {}
 
             def value(rx: str) -> float:
-                m = re.search(rx, text, re.M)
+                m = re.search(rx, text, re.MULTILINE)
                 return float(m.group(1)) if m else 0.0
 
             for outcome in ("local", "forwarded", "failed"):
@@ -458,8 +457,7 @@ def part_sagas(args: argparse.Namespace, work: str, loop: str) -> None:
     wh = subprocess.Popen([sys.executable, "-c", WEBHOOKS, str(wh_port), loop])
     config = os.path.join(work, "sagas.toml")
     with open(config, "w") as f:
-        for s in ("step1", "step2", "step3"):
-            f.write(f'[webhooks.undo_{s}]\nurl = "http://127.0.0.1:{wh_port}/compensate/undo_{s}"\n')
+        f.writelines(f'[webhooks.undo_{s}]\nurl = "http://127.0.0.1:{wh_port}/compensate/undo_{s}"\n' for s in ("step1", "step2", "step3"))
     results: dict[str, list[dict[str, Any]]] = defaultdict(list)
     configs = args.configs
     print(f"\n== sagas: {args.sagas} sagas (+{args.warm} warm-up), {args.inflight} in flight, 3 milestones, the third "
@@ -709,7 +707,7 @@ def part_advance(args: argparse.Namespace, work: str, loop: str) -> None:
           "server CPU per request; wrk's own CPU not counted): " + ", ".join(f"{n} {c:.0f}" for n, c in caps.items())
           + " req/s" + (f"; w2/hello2 {caps['w2'] / caps['hello2']:.2f}, w1/hello1 {caps['w1'] / caps['hello1']:.2f}"
                         if "w2" in caps and "w1" in caps else ""), flush=True)
-    for name, paths in profiled.items():
+    for name, paths in (profiled.items() if args.profile else ()):
         print(f"  profile advance {name} (py-spy, {len(paths)} files, all rounds, all its processes):")
         print(analyse(paths), flush=True)
 
@@ -718,7 +716,6 @@ def part_advance(args: argparse.Namespace, work: str, loop: str) -> None:
 
 async def hop_latency(srv: Server, n: int, milestones: int) -> dict[str, list[float]]:
     import aiohttp
-
     from saga_journey.persistence.shard_map import owner_of, saga_shard
 
     auth = {"Authorization": f"Bearer {TOKEN}"}
@@ -767,7 +764,7 @@ async def hop_latency(srv: Server, n: int, milestones: int) -> dict[str, list[fl
             while done < n:
                 size = min(block, n - done)
                 for kind, session, headers, sagas in (("direct", s0, hop, direct), ("forwarded", s1, auth, forwarded)):
-                    meter = CpuMeter({"server": srv.pids})
+                    meter = CpuMeter({"server": srv.pids, "w0": srv.pids[:1], "w1": srv.pids[1:]})
                     meter.start()
                     for i in range(done, done + size):
                         if what == "wait":  # forwarded (a wait) but answered at once: version 0 < the saga's
@@ -779,6 +776,8 @@ async def hop_latency(srv: Server, n: int, milestones: int) -> dict[str, list[fl
                     used = meter.stop()
                     cpu[f"{what} {kind}"] += used["server"]
                     cpu[f"{what} {kind} sys"] += used["server_sys"]
+                    cpu[f"{what} {kind} w0"] += used["w0"]
+                    cpu[f"{what} {kind} w1"] += used["w1"]
                 done += size
         times["_cpu"] = cpu  # type: ignore[assignment]
         times["_workers"] = workers_seen  # type: ignore[assignment]
@@ -817,13 +816,16 @@ def part_hop(args: argparse.Namespace, work: str, loop: str) -> None:
         d, f = times[f"{what} direct"], times[f"{what} forwarded"]
         dp, fp = statistics.median(d), statistics.median(f)
         dm, fm = statistics.mean(d), statistics.mean(f)
-        q = lambda v, p: sorted(v)[int(len(v) * p)]  # noqa: E731
+        q = lambda v, p: sorted(v)[int(len(v) * p)]
         print(f"  {what:<8} direct    p50 {dp:6.3f} ms  mean {dm:6.3f} ms  p90 {q(d, .9):6.3f}  p99 {q(d, .99):6.3f}  (n={len(d)})")
         print(f"  {what:<8} forwarded p50 {fp:6.3f} ms  mean {fm:6.3f} ms  p90 {q(f, .9):6.3f}  p99 {q(f, .99):6.3f}  (n={len(f)})")
         dc, fc = cpu[f"{what} direct"] / len(d) * 1e6, cpu[f"{what} forwarded"] / len(f) * 1e6
         print(f"  {what:<8} HOP: +{fp - dp:.3f} ms at p50, +{fm - dm:.3f} ms mean; server CPU (both workers) "
               f"{dc:.0f} us direct, {fc:.0f} us forwarded: the hop costs {fc - dc:.0f} us of CPU, "
-              f"{(cpu[f'{what} forwarded sys'] - cpu[f'{what} direct sys']) / len(f) * 1e6:.0f} us of it in the kernel",
+              f"{(cpu[f'{what} forwarded sys'] - cpu[f'{what} direct sys']) / len(f) * 1e6:.0f} us of it in the kernel; "
+              f"the owner (worker 0) {cpu[f'{what} direct w0'] / len(d) * 1e6:.0f} -> "
+              f"{cpu[f'{what} forwarded w0'] / len(f) * 1e6:.0f} us, the forwarder (worker 1) "
+              f"{cpu[f'{what} direct w1'] / len(d) * 1e6:.0f} -> {cpu[f'{what} forwarded w1'] / len(f) * 1e6:.0f} us",
               flush=True)
     if args.profile:
         print("  profile of worker 1, which only forwards here (py-spy; the warm-up and the sagas' creation "
