@@ -8,6 +8,7 @@ when it runs). The state handlers share lives in the app's ``Gateway`` (``reques
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -122,8 +123,14 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz", name="readyz", role=None)
 async def readyz(request: web.Request) -> web.Response:
-    if not gateway(request).ready:
+    gw = gateway(request)
+    if not gw.ready:
         raise Problem(503, "not_ready", "the gateway is starting or shutting down", headers={"Retry-After": "1"})
+    if gw.router.peers() and HOP_HEADER not in request.headers:  # serve --workers: ready when all are
+        down = [i for i, body in await gw.router.gather("/readyz") if body is None]
+        if down:
+            raise Problem(503, "not_ready", f"worker(s) {down} of this gateway are not serving yet",
+                          headers={"Retry-After": "1"}, workers_down=down)
     return render(request, {"status": "ready"})
 
 
@@ -341,10 +348,37 @@ async def prune(request: web.Request) -> web.Response:
     now = orch.clock.now()
     if body.get("dry_run", False):
         count = await loop.run_in_executor(None, orch.store.count_expired, now, older, MAX_PRUNE_COUNT)
-        return render(request, {"expired": count, "pruned": 0, "records": 0, "more": count > 0, "dry_run": True})
+        return render(request, await _prune_everywhere(request, body, {
+            "expired": count, "pruned": 0, "records": 0, "more": count > 0, "dry_run": True}))
     result = await loop.run_in_executor(None, prune_round, orch.store, orch.observer, orch.config, now, older, limit)
-    return render(request, {"pruned": result.sagas, "records": result.records, "more": result.more,
-                            "by_journey_type": dict(result.pruned), "dry_run": False})
+    answer = {"pruned": result.sagas, "records": result.records, "more": result.more,
+              "by_journey_type": dict(result.pruned), "dry_run": False}
+    return render(request, await _prune_everywhere(request, body, answer))
+
+
+async def _prune_everywhere(request: web.Request, body: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
+    """serve --workers: each worker prunes its own shards (up to ``limit`` each); this one asks
+    the others and adds their answers up. A worker that does not answer makes it a 503."""
+    router = gateway(request).router
+    if not router.peers() or HOP_HEADER in request.headers:
+        return answer
+    parts = await router.gather("/v1/admin/prune", method="POST", body=dumps(body), timeout_s=120.0, headers={
+        "Authorization": request.headers.get("Authorization", ""), "Content-Type": "application/json"})
+    missing = [i for i, part in parts if part is None]
+    if missing:
+        raise Problem(503, "owner_unavailable", f"worker(s) {missing} did not prune (restarting?): their "
+                      "shards are untouched; retry", headers={"Retry-After": "1"}, workers=missing)
+    out = dict(answer)
+    for _, raw in parts:
+        other = json.loads(raw or b"{}")
+        for k in ("pruned", "records", "expired"):
+            if k in other:
+                out[k] = out.get(k, 0) + other[k]
+        out["more"] = out["more"] or other["more"]
+        if "by_journey_type" in other:
+            for t, n in other["by_journey_type"].items():
+                out["by_journey_type"][t] = out["by_journey_type"].get(t, 0) + n
+    return out
 
 
 def backup_to(orch: SagaOrchestrator, dest: str) -> dict[str, Any]:
@@ -356,5 +390,5 @@ def backup_to(orch: SagaOrchestrator, dest: str) -> dict[str, Any]:
         orch.store.backup(dest, compact=True)
     except OSError as exc:
         raise Problem(422, "invalid_input", f"cannot write a backup to {dest}: {exc.strerror}") from None
-    size = sum(os.path.getsize(os.path.join(dest, name)) for name in os.listdir(dest))
+    size = sum(os.path.getsize(os.path.join(top, name)) for top, _, names in os.walk(dest) for name in names)
     return {"dest": dest, "bytes": size, "seconds": round(time.perf_counter() - started, 6)}

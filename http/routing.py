@@ -50,7 +50,9 @@ class Router(Protocol):
     async def forward(self, request: web.Request, target: int, body: bytes | None,
                       *, timeout_s: float, content_type: str | None = None) -> web.Response: ...
 
-    async def gather(self, path: str) -> list[tuple[int, bytes | None]]: ...
+    async def gather(self, path: str, *, method: str = "GET", body: bytes | None = None,
+                     headers: dict[str, str] | None = None,
+                     timeout_s: float = GATHER_TIMEOUT_S) -> list[tuple[int, bytes | None]]: ...
 
     async def close(self) -> None: ...
 
@@ -79,7 +81,9 @@ class LocalRouter:
                       *, timeout_s: float, content_type: str | None = None) -> web.Response:
         raise RuntimeError("a one-process gateway has no other worker to forward to")
 
-    async def gather(self, path: str) -> list[tuple[int, bytes | None]]:
+    async def gather(self, path: str, *, method: str = "GET", body: bytes | None = None,
+                     headers: dict[str, str] | None = None,
+                     timeout_s: float = GATHER_TIMEOUT_S) -> list[tuple[int, bytes | None]]:
         return []
 
     async def close(self) -> None:
@@ -195,15 +199,18 @@ class WorkerRouter:
         self.stats.forward_seconds += time.perf_counter() - started
         return web.Response(status=status, body=payload, headers=out)
 
-    async def gather(self, path: str) -> list[tuple[int, bytes | None]]:
-        """GET ``path`` from every other worker (answered locally there): each one's body, or
-        None for one that failed or did not answer within ``GATHER_TIMEOUT_S``."""
+    async def gather(self, path: str, *, method: str = "GET", body: bytes | None = None,
+                     headers: dict[str, str] | None = None,
+                     timeout_s: float = GATHER_TIMEOUT_S) -> list[tuple[int, bytes | None]]:
+        """``method path`` to every other worker (answered locally there): each one's body, or
+        None for one that failed (not 200) or did not answer within ``timeout_s``."""
+        sent = {**(headers or {}), HOP_HEADER: str(self.index)}
 
         async def one(target: int) -> tuple[int, bytes | None]:
             try:
-                async with self._session(target).get(
-                    f"http://worker{target}{path}", headers={HOP_HEADER: str(self.index)},
-                    timeout=aiohttp.ClientTimeout(total=GATHER_TIMEOUT_S, sock_connect=CONNECT_TIMEOUT_S),
+                async with self._session(target).request(
+                    method, f"http://worker{target}{path}", headers=sent, data=body,
+                    timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=CONNECT_TIMEOUT_S),
                 ) as answer:
                     return target, (await answer.read()) if answer.status == 200 else None
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
