@@ -66,7 +66,7 @@ class Op:
     t0: float
     t1: float = 0.0
     failures: int = 0
-    resets: int = 0
+    resets: int = 0  # reset, or refused: the connection was on a listener that died (the killed worker's)
     ok: bool = False
 
 
@@ -192,12 +192,14 @@ class Client:
                     data = await resp.json(content_type=None)
                     status = resp.status
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError) as exc:
-                if isinstance(exc, aiohttp.ClientConnectorError):
-                    kind = "refused"
-                else:
-                    op.resets += 1
-                    kind = ""
-                    await asyncio.sleep(0.005)
+                # Refused: the SYN was queued on a listener that closed (the survivor's never
+                # does; the supervisor's socket is bound, not listening). Reset: the connection
+                # was on the worker that died. Both retried at once, counted apart.
+                kind = "refused" if isinstance(exc, aiohttp.ClientConnectorError) else "reset"
+                op.resets += 1
+                self.failure_log.append((owner, time.time(), kind))
+                await asyncio.sleep(0.005)
+                kind = ""
             except asyncio.TimeoutError:
                 kind = "timeout"
             else:
@@ -374,6 +376,9 @@ async def _run(work: Path, seed: int, injections: int, drivers_per_worker: int, 
     res.ops = len(ops)
     res.verdict = check(str(work / "data"), str(work / "acks.log"), str(work / "ledger.log"), left)
     res.gap, res.failure_kinds = gap_figures(ops, windows, client.failure_log if client else [])
+    (work / "gap.json").write_text(json.dumps({**res.gap, "failure_kinds": res.failure_kinds,
+                                               "injections": res.injections, "missed": res.missed,
+                                               "errors": res.errors[:100]}, indent=1))
     res.elapsed_s = time.time() - started
     return res
 
@@ -483,10 +488,14 @@ def gap_figures(ops: list[Op], windows: list[Window], failure_log: list[tuple[in
     s_lat, s_clean = lat(survivor), lat([op for op in survivor if not op.resets])
     o_lat, c_lat = lat(own_down), lat(calm)
     longest = max(survivor, key=lambda op: op.t1 - op.t0, default=None)
-    kinds: Counter = Counter()
+    kinds: Counter = Counter()  # the survivor's failed attempts (and resets) during the other's down time
+    lag = {"reset": 0.0, "refused": 0.0}  # the latest reset/refusal after its kill
     for owner, when, kind in failure_log:
-        if any(w.worker != owner and w.down <= when <= w.up for w in windows):
+        hit = [w for w in windows if w.worker != owner and w.down - 0.05 <= when <= w.up]
+        if hit:
             kinds[kind] += 1
+            if kind in lag:
+                lag[kind] = max(lag[kind], min(when - w.down for w in hit))
     down = [w.up - w.down for w in windows]
     gap = {
         "windows": len(windows),
@@ -497,16 +506,27 @@ def gap_figures(ops: list[Op], windows: list[Window], failure_log: list[tuple[in
         "survivor_p99_s": pct(s_lat, 0.99), "survivor_median_s": pct(s_lat, 0.5),
         "survivor_longest": f"{longest.what} ({longest.t1 - longest.t0:.3f}s, {longest.failures} failed, "
                             f"{longest.resets} reset)" if longest else "-",
-        "survivor_failed_attempts": sum(op.failures for op in survivor),
+        "survivor_failed_attempts": sum(n for k, n in kinds.items() if k not in lag),
         "survivor_failed_requests": sum(1 for op in survivor if op.failures),
-        "survivor_reset_attempts": sum(op.resets for op in survivor),
+        "survivor_reset_attempts": kinds["reset"], "survivor_refused_attempts": kinds["refused"],
         "survivor_reset_requests": sum(1 for op in survivor if op.resets),
+        "survivor_reset_lag_s": lag["reset"], "survivor_refused_lag_s": lag["refused"],
         "survivor_unanswered": sum(1 for op in survivor if not op.ok and op.t1 - op.t0 > 100),
         "owner_down_requests": len(own_down), "owner_down_max_s": o_lat[-1] if o_lat else 0.0,
         "owner_down_failed_attempts": sum(op.failures for op in own_down),
         "calm_requests": len(calm), "calm_max_s": c_lat[-1] if c_lat else 0.0, "calm_p99_s": pct(c_lat, 0.99),
         "calm_failed_attempts": sum(op.failures for op in calm),
         "calm_reset_attempts": sum(op.resets for op in calm),
+        "longest_survivor_requests": [
+            {"what": op.what, "owner": op.owner, "s": round(op.t1 - op.t0, 4), "t0": op.t0,
+             "failures": op.failures, "resets": op.resets}
+            for op in sorted(survivor, key=lambda op: op.t0 - op.t1)[:10]],
+        "windows_detail": [{"worker": w.worker, "down": w.down, "up": w.up, "how": w.how} for w in windows],
+        "survivor_failures_detail": [
+            {"owner": o, "at": t, "kind": k, "after_kill_s": min(
+                (t - w.down for w in windows if w.worker != o and w.down - 0.05 <= t <= w.up), default=None)}
+            for o, t, k in failure_log
+            if k not in lag and any(w.worker != o and w.down - 0.05 <= t <= w.up for w in windows)][:50],
     }
     return gap, kinds
 
@@ -548,10 +568,12 @@ def serve_table(res: ServeResult) -> str:
                  f"{g['survivor_max_s_without_reset']:.3f}s)   p99 {g['survivor_p99_s']:.3f}s   "
                  f"median {g['survivor_median_s']:.3f}s")
     lines.append(f"  longest: {g['survivor_longest']}")
-    lines.append(f"  failed attempts: {g['survivor_failed_attempts']} (in {g['survivor_failed_requests']} requests)"
-                 f"   kinds: {dict(res.failure_kinds) or '-'}")
-    lines.append(f"  connection resets (on the killed worker; retried): {g['survivor_reset_attempts']} "
-                 f"(in {g['survivor_reset_requests']} requests)")
+    failed = {k: n for k, n in res.failure_kinds.items() if k not in ("reset", "refused")}
+    lines.append(f"  failed attempts (503, 5xx, timeouts): {g['survivor_failed_attempts']} "
+                 f"(in {g['survivor_failed_requests']} requests)   kinds: {failed or '-'}")
+    lines.append(f"  on the killed worker's connections (retried at once): {g['survivor_reset_attempts']} reset "
+                 f"(latest {g['survivor_reset_lag_s']:.3f}s after its kill), {g['survivor_refused_attempts']} "
+                 f"refused (latest {g['survivor_refused_lag_s']:.3f}s after), in {g['survivor_reset_requests']} requests")
     lines.append(f"killed worker's own sagas meanwhile: {g['owner_down_requests']} requests, longest "
                  f"{g['owner_down_max_s']:.3f}s, {g['owner_down_failed_attempts']} failed attempts (503 expected)")
     lines.append(f"no worker down: {g['calm_requests']} requests, longest {g['calm_max_s']:.3f}s, "
