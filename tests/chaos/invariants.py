@@ -12,8 +12,8 @@ from typing import Any
 from saga_journey.persistence.keys import scoped_key
 from saga_journey.persistence.lmdb_backend import LmdbBackend
 from saga_journey.persistence.lmdb_store import LmdbStore
-from saga_journey.persistence.shard_layout import read_layout
 from saga_journey.persistence.recent import Query
+from saga_journey.persistence.shard_layout import read_layout
 from saga_journey.persistence.verify import verify
 
 INVARIANTS = ("I1", "I2", "I3", "I4", "I5", "I6")

@@ -31,6 +31,7 @@ import re
 import signal
 import statistics
 import sys
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -38,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-
 from saga_journey.persistence.shard_map import saga_shard
 from saga_journey.runtime import crashpoints
 
@@ -90,6 +90,7 @@ class ServeResult:
     failure_kinds: Counter = field(default_factory=Counter)  # survivor attempts that failed during kills
     errors: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
+    probes: dict[str, Any] = field(default_factory=dict)  # harness loop lag, disk fsync latency
     ops: int = 0
     sagas_started: int = 0
 
@@ -119,9 +120,9 @@ class Cluster:
         argv = [sys.executable, "-c", LAUNCH, str(self.young_s), "serve", "--create", "--workers", str(WORKERS),
                 "--shards", str(self.shards), "--data-dir", str(self.work / "data"), "--port", "0",
                 "--insecure-dev", "--config", str(self.config)]
-        self.proc = await asyncio.create_subprocess_exec(
-            *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=open(self.work / "serve.err", "ab"),
-            start_new_session=True)
+        with (self.work / "serve.err").open("ab") as err:  # the child has its own copy
+            self.proc = await asyncio.create_subprocess_exec(
+                *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=err, start_new_session=True)
         listening: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         asyncio.ensure_future(self._read(listening))
         self.base = await asyncio.wait_for(listening, 120)
@@ -170,7 +171,7 @@ class Client:
 
     def __init__(self, base: str, shards: int, acks_path: Path, ops: list[Op]) -> None:
         self.base, self.shards = base, shards
-        self.acks = open(acks_path, "a", encoding="utf-8")
+        self.acks = acks_path.open("a", encoding="utf-8")  # closed by close()
         self.ops = ops
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=128),
                                              timeout=aiohttp.ClientTimeout(total=45))
@@ -200,13 +201,21 @@ class Client:
                 self.failure_log.append((owner, time.time(), kind))
                 await asyncio.sleep(0.005)
                 kind = ""
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 kind = "timeout"
             else:
-                if status < 300 or (400 <= status < 500 and status not in (408, 425, 429)):
+                code = data.get("code") if isinstance(data, dict) else None
+                if status == 409 and code == "request_in_flight" and op.resets:
+                    # The first try, cut off by the reset, is still running at the owner: the
+                    # right answer; retried, counted with the resets.
+                    self.failure_log.append((owner, time.time(), "in_flight_after_reset"))
+                    await asyncio.sleep(0.05)
+                    continue
+                if status < 300 or (400 <= status < 500 and status not in (408, 425, 429)
+                                    and code != "request_in_flight"):
                     op.t1, op.ok = time.time(), status < 300
                     return status, data
-                kind = f"{status} {data.get('code') if isinstance(data, dict) else ''}".strip()
+                kind = f"{status} {code or ''}".strip()
             if kind:
                 op.failures += 1
                 self.failure_log.append((owner, time.time(), kind))
@@ -295,9 +304,10 @@ class Client:
 
 
 async def _webhook(work: Path) -> tuple[asyncio.subprocess.Process, int]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(WEBHOOK), "--ledger", str(work / "ledger.log"),
-        stdout=asyncio.subprocess.PIPE, stderr=open(work / "webhook.err", "ab"))
+    with (work / "webhook.err").open("ab") as err:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(WEBHOOK), "--ledger", str(work / "ledger.log"),
+            stdout=asyncio.subprocess.PIPE, stderr=err)
     assert proc.stdout is not None
     line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
     if not line.startswith("listening "):
@@ -324,6 +334,8 @@ async def _run(work: Path, seed: int, injections: int, drivers_per_worker: int, 
     cluster = Cluster(work, shards, _config(work, hook_port), young_s)
     ops: list[Op] = []
     windows: list[Window] = []
+    lags: list[tuple[float, float]] = []
+    fsyncs: list[tuple[float, float]] = []
     client: Client | None = None
     try:
         await cluster.start()
@@ -346,10 +358,14 @@ async def _run(work: Path, seed: int, injections: int, drivers_per_worker: int, 
                     client.errors.append(f"{sid}: {exc}")
 
         drivers = [asyncio.ensure_future(driver(i % WORKERS)) for i in range(drivers_per_worker * WORKERS)]
+        lag_probe = asyncio.ensure_future(_loop_lag(lags))
+        disk = threading.Thread(target=_fsync_probe, args=(work / "fsync.probe", fsyncs, stop), daemon=True)
+        disk.start()
         await _inject(cluster, rng, res, windows, injections, random_fraction, double_fraction,
                       arm_timeout_s, progress)
         stop.set()
         await asyncio.gather(*drivers)
+        lag_probe.cancel()
         # Every saga to its end: drive what is left IN_PROGRESS, wait for the compensations.
         for sid in await client.listing("IN_PROGRESS"):
             code, view = await client.status(sid)
@@ -376,11 +392,47 @@ async def _run(work: Path, seed: int, injections: int, drivers_per_worker: int, 
     res.ops = len(ops)
     res.verdict = check(str(work / "data"), str(work / "acks.log"), str(work / "ledger.log"), left)
     res.gap, res.failure_kinds = gap_figures(ops, windows, client.failure_log if client else [])
-    (work / "gap.json").write_text(json.dumps({**res.gap, "failure_kinds": res.failure_kinds,
+    res.probes = _probe_figures(lags, fsyncs, res.gap["longest_survivor_requests"])
+    (work / "gap.json").write_text(json.dumps({**res.gap, **res.probes, "failure_kinds": res.failure_kinds,
                                                "injections": res.injections, "missed": res.missed,
                                                "errors": res.errors[:100]}, indent=1))
     res.elapsed_s = time.time() - started
     return res
+
+
+async def _loop_lag(out: list[tuple[float, float]]) -> None:
+    """How late the harness's own loop wakes up (a stalled client would look like a gap)."""
+    while True:
+        t = time.monotonic()
+        await asyncio.sleep(0.05)
+        out.append((time.time(), time.monotonic() - t - 0.05))
+
+
+def _fsync_probe(path: Path, out: list[tuple[float, float]], stop: asyncio.Event) -> None:
+    """fsync latency of the disk under the folders, every 0.1 s (a disk stall holds up commits)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        while not stop.is_set():
+            t = time.monotonic()
+            os.write(fd, b".")
+            os.fsync(fd)
+            out.append((time.time(), time.monotonic() - t))
+            time.sleep(0.1)
+    finally:
+        os.close(fd)
+
+
+def _probe_figures(lags: list[tuple[float, float]], fsyncs: list[tuple[float, float]],
+                   longest: list[dict[str, Any]]) -> dict[str, Any]:
+    def worst(xs: list[tuple[float, float]], t0: float = 0.0, t1: float = float("inf")) -> float:
+        return max((d for t, d in xs if t0 <= t <= t1 + d), default=0.0)
+
+    top = longest[0] if longest else None
+    return {
+        "loop_lag_max_s": worst(lags), "fsync_max_s": worst(fsyncs),
+        "longest_loop_lag_s": worst(lags, top["t0"], top["t0"] + top["s"]) if top else 0.0,
+        "longest_fsync_s": worst(fsyncs, top["t0"], top["t0"] + top["s"]) if top else 0.0,
+    }
 
 
 async def _until(cond: Any, timeout: float) -> bool:
@@ -437,7 +489,7 @@ async def _inject(cluster: Cluster, rng: random.Random, res: ServeResult, window
             turn += 1
             n = cluster.deaths[w]
             cluster.arm(w, f"{point}:{rng.randint(1, _NTH_MAX[point])}")
-            if not await _until(lambda: cluster.deaths[w] > n, arm_timeout_s):
+            if not await _until(lambda w=w, n=n: cluster.deaths[w] > n, arm_timeout_s):
                 cluster.arm(w, "")
                 res.missed[point] += 1
                 continue
@@ -448,7 +500,7 @@ async def _inject(cluster: Cluster, rng: random.Random, res: ServeResult, window
             if rng.random() < 0.5:
                 n, r = cluster.deaths[w], cluster.readies[w]
                 cluster.arm(w, f"{rng.choice(points)}:{rng.randint(1, 4)}")
-                await _until(lambda: cluster.deaths[w] > n or (
+                await _until(lambda w=w, n=n, r=r: cluster.deaths[w] > n or (
                     cluster.readies[w] > r and time.time() - cluster.ready_at[w] > 1.0), 90)
                 if cluster.deaths[w] > n:
                     killed(w, "unknown-kill")
@@ -489,7 +541,7 @@ def gap_figures(ops: list[Op], windows: list[Window], failure_log: list[tuple[in
     o_lat, c_lat = lat(own_down), lat(calm)
     longest = max(survivor, key=lambda op: op.t1 - op.t0, default=None)
     kinds: Counter = Counter()  # the survivor's failed attempts (and resets) during the other's down time
-    lag = {"reset": 0.0, "refused": 0.0}  # the latest reset/refusal after its kill
+    lag = {"reset": 0.0, "refused": 0.0, "in_flight_after_reset": 0.0}  # the latest of each after its kill
     for owner, when, kind in failure_log:
         hit = [w for w in windows if w.worker != owner and w.down - 0.05 <= when <= w.up]
         if hit:
@@ -568,17 +620,23 @@ def serve_table(res: ServeResult) -> str:
                  f"{g['survivor_max_s_without_reset']:.3f}s)   p99 {g['survivor_p99_s']:.3f}s   "
                  f"median {g['survivor_median_s']:.3f}s")
     lines.append(f"  longest: {g['survivor_longest']}")
-    failed = {k: n for k, n in res.failure_kinds.items() if k not in ("reset", "refused")}
+    failed = {k: n for k, n in res.failure_kinds.items() if k not in ("reset", "refused", "in_flight_after_reset")}
     lines.append(f"  failed attempts (503, 5xx, timeouts): {g['survivor_failed_attempts']} "
                  f"(in {g['survivor_failed_requests']} requests)   kinds: {failed or '-'}")
     lines.append(f"  on the killed worker's connections (retried at once): {g['survivor_reset_attempts']} reset "
                  f"(latest {g['survivor_reset_lag_s']:.3f}s after its kill), {g['survivor_refused_attempts']} "
-                 f"refused (latest {g['survivor_refused_lag_s']:.3f}s after), in {g['survivor_reset_requests']} requests")
+                 f"refused (latest {g['survivor_refused_lag_s']:.3f}s after), in {g['survivor_reset_requests']} requests; "
+                 f"then 409 request_in_flight (the cut-off try still running): "
+                 f"{res.failure_kinds.get('in_flight_after_reset', 0)}")
     lines.append(f"killed worker's own sagas meanwhile: {g['owner_down_requests']} requests, longest "
                  f"{g['owner_down_max_s']:.3f}s, {g['owner_down_failed_attempts']} failed attempts (503 expected)")
     lines.append(f"no worker down: {g['calm_requests']} requests, longest {g['calm_max_s']:.3f}s, "
                  f"p99 {g['calm_p99_s']:.3f}s, failed attempts {g['calm_failed_attempts']}, "
                  f"resets {g['calm_reset_attempts']}")
+    p = res.probes
+    lines.append(f"probes: harness loop lag max {p['loop_lag_max_s']:.3f}s, disk fsync max {p['fsync_max_s']:.3f}s; "
+                 f"during the longest survivor request: loop lag {p['longest_loop_lag_s']:.3f}s, "
+                 f"fsync {p['longest_fsync_s']:.3f}s")
     if res.errors:
         lines.append(f"client errors (non-retryable answers): {len(res.errors)}; first: {res.errors[:3]}")
     return "\n".join(lines)

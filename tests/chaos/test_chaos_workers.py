@@ -5,16 +5,19 @@ over the whole sharded folder, and the surviving worker answers every request me
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
-
+from saga_journey.persistence.shard_map import saga_shard
 from saga_journey.runtime import crashpoints
+
 from tests.chaos.harness import RANDOM_KILL
+from tests.chaos.invariants import check
 from tests.chaos.serve_chaos import run_serve_chaos, serve_table
 
-CI_WORKERS_INJECTIONS = int(os.environ.get("SAGA_CHAOS_WORKERS_INJECTIONS", "14"))
+CI_WORKERS_INJECTIONS = int(os.environ.get("SAGA_CHAOS_WORKERS_INJECTIONS", "12"))
 
 
 @pytest.fixture
@@ -61,3 +64,13 @@ def test_short_chaos_run_against_two_workers(tmp_path: Path) -> None:
     assert gap["survivor_requests"] > 0
     assert gap["survivor_failed_attempts"] == 0, (gap, res.failure_kinds)
     assert gap["calm_failed_attempts"] == 0, gap
+    # The checker reads every shard: a forged ack of a saga in either worker's shards is caught.
+    work = tmp_path / "serve"
+    acks = (work / "acks.log").read_text().splitlines()
+    forged = []
+    for owner in (0, 1):
+        first = next(json.loads(a) for a in acks if saga_shard("default", json.loads(a)["saga"], 8) % 2 == owner)
+        forged.append(json.dumps({**first, "version": 99, "event": "milestone_completed"}))
+    (work / "acks.log").write_text("\n".join(acks + forged) + "\n")
+    verdict = check(str(work / "data"), str(work / "acks.log"), str(work / "ledger.log"), [])
+    assert len(verdict.violations["I1"]) == 2, verdict.violations["I1"]

@@ -20,7 +20,7 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
-from tests.chaos.worker import FsyncLog, flaky  # noqa: E402
+from tests.chaos.worker import FsyncLog, flaky
 
 
 def make_app(ledger: FsyncLog) -> web.Application:
