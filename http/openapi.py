@@ -451,14 +451,20 @@ _LAST_EVENT_ID = {
     "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
     "description": "resume after this event id (sent by EventSource on reconnect)", "example": "42",
 }
+_FEED_EVENT_ID = {
+    **_LAST_EVENT_ID, "schema": {"type": "string", "maxLength": 8192, "pattern": "^[0-9]{1,20}(\\.[0-9]{1,20})*$"},
+    "description": "resume after this event id (sent by EventSource on reconnect): an integer, or with a "
+                   "sharded data folder one position per shard joined by '.' (e.g. 12.0.7.3)",
+}
 _SSE_EXAMPLE = (
     "id: 42\nevent: milestone_completed\ndata: {\"saga_id\": \"order-1001\", \"seq\": 2, "
     "\"event\": \"milestone_completed\", \"status\": \"IN_PROGRESS\", \"saga\": {}}\n\n: ping\n\n"
 )
 
 
-def _sse(summary: str, description: str, errors: tuple[int, ...] = _READ_ERRORS) -> dict[str, Any]:
-    return {"tag": "events", "summary": summary, "headers": [_LAST_EVENT_ID], "sse": description, "errors": errors}
+def _sse(summary: str, description: str, errors: tuple[int, ...] = _READ_ERRORS,
+         last_event_id: dict[str, Any] = _LAST_EVENT_ID) -> dict[str, Any]:
+    return {"tag": "events", "summary": summary, "headers": [last_event_id], "sse": description, "errors": errors}
 
 
 _OPERATOR_RESULT = "the status after the action (recorded in history with who and why)"
@@ -554,7 +560,7 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         "text/event-stream; each event's id is an opaque resumable position; without Last-Event-ID the "
         "stream starts now. A Last-Event-ID older than the retained event feed is answered 410 "
         "(code events_pruned): list the sagas again, then follow from now",
-        (*_READ_ERRORS, 410),
+        (*_READ_ERRORS, 410), _FEED_EVENT_ID,
     ),
     "saga_events": _sse(
         "One saga's events (Server-Sent Events), from its first event or after Last-Event-ID",

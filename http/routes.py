@@ -240,10 +240,10 @@ async def saga_events(request: web.Request) -> web.StreamResponse:
     saga_id = path_id(request, "saga_id")
     who, gw = principal(request), gateway(request)
     await gw.orch.get_saga_status(saga_id, who.user_context())  # 404 for unknown / other tenant
-    start = events.last_event_id(request) or 0
+    start = events.SeqPosition(events.last_event_id(request) or 0)
     key = events.scope_of(who.tenant_id, saga_id)
     sub = events.Subscriber(key, lambda item: True, gw.tail.queue_size)
-    return await events.stream(request, gw.tail, sub, events.saga_replay(gw.orch, key), start, per_saga=True)
+    return await events.stream(request, gw.tail, sub, events.saga_replay(gw.orch, key), start)
 
 
 @routes.get("/v1/events", name="events", role="read")
@@ -252,15 +252,15 @@ async def all_events(request: web.Request) -> web.StreamResponse:
     tenant, gw, q = principal(request).tenant_id, gateway(request), query(request)
     match = events.Filter(status=q["status"], journey_type=q["journey_type"],
                           saga_ids=frozenset(q["saga_id"]), **_filters(q)).matches
-    start = events.last_event_id(request)
+    start = events.last_feed_id(request, gw.orch)
     if start is not None:
         events.check_resumable(gw.orch, start)  # 410 before anything is subscribed
     sub = events.Subscriber(events.scope_of(tenant), match, gw.tail.queue_size)
     gw.tail.subscribe(sub)  # before reading the start: nothing committed after it is missed
     if start is None:
-        start = gw.orch.store.feed_end()
+        start = events.feed_end(gw.orch)
     replay = events.global_replay(gw.orch, tenant, match)
-    return await events.stream(request, gw.tail, sub, replay, start, per_saga=False)
+    return await events.stream(request, gw.tail, sub, replay, events.FeedPosition(start))
 
 
 async def _write(request: web.Request, saga_id: str, call: Callable[[], Awaitable[Any]]) -> web.Response:

@@ -16,12 +16,13 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
-import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 
 from saga_journey.persistence.shard_map import CATALOG_SHARD, idempotency_shard, owner_of, saga_shard
 
 from .hop import HOP_HEADER, WORKER_HEADER, peer_address
+from .hop_client import HopClient, HopProtocolError
 from .problems import problem_response
 
 # request headers that describe this connection, not the request
@@ -30,6 +31,7 @@ _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", 
 _ANSWER_DROPPED = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "date",
                              "server", "content-encoding"})
 CONNECT_TIMEOUT_S = 2.0
+_HOP_FAILURES = (OSError, TimeoutError, asyncio.IncompleteReadError, HopProtocolError, ValueError)
 GATHER_TIMEOUT_S = 5.0
 
 
@@ -137,7 +139,8 @@ class WorkerRouter:
         self.workers = workers
         self.shards = shards
         self.stats = HopStats()
-        self._sessions: dict[int, aiohttp.ClientSession] = {}
+        self._clients: dict[int, HopClient] = {}
+        self._peers = tuple(i for i in range(workers) if i != index)
 
     def _here(self, shard: int) -> int | None:
         owner = owner_of(shard, self.workers)
@@ -157,38 +160,29 @@ class WorkerRouter:
         return self._here(CATALOG_SHARD)
 
     def peers(self) -> Sequence[int]:
-        return [i for i in range(self.workers) if i != self.index]
+        return self._peers
 
-    def _session(self, target: int) -> aiohttp.ClientSession:
-        session = self._sessions.get(target)
-        if session is None or session.closed:
-            connector = aiohttp.UnixConnector(path=peer_address(self.data_folder, target), limit=0,
-                                              keepalive_timeout=60)
-            session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
-                                            skip_auto_headers=("User-Agent", "Accept-Encoding"))
-            self._sessions[target] = session
-        return session
+    def _client(self, target: int) -> HopClient:
+        client = self._clients.get(target)
+        if client is None:
+            client = self._clients[target] = HopClient(peer_address(self.data_folder, target))
+        return client
 
     async def forward(self, request: web.Request, target: int, body: bytes | None,
                       *, timeout_s: float, content_type: str | None = None) -> web.Response:
         """Send ``request`` (its body: ``body``) to worker ``target`` and relay its answer. An
         owner that cannot be reached (restarting) is answered 503 with Retry-After."""
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
-        headers[HOP_HEADER] = str(self.index)
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP
+                   and not (content_type is not None and k.lower() == "content-type")]
+        headers.append((HOP_HEADER, str(self.index)))
         if content_type is not None:  # the body was re-encoded
-            headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
-            headers["Content-Type"] = content_type
+            headers.append(("Content-Type", content_type))
         started = time.perf_counter()
-        timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=CONNECT_TIMEOUT_S)
         try:
-            async with self._session(target).request(
-                request.method, f"http://worker{target}{request.path_qs}", data=body, headers=headers,
-                timeout=timeout, allow_redirects=False,
-            ) as answer:
-                payload = await answer.read()
-                out = {k: v for k, v in answer.headers.items() if k.lower() not in _ANSWER_DROPPED}
-                status = answer.status
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            status, answer, payload = await self._client(target).request(
+                request.method, request.path_qs, headers, body,
+                connect_timeout_s=CONNECT_TIMEOUT_S, timeout_s=timeout_s)
+        except _HOP_FAILURES as exc:
             self.stats.failed += 1
             return problem_response(
                 503, "owner_unavailable",
@@ -197,6 +191,7 @@ class WorkerRouter:
             )
         self.stats.forwarded += 1
         self.stats.forward_seconds += time.perf_counter() - started
+        out = CIMultiDict((k, v) for k, v in answer if k.lower() not in _ANSWER_DROPPED)
         return web.Response(status=status, body=payload, headers=out)
 
     async def gather(self, path: str, *, method: str = "GET", body: bytes | None = None,
@@ -204,24 +199,22 @@ class WorkerRouter:
                      timeout_s: float = GATHER_TIMEOUT_S) -> list[tuple[int, bytes | None]]:
         """``method path`` to every other worker (answered locally there): each one's body, or
         None for one that failed (not 200) or did not answer within ``timeout_s``."""
-        sent = {**(headers or {}), HOP_HEADER: str(self.index)}
+        sent = [*(headers or {}).items(), (HOP_HEADER, str(self.index))]
 
         async def one(target: int) -> tuple[int, bytes | None]:
             try:
-                async with self._session(target).request(
-                    method, f"http://worker{target}{path}", headers=sent, data=body,
-                    timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=CONNECT_TIMEOUT_S),
-                ) as answer:
-                    return target, (await answer.read()) if answer.status == 200 else None
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+                status, _, payload = await self._client(target).request(
+                    method, path, sent, body, connect_timeout_s=CONNECT_TIMEOUT_S, timeout_s=timeout_s)
+            except _HOP_FAILURES:
                 return target, None
+            return target, payload if status == 200 else None
 
         return list(await asyncio.gather(*(one(t) for t in self.peers())))
 
     async def close(self) -> None:
-        for session in self._sessions.values():
-            await session.close()
-        self._sessions.clear()
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
 
 
 __all__ = ["HOP_HEADER", "WORKER_HEADER", "LocalRouter", "Router", "WorkerRouter"]

@@ -28,6 +28,8 @@ from .problems import Problem
 ID = {"type": "string", "pattern": ID_PATTERN.pattern, "maxLength": 128}
 _CURSOR = re.compile(r"^[A-Za-z0-9_-]+$")
 _EVENT_ID = {"type": "string", "pattern": "^[0-9]{1,19}$"}
+# the global stream of a sharded store: one feed position per shard, joined by "."
+_FEED_EVENT_ID = {"type": "string", "maxLength": 8192, "pattern": "^[0-9]{1,20}(\\.[0-9]{1,20})*$"}
 _TIME = {"type": "string", "minLength": 1, "maxLength": 64, "description": "epoch seconds or ISO 8601 (no zone: UTC)"}
 _JSON_TYPES: dict[str, type | tuple[type, ...]] = {
     "string": str, "integer": int, "boolean": bool, "object": dict, "number": (int, float), "array": list,
@@ -140,6 +142,7 @@ FILTERS = (
 )
 FILTER_NAMES = ("parked", "journey_id", "user_id", "updated_after", "updated_before")
 LAST_EVENT_ID = Param("last_event_id", "event_id", _EVENT_ID, "as the Last-Event-ID header", "42")
+FEED_EVENT_ID = Param("last_event_id", "event_id", _FEED_EVENT_ID, "as the Last-Event-ID header", "42")
 
 
 # ---- bodies -------------------------------------------------------------------------------
@@ -250,7 +253,7 @@ REQUESTS: dict[str, RequestSpec] = {
     )),
     "events": RequestSpec(query=(
         *FILTERS, Param("saga_id", "id", ID, "only this saga (repeat for several)", "order-1001", multi=True),
-        LAST_EVENT_ID,
+        FEED_EVENT_ID,
     )),
     "saga_events": RequestSpec(query=(LAST_EVENT_ID,)),
     "advance_saga_step": RequestSpec(body=Body("AdvanceRequest", (

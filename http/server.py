@@ -24,7 +24,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from saga_journey.metrics import SagaMetrics, metrics_handler
+from saga_journey.metrics import SagaMetrics, gathered_metrics_handler, metrics_handler
 from saga_journey.persistence.factory import backend_for
 from saga_journey.persistence.shard_map import owned_shards
 from saga_journey.runtime.errors import SagaError
@@ -119,11 +119,15 @@ async def serve(
     if settings.insecure_dev:
         print(INSECURE_BANNER, file=sys.stderr, flush=True)
     metric_obs = SagaMetrics(CollectorRegistry()) if metrics else None
-    handler = metrics_handler(metric_obs.registry) if metric_obs is not None else None
     auth = Authenticator(settings.api_keys, insecure_dev=settings.insecure_dev)
     router = None if worker is None else WorkerRouter(worker.data_folder, worker.index, worker.workers, worker.shards)
-    if router is not None and metric_obs is not None:
-        metric_obs.registry.register(HopCollector(router.stats))
+    handler = None
+    if metric_obs is not None:
+        if router is None or worker is None:
+            handler = metrics_handler(metric_obs.registry)
+        else:  # one scrape shows every worker's series
+            metric_obs.registry.register(HopCollector(router.stats))
+            handler = gathered_metrics_handler(metric_obs.registry, worker.index, router.gather)
     app = create_app(None, settings, metrics_handler=handler, authenticator=auth, router=router,
                      runtime=runtime_context(store_url, config, metric_obs, None if worker is None else worker.owned))
     runner = web.AppRunner(

@@ -65,6 +65,22 @@ class Worker:
     ready: asyncio.Future[None] | None = None
     exits: list[int] = field(default_factory=list)
 
+    def began(self, process: asyncio.subprocess.Process, ready: asyncio.Future[None]) -> None:
+        """A new life: its process, and the future its readiness pipe resolves."""
+        self.process = process
+        self.ready = ready
+        self.started = time.monotonic()
+
+    def ended(self, code: int) -> float:
+        """It exited with ``code``: the back-off before its restart (doubled while it dies young)."""
+        self.exits.append(code)
+        young = time.monotonic() - self.started < YOUNG_S
+        self.backoff_s = min(MAX_BACKOFF_S, self.backoff_s * 2) if young else MIN_BACKOFF_S
+        return self.backoff_s
+
+    def restarting(self) -> None:
+        self.restarts += 1
+
 
 class Supervisor:
     def __init__(self, worker_argv: Sequence[str], data_folder: str, workers: int, shards: int,
@@ -96,14 +112,12 @@ class Supervisor:
         read_fd, write_fd = os.pipe()
         env = {**os.environ, READY_FD_ENV: str(write_fd)}
         argv = [sys.executable, "-m", "saga_journey.runtime.cli", *self.worker_argv, "--worker-index", str(w.index)]
-        try:
-            w.process = await asyncio.create_subprocess_exec(*argv, env=env, pass_fds=(write_fd,))
-        finally:
-            os.close(write_fd)
-        w.started = time.monotonic()
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = loop.create_future()
-        w.ready = ready
+        try:
+            w.began(await asyncio.create_subprocess_exec(*argv, env=env, pass_fds=(write_fd,)), ready)
+        finally:
+            os.close(write_fd)
         reader = os.fdopen(read_fd, "rb", buffering=0)
 
         def on_readable() -> None:
@@ -124,20 +138,19 @@ class Supervisor:
         while True:
             assert w.process is not None
             code = await w.process.wait()
-            w.exits.append(code)
+            age = time.monotonic() - w.started
+            backoff = w.ended(code)
             if self.stopping:
                 return
-            age = time.monotonic() - w.started
-            w.backoff_s = min(MAX_BACKOFF_S, w.backoff_s * 2) if age < YOUNG_S else MIN_BACKOFF_S
             how = f"signal {-code}" if code < 0 else f"exit code {code}"
             log.error("worker %d (pid %d) died (%s) after %.1fs; restarting it in %.1fs",
-                      w.index, w.process.pid, how, age, w.backoff_s)
+                      w.index, w.process.pid, how, age, backoff)
             print(f"saga-journey: worker {w.index} (pid {w.process.pid}) died ({how}); restarting",
                   file=self.out, flush=True)
-            await asyncio.sleep(w.backoff_s)
+            await asyncio.sleep(backoff)
             if self.stopping:
                 return
-            w.restarts += 1
+            w.restarting()
             await self._spawn(w)
             try:
                 assert w.ready is not None

@@ -23,6 +23,8 @@ _EXPORTS: dict[str, str] = {
     "RuntimeStateCollector": "collector",
     "SagaMetrics": "observer",
     "exposition": "exposition",
+    "gathered_metrics_handler": "exposition",
+    "merge_expositions": "merge",
     "metrics_handler": "exposition",
     "start_metrics_server": "exposition",
     "status_class": "observer",
@@ -32,8 +34,11 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from .collector import RuntimeStateCollector
-    from .exposition import MetricsServer, exposition, metrics_handler, start_metrics_server
+    from .exposition import (
+        MetricsServer, exposition, gathered_metrics_handler, metrics_handler, start_metrics_server,
+    )
     from .instruments import LATENCY_BUCKETS, STATE_METRICS, Instruments
+    from .merge import merge_expositions
     from .observer import SagaMetrics, status_class
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -24,8 +24,19 @@ def _family(spec: StateMetric) -> GaugeMetricFamily | CounterMetricFamily:
     return GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
 
 
+def _store_figures(store: Any) -> tuple[dict[tuple[str, str], int], dict[str, float], dict[str, int]]:
+    """``(count_by_status, oldest_active, count_compensation_failed)`` of what this process
+    owns: a sharded store of a ``serve --workers`` worker reads the whole folder, so its
+    ``owned_view()`` (the owned shards only) is read instead and the workers' series add up.
+    A store without ``owned_view`` (one environment, one process) is read whole."""
+    owned_view = getattr(store, "owned_view", None)
+    source = owned_view() if callable(owned_view) else store
+    return source.count_by_status(), source.oldest_active(), source.count_compensation_failed()
+
+
 class RuntimeStateCollector(Collector):
-    """Reads ``orchestrator.stats()`` and the store's counters at each scrape.
+    """Reads ``orchestrator.stats()`` and the store's counters at each scrape (of the owned
+    shards only, for a sharded store: see ``_store_figures``).
 
     A closed or failing store yields no samples for these metrics (the scrape still succeeds);
     Prometheus then sees the series go stale rather than a made-up value.
@@ -48,11 +59,8 @@ class RuntimeStateCollector(Collector):
 
     def _read(self) -> list[Metric]:
         orch = self._orch
-        store = orch.store
         stats = orch.stats()
-        counts = store.count_by_status()
-        oldest = store.oldest_active()
-        failed = store.count_compensation_failed()
+        counts, oldest, failed = _store_figures(orch.store)
         now = orch.clock.now()
         fam = {spec.name: _family(spec) for spec in STATE_METRICS}
 

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from .lmdb_env import DEFAULT_MAP_SIZE
 from .ports import Queries, Store, StoreOptions
 from .shard_layout import ShardLayout, create_layout, layout_file, read_layout
+from .shard_map import DEFAULT_SHARDS, check_shard_count
+from saga_journey.runtime.errors import InvalidInputError
 from .verify import VerifyReport, store_exists
 
 
@@ -47,6 +49,28 @@ class LmdbBackend:
             on_commit=options.on_commit,
             handoff=options.handoff,
         )
+
+    def prepare_workers(self, workers: int, shards: int | None, *, create: bool) -> tuple[str, int]:
+        """For ``serve --workers``: the folder and its shard count, the folder created sharded
+        into ``shards`` (default ``DEFAULT_SHARDS``) when absent and ``create``. Refused: a
+        one-process store, a ``shards`` other than the folder's, more workers than shards."""
+        layout = read_layout(self.path)
+        if layout is None:
+            if self.exists():
+                raise InvalidInputError(
+                    f"{self.path} holds a one-process store (no shards): serve it with --workers 1, or "
+                    "copy it into a sharded folder with `saga-journey reshard`")
+            if not create:
+                raise InvalidInputError(f"{self.path} holds no saga-journey store; pass --create to create one")
+            layout = create_layout(self.path, check_shard_count(DEFAULT_SHARDS if shards is None else shards))
+        elif shards is not None and shards != layout.shards:
+            raise InvalidInputError(
+                f"{self.path} has {layout.shards} shards (fixed when it was created); --shards {shards} "
+                "cannot change it (`saga-journey reshard` copies it into a folder of another count)")
+        if workers > layout.shards:
+            raise InvalidInputError(f"--workers {workers} is more than the {layout.shards} shards of {self.path}: "
+                                    "each worker needs at least one shard")
+        return self.path, layout.shards
 
     def open_read_only(self) -> Queries:
         layout = read_layout(self.path)

@@ -32,7 +32,7 @@ from saga_journey.persistence.lmdb_env import (
 from saga_journey.persistence.lmdb_keys import CORE_DBS
 from saga_journey.persistence.store import Handoff, Outcome, run_outcomes
 from saga_journey.persistence.records import decode_record
-from saga_journey.persistence.retention import FeedRetention, Retention, RetentionDbs
+from saga_journey.persistence.retention import FeedRetention, Retention, RetentionDbs, feed_floor
 from saga_journey.runtime.errors import CorruptRecordError, StorageError
 
 log = logging.getLogger("saga_journey.persistence")
@@ -149,8 +149,8 @@ class LmdbStore(LmdbAdmin):
                         continue  # quarantined; listed once it is readable again
                     tenant = sid.decode().partition("/")[0]
                     recent.index_saga(txn, self._recent, sid, tenant, local_id(sid.decode()), snap)
-        with self._env.begin() as txn:
-            self._feed_next = recent.feed_end(txn, self._feed) + 1
+        with self._env.begin() as txn:  # never at or below the floor (a resharded folder starts above it)
+            self._feed_next = max(recent.feed_end(txn, self._feed), feed_floor(txn, self._meta)) + 1
 
     def _upgrade(self) -> None:
         """Bring an older folder to the current stored format in one write transaction."""

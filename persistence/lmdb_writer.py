@@ -48,6 +48,9 @@ def as_storage_error(exc: BaseException) -> StorageError:
 
 
 
+READER_CHECK_S = 10.0
+
+
 class GroupCommitWriter(LmdbOps):
     """Submit/write and the writer thread's loop (a layer of ``LmdbStore``)."""
 
@@ -67,6 +70,7 @@ class GroupCommitWriter(LmdbOps):
         self._closed = False
         self._commits = self._batches = self._last_batch = self._max_batch_seen = 0
         self._map_grows = 0
+        self._readers_checked = float("-inf")  # the first batch checks (a reader may have died before)
 
     def submit(self, writes: Sequence[Write], callback: CommitCallback) -> None:
         if self._closed:
@@ -135,6 +139,23 @@ class GroupCommitWriter(LmdbOps):
                 err = StorageError(f"outcome unknown: the writer failed internally: {exc!r}")
                 outcomes = [(r, err) for r in batch]
             self._deliver(outcomes)
+            self._check_readers()
+
+    def _check_readers(self) -> None:
+        """Every ``READER_CHECK_S``, clear reader slots of processes that died (a worker of
+        ``serve --workers`` killed while it read this shard): a stale slot would pin an old
+        snapshot, and LMDB could not reuse the pages freed since, so the file would grow."""
+        now = time.monotonic()
+        if now - self._readers_checked < READER_CHECK_S:
+            return
+        self._readers_checked = now
+        try:
+            cleared = self._env.reader_check()
+        except lmdb.Error as exc:
+            log.warning("reader check of %s failed: %s", self._path, exc)
+            return
+        if cleared:
+            log.warning("cleared %d reader slot(s) of dead processes in %s", cleared, self._path)
 
     def _process(self, batch: list[Request]) -> list[tuple[Request, StorageError | None]]:
         with self._stats_lock:

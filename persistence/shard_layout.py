@@ -76,10 +76,11 @@ def read_layout(folder: str) -> ShardLayout | None:
     return ShardLayout(os.fspath(folder), shards)
 
 
-def create_layout(folder: str, shards: int) -> ShardLayout:
+def create_layout(folder: str, shards: int, *, finish: bool = True) -> ShardLayout:
     """Create the catalog and every shard's environment in ``folder`` (created if absent),
     then write ``shards.json`` last (a folder without it is not a store). A folder that already holds a store is refused: its sagas
-    would not be where the layout says."""
+    would not be where the layout says. ``finish=False`` leaves ``shards.json`` out: the caller
+    fills the environments first and writes it when done (``reshard``)."""
     shards = check_shard_count(shards)
     folder = os.fspath(folder)
     path = layout_file(folder)
@@ -97,7 +98,8 @@ def create_layout(folder: str, shards: int) -> ShardLayout:
     # (and, but for shard 0's owner, the catalog) read-only beside those it owns
     for env_dir in (layout.catalog, *(layout.shard_dir(s) for s in layout.all_shards())):
         LmdbStore(env_dir).close()
-    write_atomically(path, json.dumps({"format": LAYOUT_FORMAT, "shards": shards}).encode() + b"\n")
+    if finish:
+        write_atomically(path, json.dumps({"format": LAYOUT_FORMAT, "shards": shards}).encode() + b"\n")
     return layout
 
 

@@ -12,10 +12,11 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from saga_journey.persistence.shard_map import DEFAULT_SHARDS, check_shard_count
+from saga_journey.persistence.shard_map import DEFAULT_SHARDS
 
 from .errors import InvalidInputError, SagaError
 from .migrate import add_parser as add_migrate_parser
+from .reshard_cli import add_parser as add_reshard_parser
 from .cli_store import StoreArg, add_store_options
 if TYPE_CHECKING:
     from saga_journey.http.server import WorkerSpec
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_migrate_parser(sub)
     add_prune_parser(sub)
     add_backup_parser(sub)
+    add_reshard_parser(sub)
     # Parsed by click (runtime/cli_sagas.py); listed here so that --help shows them.
     for name, text in (("sagas", "list, show, watch, abort, retry, skip sagas (see sagas --help)"),
                        ("journeys", "list and show journeys"), ("events", "follow transitions live")):
@@ -108,8 +110,8 @@ def env_defaults(parser: argparse.ArgumentParser, command: str) -> None:
     import os
 
     for action in parser._actions:  # argparse has no public list of a parser's options
-        if not action.option_strings or action.dest == "help":
-            continue
+        if not action.option_strings or action.dest == "help" or action.help == argparse.SUPPRESS:
+            continue  # (a hidden option, e.g. --worker-index, is for the supervisor alone)
         name = ENV_PREFIX + action.option_strings[-1].lstrip("-").replace("-", "_").upper()
         action.help = f"{action.help or ''} [env {name}]".strip()
         raw = os.environ.get(name)
@@ -203,32 +205,15 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _sharded_folder(where: StoreArg, workers: int, shards: int | None, create: bool) -> tuple[str, int]:
-    """The folder and shard count of a sharded store for ``--workers``/``--shards``: created
-    (with ``--create``) if absent; refused if it has the one-environment layout, fewer shards
-    than workers, or a shard count other than ``--shards``."""
-    from saga_journey.persistence.lmdb_backend import LmdbBackend
-    from saga_journey.persistence.shard_layout import create_layout, read_layout
-
-    backend = where.backend()
-    if not isinstance(backend, LmdbBackend):
+    """The folder and shard count of a sharded store for ``--workers``/``--shards`` (the
+    backend's ``prepare_workers``: created with ``--create`` if absent, else checked)."""
+    prepare = getattr(where.backend(), "prepare_workers", None)
+    if prepare is None:
         raise InvalidInputError(f"--workers and --shards need an LMDB data folder; {where.shown} is not one")
-    layout = read_layout(backend.path)
-    if layout is None:
-        if backend.exists():
-            raise InvalidInputError(
-                f"{where.shown} holds a one-process store (no shards): serve it with --workers 1, or "
-                "create a sharded folder with `serve --create --workers N` in a new folder")
-        if not create:
-            where.existing(create_flag="--create")
-        layout = create_layout(backend.path, check_shard_count(shards if shards is not None else DEFAULT_SHARDS))
-    elif shards is not None and shards != layout.shards:
-        raise InvalidInputError(
-            f"{where.shown} has {layout.shards} shards (fixed when it was created); --shards {shards} "
-            "cannot change it")
-    if workers > layout.shards:
-        raise InvalidInputError(f"--workers {workers} is more than the {layout.shards} shards of {where.shown}: "
-                                "each worker needs at least one shard")
-    return backend.path, layout.shards
+    if not create:
+        where.existing(create_flag="--create")
+    folder, count = prepare(workers, shards, create=create)
+    return str(folder), int(count)
 
 
 def _worker_spec(where: StoreArg, index: int, workers: int) -> WorkerSpec:
@@ -319,9 +304,16 @@ def _prune(args: argparse.Namespace) -> int:
     return run_prune(args)
 
 
+def _reshard(args: argparse.Namespace) -> int:
+    from .reshard_cli import run_reshard
+
+    return run_reshard(args)
+
+
 COMMANDS = {
     "demo": _demo, "backup": _backup, "serve": _serve, "hash-key": _hash_key,
     "verify": _verify, "quarantine": _verify, "migrate": _migrate, "prune": _prune,
+    "reshard": _reshard,
 }
 
 
@@ -331,8 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .cli_sagas import run
 
         return run(argv)
-    args = build_parser().parse_args(argv)
-    args.argv = argv  # serve --workers starts each worker with the same arguments
+    # argv rides along: serve --workers starts each worker with the same arguments
+    args = build_parser().parse_args(argv, namespace=argparse.Namespace(argv=argv))
     try:
         return COMMANDS[args.command](args)
     except SagaError as exc:

@@ -182,3 +182,35 @@ def test_paging_merged_shards_equals_the_sorted_union(all_keys: list[bytes], sha
         if after is None:
             break
     assert walked == sorted(all_keys, reverse=newest)
+
+
+HOLD_A_READ = """
+import sys, time
+from saga_journey.persistence.readonly import ReadOnlyStore
+store = ReadOnlyStore(sys.argv[1])
+with store._read():  # a read transaction, held until this process is killed
+    print("reading", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_the_writer_clears_reader_slots_of_killed_processes(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A worker killed while it read another worker's shard leaves a slot in that shard's reader
+    table; the shard's writer clears it, so the snapshot it pinned does not stop page reuse."""
+    from saga_journey.persistence.lmdb_store import LmdbStore
+
+    path = str(tmp_path / "shard")
+    store = LmdbStore(path)  # open throughout: a reopen alone would reset the reader table
+    reader = subprocess.Popen([sys.executable, "-c", HOLD_A_READ, path], stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout is not None and reader.stdout.readline().strip() == "reading"
+        reader.kill()
+        reader.wait(30)
+        with caplog.at_level("WARNING"):
+            store.write([saga("s1")])
+            store.write([saga("s2")])  # the check runs after a batch is delivered
+        assert any("cleared 1 reader slot" in r.getMessage() for r in caplog.records), caplog.text
+    finally:
+        store.close()
+        if reader.poll() is None:
+            reader.kill()

@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from saga_journey.http.hop import hop_folder
 from saga_journey.http.supervisor import STATE_FILE
@@ -172,10 +173,19 @@ async def test_two_workers_share_the_port_and_forward_to_owners(tmp_path: Path) 
             status, dry, _ = await call(s, "POST", "/v1/admin/prune", {"older_than_s": 1e-3, "dry_run": True})
             assert status == 200 and dry["expired"] == 12, dry
 
-            # each worker counts what it forwarded
+            # one scrape on any worker shows every worker's series; their counts add up
             async with s.get("/metrics") as r:
                 text = await r.text()
-            assert "saga_http_hops_total" in text
+            families = {f.name: f for f in text_string_to_metric_families(text)}
+            up = {smp.labels["worker"]: smp.value for smp in families["saga_worker_up"].samples}
+            assert up == {"0": 1.0, "1": 1.0}
+            hops = Counter()
+            for smp in families["saga_http_hops"].samples:
+                hops[smp.labels["outcome"]] += smp.value
+            assert hops["forwarded"] > 0 and hops["failed"] == 0, hops
+            started = {smp.labels["worker"]: smp.value for smp in families["saga_sagas_started"].samples
+                       if smp.name.endswith("_total")}
+            assert set(started) == {"0", "1"} and sum(started.values()) == len(ids), started
     finally:
         assert await served.stop() == 0
     assert served.proc.returncode == 0

@@ -9,6 +9,7 @@ import subprocess
 from prometheus_client import CollectorRegistry
 
 from saga_journey.metrics import STATE_METRICS, SagaMetrics
+from saga_journey.metrics.merge import WORKER_UP
 
 from .conftest import METRICS_DIR
 
@@ -28,7 +29,7 @@ def declared_names() -> set[str]:
             names |= {f.name + sfx for sfx in ("_bucket", "_sum", "_count")}
         elif f.type == "counter":
             names.add(f.name + "_total")
-    return names | {m.name for m in STATE_METRICS}
+    return names | {m.name for m in STATE_METRICS} | {WORKER_UP}  # WORKER_UP: written by the merge
 
 
 def dashboard_exprs() -> list[str]:
