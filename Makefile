@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 DATA ?= ./data
 NODE_TOOLS := tools/node/node_modules/.installed
 
-.PHONY: setup run demo serve test bench chaos clean
+.PHONY: setup run demo serve test bench chaos chaos-workers clean
 
 # -qq: errors only (a site pip.conf with missing find-links/index folders otherwise prints a wall
 # of warnings); PIP_FLAGS=-q shows them.
@@ -50,6 +50,9 @@ bench: setup
 
 chaos: setup
 	$(BIN)/python bench/chaos.py --injections 1000
+
+chaos-workers: setup
+	$(BIN)/python bench/chaos.py --client http --workers 2 --injections 200
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -69,18 +69,23 @@ class Gate:
                 self._cond.notify_all()
 
 
-def take_folder_lock(path: str) -> int:
-    """Lock ``path`` for this process (one store per folder); return the lock file's fd."""
+def take_folder_lock(path: str, *, in_use: str | None = None, write_pid: bool = True) -> int:
+    """Lock ``path`` for this process (one store per folder); return the lock file's fd.
+
+    ``in_use``: the message when another process holds it; ``write_pid``: record this
+    process's pid in the lock file (a reader that only holds the lock leaves the file as it was)."""
     fd = os.open(os.path.join(path, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         raise StorageError(
-            f"data folder {path} is in use by another process "
+            in_use or f"data folder {path} is in use by another process "
             f"(or another LmdbStore in this one); one store per folder",
             path=path,
         ) from None
+    if not write_pid:
+        return fd
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     return fd

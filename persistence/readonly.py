@@ -34,16 +34,24 @@ class ReadOnlyStore(LmdbReader):
             self._attach(lmdb.open(self._path, readonly=True, lock=True, max_dbs=MAX_DBS, max_readers=MAX_READERS))
         except lmdb.Error as exc:
             raise StorageError(f"cannot open {self._path} read-only: {exc}") from exc
-        try:
-            self._open_dbs(("meta",), create=False)
-            self._check_format()
-            self._open_dbs((*CORE_DBS, *WATCH_DBS, *RECENT_DBS), create=False)
-        except lmdb.Error as exc:
-            self._env.close()
-            raise StorageError(f"{self._path} is not a saga-journey store of this release: {exc}") from exc
-        except BaseException:
-            self._env.close()
-            raise
+        for attempt in range(1, 4):
+            try:
+                self._open_dbs(("meta",), create=False)
+                self._check_format()
+                self._open_dbs((*CORE_DBS, *WATCH_DBS, *RECENT_DBS), create=False)
+                break
+            except lmdb.MapResizedError as exc:
+                # The writer (the shard's owner) grew the map since lmdb.open: adopt its size.
+                if attempt == 3:
+                    self._env.close()
+                    raise StorageError(f"cannot open {self._path} read-only: its map keeps growing") from exc
+                self._env.set_mapsize(0)
+            except lmdb.Error as exc:
+                self._env.close()
+                raise StorageError(f"{self._path} is not a saga-journey store of this release: {exc}") from exc
+            except BaseException:
+                self._env.close()
+                raise
 
     def _check_format(self) -> None:
         with self._env.begin() as txn:

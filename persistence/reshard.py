@@ -32,7 +32,6 @@ without ``shards.json``, which is removed on any error this process sees).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -50,7 +49,7 @@ from saga_journey.runtime.errors import CorruptRecordError, InvalidInputError, S
 from . import lmdb_keys as K
 from .keys import SCOPE_SEP
 from .layout import FORMAT_KEY, FORMAT_VERSION
-from .lmdb_env import LOCK_FILE, MAX_DBS
+from .lmdb_env import MAX_DBS, release_folder_lock, take_folder_lock
 from .ports import StoreBackend
 from .records import decode_record
 from .retention import GLOBAL
@@ -165,15 +164,8 @@ def decode(raw: bytes, where: str) -> Any:
 
 def lock_folder(path: str) -> int:
     """The folder lock ``LmdbStore`` takes, held for the copy; refused while a process has it."""
-    fd = os.open(os.path.join(path, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise StorageError(
-            f"{path} is in use by another process (a running serve or worker?): stop it before "
-            "resharding", path=path) from None
-    return fd
+    return take_folder_lock(path, write_pid=False, in_use=(
+        f"{path} is in use by another process (a running serve or worker?): stop it before resharding"))
 
 
 @contextmanager
@@ -190,7 +182,7 @@ def open_source(folder: str) -> Iterator[tuple[int | None, list[SourceEnv]]]:
     with ExitStack() as stack:
         for p in paths:
             fd = lock_folder(p)
-            stack.callback(_unlock, fd)
+            stack.callback(release_folder_lock, fd)
         envs: list[SourceEnv] = []
         for p in paths:
             try:
@@ -205,11 +197,6 @@ def open_source(folder: str) -> Iterator[tuple[int | None, list[SourceEnv]]]:
             envs.append(source)
             stack.callback(source.close)
         yield (None if layout is None else layout.shards), envs
-
-
-def _unlock(fd: int) -> None:
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    os.close(fd)
 
 
 # ---- the destination -------------------------------------------------------------------------

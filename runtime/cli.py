@@ -178,6 +178,9 @@ def _serve(args: argparse.Namespace) -> int:
     where = StoreArg.of(args)
     workers = parse_workers(args.workers)
     if args.worker_index is not None:  # started by the supervisor of serve --workers
+        from . import crashpoints
+
+        crashpoints.worker_started(args.worker_index)  # test-only arming; nothing without its env vars
         spec = _worker_spec(where, args.worker_index, workers)
         sockets = bind_listeners(args.host, port, reuse_port=True)
         try:

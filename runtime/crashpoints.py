@@ -4,6 +4,13 @@
 time ``hit(point)`` runs for that point. ``SAGA_JOURNEY_CRASH_MARK=<file>`` (optional) gets the
 point's name, fsynced, just before the kill, so a harness knows which point fired.
 
+Under ``serve --workers`` every worker inherits the supervisor's environment, so two more,
+read by ``worker_started`` where a worker starts: ``SAGA_JOURNEY_CRASH_WORKER=I`` keeps
+``SAGA_JOURNEY_CRASH`` armed in worker ``I`` only; ``SAGA_JOURNEY_CRASH_ARM_DIR=<dir>`` makes worker
+``I`` (re)arm itself from ``<dir>/wI.arm`` whenever that file appears (taken and deleted; checked
+before recovery and then every 10 ms; an empty file disarms) and mark to ``<dir>/wI.mark``, so a
+harness arms one worker's current life without restarting the supervisor.
+
 Disabled, ``hit`` is one module-global ``None`` test. Called from the shells only (actors,
 store), never from the pure core.
 """
@@ -16,6 +23,8 @@ import threading
 
 ENV = "SAGA_JOURNEY_CRASH"
 MARK_ENV = "SAGA_JOURNEY_CRASH_MARK"
+WORKER_ENV = "SAGA_JOURNEY_CRASH_WORKER"
+ARM_DIR_ENV = "SAGA_JOURNEY_CRASH_ARM_DIR"
 
 AFTER_DECIDE = "saga.after_decide"  # the core decided; the write is not yet submitted
 MID_BATCH = "store.mid_batch"  # inside the writer's transaction, before commit
@@ -85,6 +94,38 @@ def _kill(point: str) -> None:
         finally:
             os.close(fd)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def worker_started(index: int) -> None:
+    """A worker of ``serve --workers`` starts (before its store opens): see the module doc."""
+    only = os.environ.get(WORKER_ENV)
+    if only is not None and only.strip() != str(index):
+        configure(None)
+    folder = os.environ.get(ARM_DIR_ENV)
+    if not folder:
+        return
+    os.environ[MARK_ENV] = os.path.join(folder, f"w{index}.mark")
+    arm = os.path.join(folder, f"w{index}.arm")
+    _take(arm)
+    threading.Thread(target=_poll, args=(arm,), name="crashpoint-arm", daemon=True).start()
+
+
+def _take(path: str) -> None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            spec = f.read().strip()
+        os.unlink(path)
+    except FileNotFoundError:
+        return
+    configure(spec or None)
+
+
+def _poll(path: str) -> None:
+    import time
+
+    while True:
+        time.sleep(0.01)
+        _take(path)
 
 
 configure(os.environ.get(ENV))

@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from saga_journey.persistence.keys import scoped_key
+from saga_journey.persistence.lmdb_backend import LmdbBackend
 from saga_journey.persistence.lmdb_store import LmdbStore
 from saga_journey.persistence.recent import Query
+from saga_journey.persistence.shard_layout import read_layout
 from saga_journey.persistence.verify import verify
 
 INVARIANTS = ("I1", "I2", "I3", "I4", "I5", "I6")
@@ -46,7 +48,10 @@ def _lines(path: str) -> list[str]:
 def load_store(data_dir: str) -> tuple[dict[str, dict], dict[str, list[dict]]]:
     snaps: dict[str, dict] = {}
     hist: dict[str, list[dict]] = {}
-    store = LmdbStore(data_dir)
+    if read_layout(data_dir) is not None:  # serve --workers: every shard, read-only
+        store: Any = LmdbBackend(data_dir).open_read_only()
+    else:
+        store = LmdbStore(data_dir)
     try:
         for status in ("IN_PROGRESS", "COMPENSATING", "COMPLETED", "FAILED"):
             cursor = None
@@ -67,7 +72,7 @@ def check(data_dir: str, acks_path: str, ledger_path: str, non_terminal: list[st
     v = Verdict()
     bad = v.violations
     # I6 first, on the closed folder: CRCs, indexes, counts, history continuity.
-    rep = verify(data_dir)
+    rep = LmdbBackend(data_dir).verify() if read_layout(data_dir) is not None else verify(data_dir)
     bad["I6"] += [f"corrupt {c['where']}: {c['reason']}" for c in rep.corrupt]
     bad["I6"] += [f"inconsistent {line}" for line in rep.inconsistent]
     snaps, hist = load_store(data_dir)
