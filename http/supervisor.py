@@ -17,6 +17,7 @@ answered 503 with Retry-After until it is back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import json
 import logging
@@ -236,13 +237,17 @@ class Supervisor:
             await asyncio.gather(*(p.wait() for p in running))
 
 
+SUPERVISOR_LOCK = "supervisor.lock"  # in the data folder, which outlives every run
+
+
 def take_supervisor_lock(data_folder: str) -> int:
     """One supervisor per data folder (its workers' shard locks would refuse a second's anyway,
-    but only after it had started); returns the lock's fd, held for the process's life."""
+    but only after it had started); returns the lock's fd, held for the process's life. Also
+    makes the private (0700) folder of the workers' hop sockets and ``workers.json``."""
     folder = hop_folder(data_folder)
     os.makedirs(folder, mode=0o700, exist_ok=True)
     os.chmod(folder, 0o700)
-    fd = os.open(os.path.join(folder, "supervisor.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(os.path.join(data_folder, SUPERVISOR_LOCK), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -260,9 +265,10 @@ def supervise(worker_argv: Sequence[str], data_folder: str, workers: int, shards
     try:
         return asyncio.run(sup.run(listening))
     finally:
-        try:
-            os.unlink(os.path.join(sup.folder, STATE_FILE))
-        except FileNotFoundError:
-            pass
+        for name in (STATE_FILE, *(f"w{w.index}.sock" for w in sup.workers)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(sup.folder, name))
+        with contextlib.suppress(OSError):
+            os.rmdir(sup.folder)  # nothing left in /tmp once it stops
         os.close(lock)
         del sockets  # the caller closes them

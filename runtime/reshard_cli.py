@@ -34,9 +34,9 @@ def no_supervisor(folder: str) -> Iterator[None]:
     """Hold the lock of ``serve --workers`` on ``folder`` (if one ever ran there) for the copy: a
     running supervisor is refused even while its workers are down, and none starts meanwhile.
     (The shards' folder locks, taken by the copy, refuse the running workers themselves.)"""
-    from saga_journey.http.hop import hop_folder
+    from saga_journey.http.supervisor import SUPERVISOR_LOCK
 
-    path = os.path.join(hop_folder(folder), "supervisor.lock")
+    path = os.path.join(folder, SUPERVISOR_LOCK)
     try:
         fd = os.open(path, os.O_RDWR)
     except OSError:
