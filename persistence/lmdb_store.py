@@ -32,6 +32,7 @@ from saga_journey.persistence.lmdb_env import (
 from saga_journey.persistence.lmdb_keys import CORE_DBS
 from saga_journey.persistence.store import Handoff, Outcome, run_outcomes
 from saga_journey.persistence.records import decode_record
+from saga_journey.persistence.shared_writer import SharedWriter
 from saga_journey.persistence.retention import FeedRetention, Retention, RetentionDbs, feed_floor
 from saga_journey.runtime.errors import CorruptRecordError, StorageError
 
@@ -50,8 +51,11 @@ class LmdbStore(LmdbAdmin):
         max_batch: int = 1000,
         on_commit: Callable[[int, float], None] | None = None,
         handoff: Handoff | None = None,
+        shared_writer: SharedWriter | None = None,
     ) -> None:
         """``on_commit(requests_in_txn, seconds_in_txn)`` runs on the writer thread after each commit.
+        ``shared_writer``: commit on that thread (with the other stores it serves) instead of one
+        of this store's own.
 
         ``handoff(outcomes)``, called once per batch on the writer thread, must arrange for each
         ``callback(error)`` of ``outcomes`` to run (in order); without it they run on the writer.
@@ -59,7 +63,9 @@ class LmdbStore(LmdbAdmin):
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
         super().__init__(os.fspath(path))
-        self._init_writer(group_commit=group_commit, max_batch=max_batch, on_commit=on_commit, handoff=handoff)
+        self._shared = shared_writer
+        self._init_writer(group_commit=group_commit, max_batch=max_batch, on_commit=on_commit, handoff=handoff,
+                          cond=None if shared_writer is None else shared_writer.cond)
         os.makedirs(self._path, exist_ok=True)
         self._lock_fd = take_folder_lock(self._path)
         try:
@@ -86,8 +92,12 @@ class LmdbStore(LmdbAdmin):
                 raise StorageError(f"cannot open LMDB databases in {self._path}: {exc}") from exc
             raise
 
-        self._writer = threading.Thread(target=self._run, name="saga-journey-writer", daemon=False)
-        self._writer.start()
+        if shared_writer is None:
+            self._writer = threading.Thread(target=self._run, name="saga-journey-writer", daemon=False)
+            self._writer.start()
+        else:
+            self._writer = shared_writer.thread
+            shared_writer.attach(self)
         _close_before_thread_join(self)
 
     def _open_watch_dbs(self) -> None:
@@ -180,9 +190,14 @@ class LmdbStore(LmdbAdmin):
         if threading.current_thread() is self._writer:
             raise StorageError("close() cannot be called from a commit callback")
         with self._cond:
+            if self._closed and self._env_closed:
+                return
             self._closed = True  # the writer commits what is queued, then stops
-            self._cond.notify()
-        self._writer.join()
+            self._cond.notify_all()
+        if self._shared is None:
+            self._writer.join()
+        else:
+            self._shared.detach(self)
         if self._close_env():
             release_folder_lock(self._lock_fd)
 

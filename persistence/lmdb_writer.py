@@ -58,13 +58,14 @@ class GroupCommitWriter(LmdbOps):
 
     def _init_writer(
         self, *, group_commit: bool, max_batch: int, on_commit: Callable[[int, float], None] | None,
-        handoff: Handoff | None,
+        handoff: Handoff | None, cond: threading.Condition | None = None,
     ) -> None:
+        """``cond``: the condition of a ``SharedWriter`` this store's queue is served by."""
         self._group_commit = group_commit
         self._max_batch = max_batch
         self._on_commit = on_commit
         self._handoff = handoff
-        self._cond = threading.Condition(threading.Lock())
+        self._cond = cond if cond is not None else threading.Condition(threading.Lock())
         self._pending: list[Request] = []
         self._writer_idle = False
         self._closed = False
@@ -119,27 +120,45 @@ class GroupCommitWriter(LmdbOps):
                     return None
                 self._writer_idle = True
                 self._cond.wait()
-            limit = self._max_batch if self._group_commit else 1
-            if len(self._pending) <= limit:
-                batch, self._pending = self._pending, []
-            else:
-                batch = self._pending[:limit]
-                del self._pending[:limit]
-            return batch
+            return self._take_queued()
+
+    def _sleeping(self) -> None:
+        """The writer waits (the condition is held): the next enqueue must wake it."""
+        self._writer_idle = True
+
+    def _take_queued(self) -> list[Request]:
+        """The queued requests, up to ``max_batch`` (the condition is held)."""
+        limit = self._max_batch if self._group_commit else 1
+        if len(self._pending) <= limit:
+            batch, self._pending = self._pending, []
+        else:
+            batch = self._pending[:limit]
+            del self._pending[:limit]
+        return batch
 
     def _run(self) -> None:
         while True:
             batch = self._take()
             if batch is None:
                 return
-            try:
-                outcomes = self._process(batch)
-            except BaseException as exc:  # the writer must outlive any failure
-                log.exception("writer failed on a batch of %d request(s)", len(batch))
-                err = StorageError(f"outcome unknown: the writer failed internally: {exc!r}")
-                outcomes = [(r, err) for r in batch]
-            self._deliver(outcomes)
+            self._hand_off(self._settle(batch))
             self._check_readers()
+
+    def _settle(self, batch: list[Request]) -> list[Outcome]:
+        """Commit ``batch``; run its inline callbacks; the others' outcomes, for the hand-off."""
+        try:
+            outcomes = self._process(batch)
+        except BaseException as exc:  # the writer must outlive any failure
+            log.exception("writer failed on a batch of %d request(s)", len(batch))
+            err = StorageError(f"outcome unknown: the writer failed internally: {exc!r}")
+            outcomes = [(r, err) for r in batch]
+        handed: list[Outcome] = []
+        for request, error in outcomes:
+            if request.inline or self._handoff is None:
+                run_callback(request.callback, error)
+            else:
+                handed.append((request.callback, error))
+        return handed
 
     def _check_readers(self) -> None:
         """Every ``READER_CHECK_S``, clear reader slots of processes that died (a worker of
@@ -182,14 +201,8 @@ class GroupCommitWriter(LmdbOps):
             return outcomes
         return [(request, request.error) for request in batch]
 
-    def _deliver(self, outcomes: list[tuple[Request, StorageError | None]]) -> None:
-        """Run inline callbacks here; hand all the others back in one ``handoff`` call."""
-        handed: list[Outcome] = []
-        for request, error in outcomes:
-            if request.inline or self._handoff is None:
-                run_callback(request.callback, error)
-            else:
-                handed.append((request.callback, error))
+    def _hand_off(self, handed: list[Outcome]) -> None:
+        """Hand the (non-inline) outcomes back in one ``handoff`` call."""
         if handed:
             assert self._handoff is not None
             try:

@@ -28,6 +28,7 @@ from .ports import StoreOptions
 from .query import Query
 from .shard_layout import LAYOUT_FILE, ShardLayout, layout_file, write_atomically
 from .shard_map import CATALOG_SHARD, saga_shard, shard_of
+from .shared_writer import SharedWriter
 from .store import CommitCallback, JourneyWrite, PruneResult, PruneWrite, SagaWrite, Write, run_callback
 
 if TYPE_CHECKING:
@@ -92,10 +93,13 @@ class ShardedStore:
             raise InvalidInputError(f"owned shards {sorted(self.owned)} are not a non-empty subset of 0..{self.shards - 1}")
         self.read_only = read_only
 
+        # one writer thread commits every environment this process writes (``shared_writer``)
+        shared = None if read_only else SharedWriter()
+
         def open_rw(path: str) -> Any:
             return LmdbStore(path, map_size=options.map_size or DEFAULT_MAP_SIZE,
                              group_commit=options.group_commit, max_batch=options.max_batch,
-                             on_commit=options.on_commit, handoff=options.handoff)
+                             on_commit=options.on_commit, handoff=options.handoff, shared_writer=shared)
 
         opened: list[Any] = []
         try:
