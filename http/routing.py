@@ -21,7 +21,7 @@ from multidict import CIMultiDict
 
 from saga_journey.persistence.shard_map import CATALOG_SHARD, idempotency_shard, owner_of, saga_shard
 
-from .hop import HOP_HEADER, WORKER_HEADER, peer_address
+from .hop import HOP_HEADER, peer_address
 from .hop_client import HopClient, HopProtocolError
 from .problems import problem_response
 
@@ -101,10 +101,6 @@ class HopStats:
         self.forwarded = 0
         self.failed = 0
         self.forward_seconds = 0.0
-
-    def as_dict(self) -> dict[str, float]:
-        return {"local": self.local, "forwarded": self.forwarded, "failed": self.failed,
-                "forward_seconds": self.forward_seconds}
 
 
 class HopCollector:
@@ -217,4 +213,4 @@ class WorkerRouter:
         self._clients.clear()
 
 
-__all__ = ["HOP_HEADER", "WORKER_HEADER", "LocalRouter", "Router", "WorkerRouter"]
+__all__ = ["HopCollector", "HopStats", "LocalRouter", "Router", "WorkerRouter"]

@@ -27,7 +27,7 @@ import socket
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 from saga_journey.persistence.shard_layout import write_atomically
@@ -64,7 +64,6 @@ class Worker:
     restarts: int = 0
     backoff_s: float = MIN_BACKOFF_S
     ready: asyncio.Future[None] | None = None
-    exits: list[int] = field(default_factory=list)
 
     def began(self, process: asyncio.subprocess.Process, ready: asyncio.Future[None]) -> None:
         """A new life: its process, and the future its readiness pipe resolves."""
@@ -72,9 +71,8 @@ class Worker:
         self.ready = ready
         self.started = time.monotonic()
 
-    def ended(self, code: int) -> float:
-        """It exited with ``code``: the back-off before its restart (doubled while it dies young)."""
-        self.exits.append(code)
+    def ended(self) -> float:
+        """It exited: the back-off before its restart (doubled while it dies young)."""
         young = time.monotonic() - self.started < YOUNG_S
         self.backoff_s = min(MAX_BACKOFF_S, self.backoff_s * 2) if young else MIN_BACKOFF_S
         return self.backoff_s
@@ -140,7 +138,7 @@ class Supervisor:
             assert w.process is not None
             code = await w.process.wait()
             age = time.monotonic() - w.started
-            backoff = w.ended(code)
+            backoff = w.ended()
             if self.stopping:
                 return
             how = f"signal {-code}" if code < 0 else f"exit code {code}"

@@ -58,11 +58,3 @@ class Placement:
                     "worker owns: send it to the gateway")
             return pick_id(tenant_id, (shard,), self.shards, make)
         return pick_id(tenant_id, self.owned, self.shards, make)  # type: ignore[arg-type]
-
-    def create_shard(self, tenant_id: str, saga_id: str | None, idempotency_key: str | None) -> int | None:
-        """The shard a create must run in (None: any shard this process owns will do)."""
-        if saga_id is not None:
-            return saga_shard(tenant_id, saga_id, self.shards)
-        if idempotency_key is not None:
-            return idempotency_shard(tenant_id, idempotency_key, self.shards)
-        return None
