@@ -21,6 +21,7 @@ from .auth import Authenticator, repeated_headers
 from .problems import Problem, from_problem, from_saga_error, problem_response
 from .routedef import Handler, RouteTable, role_of
 from .hop import HOP_HEADER, WORKER_HEADER
+from .routing import HOP_MARGIN_S
 from .routes import GATEWAY, principal, query, set_principal, set_query
 from .schemas import parse_query, spec_of
 
@@ -102,7 +103,6 @@ async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
 # Requests that change one saga: they run in its owner (path parameter ``saga_id``).
 SAGA_WRITES = frozenset({"advance_saga_step", "fail_saga_step", "compensate_saga", "retry_compensation",
                          "skip_compensation"})
-HOP_MARGIN_S = 10.0  # a forwarded request may take the owner's own timeout plus this
 
 
 @web.middleware

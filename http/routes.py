@@ -26,7 +26,7 @@ from .auth import Principal
 from .codec import dumps, read_body, render
 from .hop import HOP_HEADER
 from .problems import Problem
-from .routing import LocalRouter, Router
+from .routing import HOP_MARGIN_S, LocalRouter, Router
 from .routedef import Handler, RouteTable
 from .schemas import FILTER_NAMES, parse_body, spec_of
 from .settings import GatewaySettings
@@ -187,7 +187,7 @@ async def execute(request: web.Request) -> web.Response:
     target = gw.router.create_target(who.tenant_id, body.get("saga_id"), _idempotency_key(request)) \
         if gw.router.peers() and HOP_HEADER not in request.headers else None
     if target is not None:  # its id (or its Idempotency-Key) is in another worker's shard
-        return await gw.router.forward(request, target, dumps(body), timeout_s=gw.settings.reply_timeout_s + 10,
+        return await gw.router.forward(request, target, dumps(body), timeout_s=gw.settings.reply_timeout_s + HOP_MARGIN_S,
                                        content_type="application/json")
     status = await gw.orch.execute_saga_journey(
         body["journey_id"],

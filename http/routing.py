@@ -31,6 +31,7 @@ _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", 
 _ANSWER_DROPPED = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "date",
                              "server", "content-encoding"})
 CONNECT_TIMEOUT_S = 2.0
+HOP_MARGIN_S = 10.0  # a forwarded request may take the owner's own timeout plus this
 _HOP_FAILURES = (OSError, TimeoutError, asyncio.IncompleteReadError, HopProtocolError, ValueError)
 GATHER_TIMEOUT_S = 5.0
 
