@@ -88,6 +88,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def resolve_loop(name: str) -> str:
+    """``--loop auto``: uvloop where installed, else asyncio."""
+    if name != "auto":
+        return name
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
+def wait_url(url: str, timeout: float = 30.0) -> None:
+    """Until ``url`` answers (or ``timeout`` passes: the caller's next request then fails)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except OSError:
+            time.sleep(0.05)
+
+
 def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -205,14 +227,7 @@ def main() -> int:
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
-    loop = args.loop
-    if loop == "auto":
-        try:
-            import uvloop  # noqa: F401
-
-            loop = "uvloop"
-        except ImportError:
-            loop = "asyncio"
+    loop = resolve_loop(args.loop)
     work = tempfile.mkdtemp(prefix="sj-bench-")
     token = "bench-token"
     from saga_journey.http.auth import hash_token

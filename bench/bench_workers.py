@@ -53,7 +53,7 @@ from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from bench_http import LUA, free_port, fsync_probe, run_wrk
+from bench_http import LUA, free_port, fsync_probe, resolve_loop, run_wrk, wait_url
 from saga_journey.http.hop import HOP_HEADER, WORKER_HEADER, hop_folder, peer_address
 
 TOKEN = "bench-token"
@@ -464,13 +464,7 @@ def part_sagas(args: argparse.Namespace, work: str, loop: str) -> None:
           f"fails, 2 webhook compensations; client and webhook receiver in their own processes; "
           f"{args.rounds} rounds of {', '.join(configs)} (order alternates)", flush=True)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{wh_port}/count", timeout=2).read()
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_url(f"http://127.0.0.1:{wh_port}/count")
         for r in range(args.rounds):
             order = configs if r % 2 == 0 else list(reversed(configs))
             for name in order:
@@ -630,13 +624,7 @@ def part_advance(args: argparse.Namespace, work: str, loop: str) -> None:
                 procs = [subprocess.Popen([sys.executable, "-c", HELLO, str(port), loop])
                          for _ in range(int(name[-1]))]
                 try:
-                    deadline = time.monotonic() + 30
-                    while time.monotonic() < deadline:
-                        try:
-                            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read()
-                            break
-                        except OSError:
-                            time.sleep(0.05)
+                    wait_url(f"http://127.0.0.1:{port}/")
                     time.sleep(0.5)  # the second process binds too
                     url = f"http://127.0.0.1:{port}/"
                     run_wrk(url, 2, args.connections, None)
@@ -855,14 +843,7 @@ def main() -> int:
     if "advance" in parts and shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
-    loop = args.loop
-    if loop == "auto":
-        try:
-            import uvloop  # noqa: F401
-
-            loop = "uvloop"
-        except ImportError:
-            loop = "asyncio"
+    loop = resolve_loop(args.loop)
     if args.profile:
         os.makedirs(args.profile, exist_ok=True)
     import aiohttp
