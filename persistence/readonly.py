@@ -45,7 +45,7 @@ class ReadOnlyStore(LmdbReader):
                 if attempt == 3:
                     self._env.close()
                     raise StorageError(f"cannot open {self._path} read-only: its map keeps growing") from exc
-                self._env.set_mapsize(0)
+                self._adopt_map_size()
             except lmdb.Error as exc:
                 self._env.close()
                 raise StorageError(f"{self._path} is not a saga-journey store of this release: {exc}") from exc
